@@ -1,0 +1,250 @@
+"""Inference the way ais_bench does it, and the batch-size throughput sweep.
+
+Folder run (accuracy): ``.bin``/``.npy`` files natural-sorted, ``bs`` files per batch, the
+last batch padded with copies of its first file and the padding's outputs dropped.
+Outputs: ``<out>/<dirname>/<stem>_0.<txt|npy|bin>`` and ``<out>/<dirname>_summary.json``
+with ais_bench's keys.  Throughput follows ais_bench: ``1000 * bs / mean compute ms``,
+where compute time is host wall time around each synchronous inference call (no file
+I/O, no pre/post-processing).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .data import DataError, image_key, natural_sorted
+from .files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .preprocess import BIN_BYTES, CHANNELS, CROP
+
+THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms); compute time = "
+                         "host wall time around each synchronous inference call; file I/O, "
+                         "batching and pre/post-processing excluded")
+E2E_DEFINITION = ("end to end: images / wall time of the whole folder run (reading .bin files, "
+                  "batching, inference, writing outputs)")
+
+
+def time_stats(ms: Sequence[float]) -> dict:
+    """ais_bench's summary stats (min, max, mean, median, percentile(99%), count) plus p90."""
+    if len(ms) == 0:
+        return {"min": None, "max": None, "mean": None, "median": None, "percentile(99%)": None,
+                "p90": None, "count": 0}
+    a = np.asarray(ms, dtype=np.float64)
+    return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
+            "median": float(np.median(a)), "percentile(99%)": float(np.percentile(a, 99)),
+            "p90": float(np.percentile(a, 90)), "count": int(a.size)}
+
+
+def throughput(batch_size: int, mean_ms: float | None) -> float | None:
+    """ais_bench's formula: ``1000 * batch_size / mean compute ms``."""
+    if not mean_ms:
+        return None
+    return 1000.0 * batch_size / mean_ms
+
+
+def list_inputs(folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """(inputs, foreign): ``*.bin``/``*.npy`` (case-insensitive) natural-sorted; the rest listed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: input folder not found; run preprocessing first")
+    inputs, foreign = [], []
+    for e in os.scandir(folder):
+        if not e.is_file() or e.name.startswith("."):
+            continue
+        (inputs if e.name.lower().endswith((".bin", ".npy")) else foreign).append(e.name)
+    return [folder / n for n in natural_sorted(inputs)], natural_sorted(foreign)
+
+
+def load_input(path: Path) -> np.ndarray:
+    if path.name.lower().endswith(".npy"):
+        arr = np.load(path, allow_pickle=False)
+        if arr.dtype != np.uint8 or arr.size != BIN_BYTES:
+            raise DataError(f"{path}: expected {CROP}x{CROP}x{CHANNELS} uint8, got "
+                            f"{arr.dtype} {arr.shape}")
+        return arr.reshape(CROP, CROP, CHANNELS)
+    size = path.stat().st_size
+    if size != BIN_BYTES:
+        raise DataError(f"{path}: {size} bytes, expected {BIN_BYTES} (224x224x3 uint8): "
+                        f"tensorsize/filesize do not match; remove it or rerun preprocessing")
+    return np.fromfile(path, dtype=np.uint8).reshape(CROP, CROP, CHANNELS)
+
+
+def batches(files: Sequence[Path], batch_size: int):
+    """Yield (real files, padded file list) per batch; the last batch is padded with its first."""
+    for start in range(0, len(files), batch_size):
+        real = list(files[start:start + batch_size])
+        yield real, real + [real[0]] * (batch_size - len(real))
+
+
+def write_output(path: Path, row: np.ndarray, outfmt: str) -> None:
+    if outfmt == "TXT":
+        buf = io.StringIO()
+        # ais_bench: reshape(-1, last_dim), '%f' values each followed by a space, newline
+        np.savetxt(buf, row.reshape(-1, row.shape[-1]), fmt="%f ", delimiter="", newline="\n")
+        atomic_write_text(path, buf.getvalue())
+    elif outfmt == "NPY":
+        buf = io.BytesIO()
+        np.save(buf, row)
+        atomic_write_bytes(path, buf.getvalue())
+    elif outfmt == "BIN":
+        atomic_write_bytes(path, np.ascontiguousarray(row).tobytes())
+    else:
+        raise ValueError(f"outfmt must be TXT, NPY or BIN, got {outfmt!r}")
+
+
+def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike, dirname: str,
+               batch_size: int, outfmt: str = "TXT", warmup: int = 1,
+               progress: bool = True) -> dict:
+    """ais_bench ``--input DIR --output OUT --output_dirname NAME --outfmt FMT --batchsize N``."""
+    files, foreign = list_inputs(input_dir)
+    if not files:
+        raise DataError(f"{input_dir}: no .bin or .npy inputs; run preprocessing first")
+    out_dir = Path(output) / dirname
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ext = outfmt.lower()
+    if warmup:
+        first = np.stack([load_input(f) for f in next(batches(files, batch_size))[1]])
+        for _ in range(warmup):
+            backend.infer(first)
+    compute_ms: list[float] = []
+    filesinfo = {}
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(files), desc=f"{backend.name} bs{batch_size}", unit="img",
+                       file=sys.stderr)
+        except ImportError:
+            bar = None
+    wall0 = time.perf_counter()
+    for i, (real, padded) in enumerate(batches(files, batch_size)):
+        x = np.stack([load_input(f) for f in padded])
+        t0 = time.perf_counter()
+        y = backend.infer(x)
+        compute_ms.append((time.perf_counter() - t0) * 1000.0)
+        outs = []
+        for j, f in enumerate(real):  # padding slots are not saved
+            dst = out_dir / f"{image_key(f.name)}_0.{ext}"
+            write_output(dst, y[j:j + 1], outfmt)
+            outs.append(str(dst))
+        filesinfo[i] = {"infiles": [str(f) for f in real], "outfiles": outs}
+        if bar is not None:
+            bar.update(len(real))
+    wall_s = time.perf_counter() - wall0
+    if bar is not None:
+        bar.close()
+    stats = time_stats(compute_ms)
+    info = backend.info()
+    summary = {
+        "filesinfo": filesinfo,
+        "args": ["--model", info.get("backend"), "--batchsize", str(batch_size), "--input",
+                 str(input_dir), "--output", str(output), "--output_dirname", dirname,
+                 "--outfmt", outfmt, "--warmup_count", str(warmup)],
+        "NPU_compute_time": stats,
+        "H2D_latency": time_stats([]),
+        "D2H_latency": time_stats([]),
+        "throughput": throughput(batch_size, stats["mean"]),
+        "npu_compute_time_list": compute_ms,
+        "pid": os.getpid(),
+        # our own fields
+        "backend": info.get("backend"),
+        "device": info.get("device"),
+        "backend_info": info,
+        "batchsize": batch_size,
+        "images": len(files),
+        "padding": (-len(files)) % batch_size,
+        "foreign_files": foreign,
+        "wall_s": wall_s,
+        "e2e_throughput": len(files) / wall_s if wall_s > 0 else None,
+        "throughput_definition": THROUGHPUT_DEFINITION,
+        "e2e_definition": E2E_DEFINITION,
+        "compute_time_note": ("NPU_compute_time keeps ais_bench's key name; here it is this "
+                              "backend's compute time on the device named in 'device'. "
+                              "H2D/D2H are not measured separately (count 0)."),
+    }
+    atomic_write_json(Path(output) / f"{dirname}_summary.json", summary)
+    return summary
+
+
+# -------------------------------------------------------------- the sweep
+VALIDITY_SPREAD = 1.5   # p90 / median above this marks a record invalid (noisy machine)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    batch_sizes: tuple
+    iterations: int = 50
+    min_seconds: float = 0.0
+    warmup: int = 1
+
+
+def cycled_batch(samples: np.ndarray, batch_size: int, offset: int = 0) -> np.ndarray:
+    """A batch of real images, cycling through ``samples`` (never zeros)."""
+    idx = (np.arange(batch_size) + offset) % samples.shape[0]
+    return np.ascontiguousarray(samples[idx])
+
+
+def measure(backend, samples: np.ndarray, batch_size: int, s: SweepSettings) -> dict:
+    """Time ``backend`` at ``batch_size``: ``warmup`` untimed calls, then at least
+    ``iterations`` calls and ``min_seconds`` seconds.  Returns one flat record."""
+    x = cycled_batch(samples, batch_size)
+    for _ in range(s.warmup):
+        backend.infer(x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < s.iterations or time.perf_counter() - start < s.min_seconds:
+        t0 = time.perf_counter()
+        backend.infer(x)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    seconds = time.perf_counter() - start
+    st = time_stats(times)
+    spread = st["p90"] / st["median"] if st["median"] else math.inf
+    problems = []
+    if st["count"] < s.iterations:
+        problems.append(f"{st['count']} iterations < {s.iterations}")
+    if seconds < s.min_seconds:
+        problems.append(f"{seconds:.2f} s < {s.min_seconds} s")
+    if spread > VALIDITY_SPREAD:
+        problems.append(f"p90/median {spread:.2f} > {VALIDITY_SPREAD}")
+    info = backend.info()
+    return {
+        "backend": info.get("backend"), "device": info.get("device"),
+        "batch_size": batch_size, "iterations": st["count"], "seconds": round(seconds, 4),
+        "min_ms": st["min"], "mean_ms": st["mean"], "median_ms": st["median"],
+        "p90_ms": st["p90"], "p99_ms": st["percentile(99%)"], "max_ms": st["max"],
+        "throughput": throughput(batch_size, st["mean"]),
+        "throughput_definition": "compute",
+        "threads": info.get("threads"), "version": info.get("version"),
+        "input": f"{samples.shape[0]} real preprocessed images cycled",
+        "valid": not problems, "validity": "; ".join(problems) or "ok",
+    }
+
+
+def sweep(backend, samples: np.ndarray, s: SweepSettings) -> list[dict]:
+    return [measure(backend, samples, bs, s) for bs in s.batch_sizes]
+
+
+BENCH_FIELDS = ("backend", "device", "batch_size", "iterations", "seconds", "min_ms", "mean_ms",
+                "median_ms", "p90_ms", "p99_ms", "max_ms", "throughput", "throughput_definition",
+                "threads", "version", "input", "valid", "validity")
+
+
+def write_records(records: list[dict], json_path: str | os.PathLike) -> tuple[Path, Path]:
+    """``bench.json`` and ``bench.csv`` side by side (flat records)."""
+    json_path = Path(json_path)
+    atomic_write_json(json_path, {"definition": THROUGHPUT_DEFINITION, "records": records})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=BENCH_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(records)
+    csv_path = json_path.with_suffix(".csv")
+    atomic_write_text(csv_path, buf.getvalue())
+    return json_path, csv_path

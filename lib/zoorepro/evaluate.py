@@ -1,0 +1,168 @@
+"""Top-1..top-5 from an ais_bench result folder and ``val_label.txt``, as the recipe scores.
+
+Recipe (``squeezenet1_1_postprocess.py``): image key = file name up to the first ``.``
+with its last ``_suffix`` cut; first line of each TXT; 1000 values -> label as is,
+1001 values -> label + 1; rank by ``argsort(-pred)``; a hit at rank i counts once.
+Differences, all deliberate: ties are broken by the lower class index (stable sort, so
+the result is deterministic); a foreign file is listed in a warning, not a KeyError; a
+missing prediction is an error naming some of the images.
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .data import DataError, natural_sorted
+from .files import atomic_write_json
+
+TOPK = 5
+_RESULT = re.compile(r"^(?P<key>[^.]+)_(?P<idx>\d+)\.(?P<ext>txt|npy|bin)$", re.IGNORECASE)
+FORMULA = ("top-k accuracy = images whose label is among the k highest scores / images; "
+           "ties broken by the lower class index")
+
+
+class EvaluationError(DataError):
+    """Predictions and labels do not fit together; the message says how and what to do."""
+
+
+def _read_txt(path: Path) -> np.ndarray:
+    with open(path, encoding="utf-8") as fh:
+        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+    if not lines:
+        raise EvaluationError(f"{path}: empty output file; rerun inference")
+    rows = [np.array(ln.split(), dtype=np.float32) for ln in lines]
+    if len(rows) > 1 and all(r.size == rows[0].size for r in rows) and rows[0].size in (1000, 1001):
+        raise EvaluationError(
+            f"{path}: {len(rows)} lines of {rows[0].size} scores for one image; an older "
+            f"ais_infer appended to TXT outputs on rerun, so which line is current cannot be "
+            f"told. Delete the result folder and run inference again")
+    return rows[0]
+
+
+def read_prediction(path: str | os.PathLike) -> np.ndarray:
+    """One image's scores from ``<stem>_0.txt|.npy|.bin`` (first row, as the recipe reads)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext == ".txt":
+        vec = _read_txt(path)
+    elif ext == ".npy":
+        vec = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
+    else:
+        raw = np.fromfile(path, dtype=np.float32)
+        if raw.size not in (1000, 1001):
+            raise EvaluationError(f"{path}: {raw.size * 4} bytes is not 1000 or 1001 float32 "
+                                  f"scores; BIN outputs must be raw float32")
+        vec = raw
+    if vec.size not in (1000, 1001):
+        if vec.size % 1000 == 0 or vec.size % 1001 == 0:
+            vec = vec[: 1000 if vec.size % 1000 == 0 else 1001]
+        else:
+            raise EvaluationError(f"{path}: {vec.size} scores; expected 1000 (or 1001 with a "
+                                  f"background class)")
+    return vec
+
+
+@dataclass
+class Predictions:
+    keys: list
+    scores: np.ndarray          # [N, C]
+    foreign: list = field(default_factory=list)
+    folder: str = ""
+
+
+def read_result_folder(folder: str | os.PathLike) -> Predictions:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EvaluationError(f"{folder}: result folder not found; run inference first")
+    found: dict[str, Path] = {}
+    foreign: list[str] = []
+    for name in natural_sorted(e.name for e in os.scandir(folder) if e.is_file()):
+        m = _RESULT.match(name)
+        if not m or m.group("idx") != "0" or name.startswith("."):
+            foreign.append(name)
+            continue
+        key = m.group("key")
+        if key in found:
+            raise EvaluationError(f"{folder}: two outputs for {key} ({found[key].name}, {name}); "
+                                  f"keep one output format per result folder")
+        found[key] = folder / name
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        warnings.warn(f"{folder}: {len(foreign)} file(s) are not ais_bench outputs and were "
+                      f"skipped: {shown}", stacklevel=2)
+    if not found:
+        raise EvaluationError(f"{folder}: no <name>_0.txt|.npy|.bin outputs found")
+    keys = list(found)
+    vecs = [read_prediction(found[k]) for k in keys]
+    sizes = {v.size for v in vecs}
+    if len(sizes) != 1:
+        raise EvaluationError(f"{folder}: outputs have different lengths {sorted(sizes)}")
+    return Predictions(keys, np.stack(vecs), foreign, str(folder))
+
+
+def topk_hits(scores: np.ndarray, targets: np.ndarray, k: int = TOPK) -> np.ndarray:
+    """``[N, k]`` bool: hit at rank i (0-based); stable order, lower class wins a tie."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order == targets[:, None]
+
+
+def score(pred: Predictions, labels: dict[str, int], expected: Iterable[str] | None = None,
+          allow_subset: bool = False) -> dict:
+    """Top-1..top-5 (percent) for ``pred`` against ``labels``."""
+    have = set(pred.keys)
+    if expected is not None:
+        expected = list(expected)
+        missing = [k for k in expected if k not in have]
+        if missing:
+            raise EvaluationError(
+                f"{pred.folder}: {len(missing)} of {len(expected)} image(s) have no prediction, "
+                f"e.g. {', '.join(missing[:5])}; rerun inference (it reuses nothing, so the "
+                f"folder must be complete)")
+    unlabelled = [k for k in pred.keys if k not in labels]
+    if unlabelled and not allow_subset:
+        raise EvaluationError(
+            f"{pred.folder}: {len(unlabelled)} prediction(s) have no label in the label file, "
+            f"e.g. {', '.join(unlabelled[:5])}; use the val_label.txt that matches these images")
+    idx = [i for i, k in enumerate(pred.keys) if k in labels]
+    if not idx:
+        raise EvaluationError(f"{pred.folder}: no prediction matches a label")
+    scores = pred.scores[idx]
+    n_classes = scores.shape[1]
+    shift = 1 if n_classes == 1001 else 0
+    targets = np.array([labels[pred.keys[i]] + shift for i in idx])
+    hits = topk_hits(scores, targets)
+    cum = np.cumsum(hits.sum(axis=0))
+    n = len(idx)
+    out = {"images": n, "classes": n_classes, "label_offset": shift}
+    for i in range(TOPK):
+        out[f"top{i + 1}"] = 100.0 * cum[i] / n
+        out[f"correct_top{i + 1}"] = int(cum[i])
+    out["formula"] = FORMULA
+    out["per_image_top1"] = {pred.keys[i]: int(np.argmax(scores[j]) - shift)
+                             for j, i in enumerate(idx)}
+    return out
+
+
+def result_json(metrics: dict) -> dict:
+    """The recipe's ``result.json``: title / value list of strings (``"58.19%"``)."""
+    value = [{"key": "Number of images", "value": str(metrics["images"])},
+             {"key": "Number of classes", "value": str(metrics["classes"])}]
+    for i in range(1, TOPK + 1):
+        value.append({"key": f"Top{i} accuracy",
+                      "value": str(round(metrics[f"top{i}"], 2)) + "%"})
+    return {"title": "Overall statistical evaluation", "value": value}
+
+
+def write_results(metrics: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """``result.json`` (recipe format) and ``metrics.json`` (plain numbers) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    plain = {k: v for k, v in metrics.items() if k != "per_image_top1"}
+    r = atomic_write_json(out_dir / "result.json", result_json(metrics))
+    m = atomic_write_json(out_dir / "metrics.json", plain)
+    return r, m

@@ -1,0 +1,310 @@
+"""Run folders and the stages the notebooks call: preprocess -> export -> infer -> evaluate.
+
+Each stage reads the config and the run folder, writes flat records under
+``<run>/records/`` and returns what it wrote.  A stage whose inputs are missing runs the
+earlier stage first, so every notebook also runs on its own.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import aipp as aipp_mod
+from . import backends as backends_mod
+from . import atc, bench, data, evaluate, export, preprocess, provenance
+from .config import RunConfig
+from .files import atomic_write_json, atomic_write_text, read_json
+
+NOTEBOOKS = ("01_preprocess.ipynb", "02_export.ipynb", "03_infer.ipynb", "04_evaluate.ipynb",
+             "05_report.ipynb")
+PARITY_IMAGES = 16
+SWEEP_SAMPLES = 64
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+@dataclass(frozen=True)
+class Run:
+    root: Path
+
+    @property
+    def records(self) -> Path:
+        return self.root / "records"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    def record(self, name: str) -> Path:
+        return self.records / f"{name}.json"
+
+    def has(self, name: str) -> bool:
+        return self.record(name).is_file()
+
+    def read(self, name: str):
+        return read_json(self.record(name))
+
+    def write(self, name: str, obj) -> Path:
+        return atomic_write_json(self.record(name), obj)
+
+
+def new_run_dir(output_root: str | os.PathLike, name: str) -> Path:
+    """A fresh folder ``<output_root>/<name>-<YYYYmmdd-HHMMSS>[-k]``; never reuses one."""
+    root = Path(output_root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        cand = root / (f"{name}-{stamp}" + (f"-{k}" if k else ""))
+        try:
+            cand.mkdir()
+            return cand
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{root}: could not make a new run folder")
+
+
+def open_run(cfg: RunConfig) -> tuple[RunConfig, Run]:
+    """The run folder of ``cfg`` (a new one when ``run_dir`` is empty); records the params."""
+    if cfg.run_dir:
+        root = Path(cfg.run_dir)
+        root.mkdir(parents=True, exist_ok=True)
+    else:
+        root = new_run_dir(cfg.output_root, cfg.name)
+        cfg = cfg.replace(run_dir=str(root))
+    run = Run(root)
+    run.records.mkdir(exist_ok=True)
+    if not (root / "params.yaml").exists():
+        atomic_write_text(root / "params.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if not run.has("environment"):
+        run.write("environment", provenance.environment())
+    return cfg, run
+
+
+def bin_dir(cfg: RunConfig, run: Run) -> Path:
+    return Path(cfg.bin_dir) if cfg.bin_dir else run.root / "bin"
+
+
+# ------------------------------------------------------------------ stage 1
+def check_free_space(folder: Path, n_images: int) -> None:
+    need = preprocess.BIN_BYTES * n_images
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < need * 1.05:
+        raise data.DataError(f"{folder}: {free / 2**30:.2f} GiB free, the .bin files need "
+                             f"{need / 2**30:.2f} GiB ({n_images} x {preprocess.BIN_BYTES} bytes); "
+                             f"free space or set bin_dir to a larger disk")
+
+
+def run_preprocess(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
+    images = data.list_images(cfg.data_dir, cfg.max_images)
+    labels = data.read_labels(cfg.label_file)
+    matched = data.match_labels(images, labels)
+    if matched.unlabelled:
+        names = ", ".join(p.name for p in matched.unlabelled[:5])
+        raise data.DataError(f"{cfg.data_dir}: {len(matched.unlabelled)} of {len(images)} image(s) "
+                             f"have no label in {cfg.label_file}, e.g. {names}; use the matching "
+                             f"val_label.txt or remove those images")
+    if matched.missing_images and not cfg.max_images:
+        raise data.DataError(f"{cfg.label_file}: {len(matched.missing_images)} label(s) have no "
+                             f"image in {cfg.data_dir}, e.g. {', '.join(matched.missing_images[:5])}; "
+                             f"give the complete image folder or set max_images")
+    out = bin_dir(cfg, run)
+    check_free_space(out, len(images))
+    result = preprocess.preprocess_folder(images, out, cfg.workers, progress=progress)
+    record = result.to_dict()
+    run.write("preprocess", record)
+    if result.failed:
+        raise data.DataError(preprocess.failure_message(result))
+    run.write("dataset", {
+        "data_dir": cfg.data_dir, "images": len(images),
+        "image_list_sha256": data.image_list_hash(images),
+        "label_file": cfg.label_file, "label_file_sha256": data.sha256_file(cfg.label_file),
+        "labels_without_image": len(matched.missing_images), "max_images": cfg.max_images,
+        "bin_dir": str(out), "keys": [data.image_key(p.name) for p in images],
+    })
+    return record
+
+
+def ensure_preprocessed(cfg: RunConfig, run: Run) -> None:
+    if not run.has("dataset"):
+        run_preprocess(cfg, run)
+
+
+# ------------------------------------------------------------------ stage 2
+def sample_inputs(cfg: RunConfig, run: Run, n: int) -> np.ndarray:
+    files, _ = bench.list_inputs(bin_dir(cfg, run))
+    return np.stack([bench.load_input(f) for f in files[:n]])
+
+
+def run_export(cfg: RunConfig, run: Run) -> dict:
+    ensure_preprocessed(cfg, run)
+    a = aipp_mod.load(cfg.aipp_config)
+    run.models.mkdir(parents=True, exist_ok=True)
+    if cfg.onnx_model:
+        onnx_path = Path(cfg.onnx_model)
+    else:
+        onnx_path = export.export_onnx(cfg.weights, run.models / export.ONNX_NAME, cfg.opset)
+    fused = export.build_aipp_model(onnx_path, a, run.models / export.AIPP_ONNX_NAME)
+    record = {
+        "onnx": str(onnx_path), "onnx_sha256": data.sha256_file(onnx_path),
+        "aipp_onnx": str(fused), "aipp_onnx_sha256": data.sha256_file(fused),
+        "weights": cfg.weights if os.path.isfile(cfg.weights) else None,
+        "weights_sha256": data.sha256_file(cfg.weights) if os.path.isfile(cfg.weights) else None,
+        "opset": cfg.opset, "aipp": a.to_dict(),
+        "aipp_config_sha256": data.sha256_file(cfg.aipp_config),
+    }
+    if record["weights"]:
+        par = export.parity(cfg.weights, onnx_path, fused, a,
+                            sample_inputs(cfg, run, PARITY_IMAGES))
+        record["parity"] = par.to_dict()
+    else:
+        record["parity"] = None
+        record["parity_not_run"] = "no weights file: ONNX given directly, nothing to compare with"
+    run.write("export", record)
+    return record
+
+
+def run_atc(cfg: RunConfig, run: Run) -> dict:
+    """ATC for every batch size when ``atc`` is on PATH; otherwise the exact commands, not run."""
+    exp = ensure_exported(cfg, run)
+    soc = cfg.soc_version or atc.detect_soc_version()
+    commands = [atc.shell_line(atc.atc_command(exp["onnx"], bs, soc or "<chip, e.g. 310P3>",
+                                               cfg.aipp_config, str(run.models), cfg.atc_extra_args))
+                for bs in cfg.batch_sizes]
+    record = {"soc_version": soc, "commands": commands}
+    if not atc.available():
+        record.update(status="not run", reason="atc is not on PATH here (CANN toolkit not "
+                      "installed or set_env.sh not sourced)")
+    elif not soc:
+        record.update(status="not run", reason="soc_version unknown: set soc_version in params "
+                      "(e.g. Ascend310P3) or make npu-smi available")
+    else:
+        record.update(status="ok", models=atc.build_all(exp["onnx"], cfg.batch_sizes, soc,
+                                                        cfg.aipp_config, run.models,
+                                                        cfg.atc_extra_args))
+    run.write("atc", record)
+    return record
+
+
+def ensure_exported(cfg: RunConfig, run: Run) -> dict:
+    if not run.has("export"):
+        return run_export(cfg, run)
+    return run.read("export")
+
+
+# ------------------------------------------------------------------ stage 3
+def artifacts(cfg: RunConfig, run: Run) -> backends_mod.Artifacts:
+    rec = ensure_exported(cfg, run)
+    return backends_mod.Artifacts(aipp_onnx=rec["aipp_onnx"], weights=cfg.weights,
+                                  aipp_config=cfg.aipp_config)
+
+
+def result_dirname(batch_size: int) -> str:
+    return f"result_bs{batch_size}"
+
+
+def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
+    """Accuracy run (ais_bench layout) and throughput sweep for every backend."""
+    ensure_preprocessed(cfg, run)
+    arts = artifacts(cfg, run)
+    samples = sample_inputs(cfg, run, SWEEP_SAMPLES)
+    settings = bench.SweepSettings(tuple(cfg.batch_sizes), cfg.bench_iterations,
+                                   cfg.bench_min_seconds, cfg.warmup)
+    status, records = {}, []
+    for name in cfg.backends:
+        try:
+            backend = backends_mod.create(name, arts, cfg.device, cfg.threads,
+                                          device_id=cfg.device_id)
+        except backends_mod.BackendUnavailable as exc:
+            status[name] = {"status": "not run", "reason": str(exc)}
+            continue
+        out = run.results / name
+        summary = bench.run_folder(backend, bin_dir(cfg, run), out,
+                                   result_dirname(cfg.accuracy_batch_size),
+                                   cfg.accuracy_batch_size, cfg.outfmt, cfg.warmup, progress)
+        sweep = bench.sweep(backend, samples, settings)
+        records.extend(sweep)
+        status[name] = {"status": "ok", **backend.info(),
+                        "result_dir": str(out / result_dirname(cfg.accuracy_batch_size)),
+                        "summary": str(out / f"{result_dirname(cfg.accuracy_batch_size)}_summary.json"),
+                        "accuracy_batch_size": cfg.accuracy_batch_size,
+                        "compute_throughput": summary["throughput"],
+                        "e2e_throughput": summary["e2e_throughput"]}
+    bench.write_records(records, run.record("bench"))
+    run.write("infer", status)
+    return status
+
+
+def ensure_inferred(cfg: RunConfig, run: Run) -> dict:
+    if not run.has("infer"):
+        return run_infer(cfg, run)
+    return run.read("infer")
+
+
+# ------------------------------------------------------------------ stage 4
+def run_evaluate(cfg: RunConfig, run: Run) -> dict:
+    status = ensure_inferred(cfg, run)
+    labels = data.read_labels(cfg.label_file)
+    dataset = run.read("dataset")
+    exp = run.read("export")
+    out: dict = {}
+    for name, st in status.items():
+        if st.get("status") != "ok":
+            out[name] = {"status": "not run", "reason": st.get("reason", "")}
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pred = evaluate.read_result_folder(st["result_dir"])
+        metrics = evaluate.score(pred, labels, expected=dataset["keys"])
+        per_image = metrics.pop("per_image_top1")
+        metrics.update({"backend": name, "device": st.get("device"),
+                        "batch_size": st.get("accuracy_batch_size"),
+                        "weights_sha256": exp.get("weights_sha256"),
+                        "onnx_sha256": exp.get("onnx_sha256"),
+                        "image_list_sha256": dataset["image_list_sha256"],
+                        "label_file_sha256": dataset["label_file_sha256"],
+                        "warnings": [str(w.message) for w in caught]})
+        folder = run.results / name
+        evaluate.write_results(metrics, folder)
+        atomic_write_json(folder / "predictions.json", per_image)
+        out[name] = {"status": "ok", **metrics}
+    primary = out.get(cfg.primary_backend, {})
+    if primary.get("status") == "ok":
+        for fname in ("result.json", "metrics.json"):
+            shutil.copyfile(run.results / cfg.primary_backend / fname, run.root / f".{fname}.part")
+            os.replace(run.root / f".{fname}.part", run.root / fname)
+    run.write("accuracy", out)
+    return out
+
+
+def ensure_evaluated(cfg: RunConfig, run: Run) -> dict:
+    if not run.has("accuracy"):
+        return run_evaluate(cfg, run)
+    return run.read("accuracy")
+
+
+def ensure_for_report(cfg: RunConfig, run: Run) -> None:
+    """Run missing stages (standalone use) unless the run already failed: then show what ran."""
+    if not run.has("failure"):
+        ensure_evaluated(cfg, run)

@@ -1,0 +1,185 @@
+"""The recipe's preprocessing, byte for byte: JPEG -> raw HWC uint8 ``<stem>.bin``.
+
+``squeezenet1_1_preprocess.py`` does: PIL ``open().convert('RGB')``; shorter side to 256
+with BILINEAR (long side ``int(256*long/short)``, image untouched when the shorter side is
+already 256); centre crop 224 with offsets ``int(round((dim-224)/2))``; raw bytes.
+No normalisation: AIPP does that inside the model.
+
+Unlike the recipe, every image is processed in natural-sorted order, the work is spread
+over processes, a finished ``.bin`` is never redone (resume), writes are atomic, and every
+failure is reported by name with its reason.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .data import DataError, image_key
+from .files import atomic_write_bytes
+
+RESIZE = 256
+CROP = 224
+CHANNELS = 3
+BIN_BYTES = CROP * CROP * CHANNELS  # 150,528
+
+
+def resize_shorter(img: Image.Image, size: int = RESIZE) -> Image.Image:
+    w, h = img.size
+    if (w <= h and w == size) or (h <= w and h == size):
+        return img
+    if w < h:
+        return img.resize((size, int(size * h / w)), Image.BILINEAR)
+    return img.resize((int(size * w / h), size), Image.BILINEAR)
+
+
+def center_crop(img: Image.Image, size: int = CROP) -> Image.Image:
+    w, h = img.size
+    top = int(round((h - size) / 2.0))
+    left = int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def load_rgb(path: str | os.PathLike) -> tuple[Image.Image, str, str]:
+    """Open by content (not extension) and convert to RGB; returns (image, mode, format)."""
+    with Image.open(path) as im:
+        mode, fmt = im.mode, im.format or "unknown"
+        return im.convert("RGB"), mode, fmt
+
+
+def preprocess_array(path: str | os.PathLike) -> np.ndarray:
+    """The recipe's tensor for one image: uint8 ``[224, 224, 3]`` RGB."""
+    img, _, _ = load_rgb(path)
+    return np.asarray(center_crop(resize_shorter(img)), dtype=np.uint8)
+
+
+def preprocess_bytes(path: str | os.PathLike) -> bytes:
+    return preprocess_array(path).tobytes()
+
+
+@dataclass
+class PreprocessResult:
+    out_dir: str
+    total: int = 0
+    written: int = 0
+    reused: int = 0
+    failed: list = field(default_factory=list)      # [(file name, reason)]
+    non_rgb: list = field(default_factory=list)     # [(file name, mode)] converted to RGB
+    not_jpeg: list = field(default_factory=list)    # [(file name, format)] decoded by content
+
+    @property
+    def ok(self) -> int:
+        return self.written + self.reused
+
+    def to_dict(self) -> dict:
+        return {"out_dir": self.out_dir, "total": self.total, "written": self.written,
+                "reused": self.reused, "ok": self.ok, "failed": [list(x) for x in self.failed],
+                "non_rgb": [list(x) for x in self.non_rgb],
+                "not_jpeg": [list(x) for x in self.not_jpeg], "bin_bytes": BIN_BYTES}
+
+
+def bin_path_for(image: Path, out_dir: Path) -> Path:
+    return out_dir / f"{image_key(image.name)}.bin"
+
+
+def _work(args: tuple[str, str]) -> tuple[str, str, str, str]:
+    """Worker: returns (name, status, mode, format-or-reason); status in written/reused/failed."""
+    src, dst = args
+    name = os.path.basename(src)
+    try:
+        if os.path.exists(dst) and os.path.getsize(dst) == BIN_BYTES:
+            return name, "reused", "", ""
+        img, mode, fmt = load_rgb(src)
+        arr = np.asarray(center_crop(resize_shorter(img)), dtype=np.uint8)
+        if arr.shape != (CROP, CROP, CHANNELS):
+            return name, "failed", mode, f"unexpected shape {arr.shape} after crop"
+        atomic_write_bytes(dst, arr.tobytes())
+        return name, "written", mode, fmt
+    except Exception as exc:  # reported by name, never swallowed
+        reason = f"{type(exc).__name__}: {exc}"
+        return name, "failed", "", reason
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="preprocess", unit="img", file=sys.stderr)
+
+
+def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, workers: int = 0,
+                      progress: bool = True) -> PreprocessResult:
+    """Preprocess ``images`` into ``out_dir``; resumes, never swallows a failure."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, str] = {}
+    result = PreprocessResult(out_dir=str(out), total=len(images))
+    jobs = []
+    for img in images:
+        key = image_key(img.name)
+        if key in seen:
+            result.failed.append((img.name, f"same key {key!r} as {seen[key]}: both would write "
+                                            f"{key}.bin; rename or remove one"))
+            continue
+        seen[key] = img.name
+        jobs.append((str(img), str(bin_path_for(img, out))))
+    workers = workers or os.cpu_count() or 1
+    bar = _progress(len(jobs), progress)
+    try:
+        if workers == 1 or len(jobs) < 2 * workers:
+            outcomes: Iterable = map(_work, jobs)
+            _collect(outcomes, result, bar)
+        else:
+            chunk = max(1, min(64, len(jobs) // (workers * 8)))
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                _collect(pool.map(_work, jobs, chunksize=chunk), result, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def _collect(outcomes: Iterable, result: PreprocessResult, bar) -> None:
+    for name, status, mode, info in outcomes:
+        if status == "failed":
+            result.failed.append((name, info))
+        else:
+            if status == "written":
+                result.written += 1
+                if mode and mode != "RGB":
+                    result.non_rgb.append((name, mode))
+                if info and info != "JPEG":
+                    result.not_jpeg.append((name, info))
+            else:
+                result.reused += 1
+        if bar is not None:
+            bar.update(1)
+
+
+def failure_message(result: PreprocessResult, limit: int = 10) -> str:
+    lines = [f"{len(result.failed)} of {result.total} image(s) could not be preprocessed:"]
+    lines += [f"  - {n}: {r}" for n, r in result.failed[:limit]]
+    if len(result.failed) > limit:
+        lines.append(f"  ... and {len(result.failed) - limit} more (see records/preprocess.json)")
+    lines.append("Fix or remove these files, or set max_images, then rerun "
+                 "(finished .bin files are reused).")
+    return "\n".join(lines)
+
+
+def read_bin(path: str | os.PathLike) -> np.ndarray:
+    """One ``.bin`` as uint8 ``[224, 224, 3]``; a wrong size is an error naming the file."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size != BIN_BYTES:
+        raise DataError(f"{path}: {data.size} bytes, expected {BIN_BYTES} (224x224x3 uint8); "
+                        f"delete it and rerun preprocessing")
+    return data.reshape(CROP, CROP, CHANNELS)

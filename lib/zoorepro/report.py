@@ -1,0 +1,327 @@
+"""The report: built only from a run folder's records, rendered to one self-contained HTML.
+
+Every string that came from a file is escaped.  Plots are matplotlib PNGs embedded by
+nbconvert; the template loads nothing from the network.
+"""
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import references as ref
+from .data import sha256_file
+from .files import atomic_write_text, read_json
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value, digits: int = 2, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def table(headers, rows, cls: str = "zr-table") -> str:
+    """An HTML table; every cell is escaped unless it is wrapped in :class:`Raw`."""
+    def cell(v):
+        return v.html if isinstance(v, Raw) else esc(v)
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+@dataclass(frozen=True)
+class Raw:
+    html: str
+
+
+@dataclass
+class RunData:
+    root: Path
+    records: dict = field(default_factory=dict)
+
+    def get(self, name, default=None):
+        return self.records.get(name, default)
+
+
+RECORDS = ("environment", "dataset", "preprocess", "export", "atc", "infer", "bench", "accuracy",
+           "failure")
+
+
+def load(run_dir: str | os.PathLike) -> RunData:
+    root = Path(run_dir)
+    recs = {}
+    for name in RECORDS:
+        p = root / "records" / f"{name}.json"
+        if p.is_file():
+            recs[name] = read_json(p)
+    params = root / "params.yaml"
+    if params.is_file():
+        recs["params_text"] = params.read_text(encoding="utf-8")
+    return RunData(root, recs)
+
+
+def describe_weights(sha: str | None) -> str:
+    if not sha:
+        return "no weights file (ONNX given directly)"
+    for prefix, name in ref.KNOWN_WEIGHTS.items():
+        if sha.startswith(prefix):
+            return name
+    demo = Path(__file__).resolve().parents[2] / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
+    if demo.is_file() and sha256_file(demo) == sha:
+        return ref.DEMO_WEIGHTS_NAME
+    return "user-supplied weights"
+
+
+def _ok_accuracy(data: RunData) -> dict:
+    return {k: v for k, v in (data.get("accuracy") or {}).items() if v.get("status") == "ok"}
+
+
+# ------------------------------------------------------------ sections
+def failure_banner(data: RunData) -> str:
+    f = data.get("failure")
+    if not f:
+        return ""
+    return (f'<div class="zr-banner zr-fail"><b>This run failed</b> in {esc(f.get("notebook"))}, '
+            f'cell {esc(f.get("cell"))}: {esc(f.get("error"))}. The sections below show what did '
+            f'run; the executed notebook is kept in notebooks/.</div>')
+
+
+def verdict(data: RunData) -> str:
+    acc = _ok_accuracy(data)
+    parts = [failure_banner(data)]
+    if not acc:
+        parts.append('<div class="zr-banner zr-fail">No accuracy result: evaluation did not run.</div>')
+        return "".join(parts)
+    name, m = next(iter(acc.items()))
+    weights = describe_weights(m.get("weights_sha256"))
+    n = m["images"]
+    lines = [f"<b>{esc(name)}</b> on {esc(m.get('device'))}: Acc@1 <b>{m['top1']:.2f} %</b>, "
+             f"Acc@5 <b>{m['top5']:.2f} %</b> on {n:,} images (weights: {esc(weights)})."]
+    tol = (read_params(data) or {}).get("reference_tolerance_pct", 1.0)
+    if n == ref.FULL_VAL_IMAGES and not weights.startswith("demo"):
+        r1, r5 = ref.ACCURACY["recipe Ascend310P3"]
+        t1, t5 = ref.ACCURACY["torchvision fp32"]
+        ok_r = abs(m["top1"] - r1) <= tol and abs(m["top5"] - r5) <= tol
+        ok_t = abs(m["top1"] - t1) <= tol and abs(m["top5"] - t5) <= tol
+        word = "REPRODUCED" if (ok_r or ok_t) else "NOT reproduced"
+        lines.append(f"Verdict: <b>{word}</b> within ±{tol} points of the recipe "
+                     f"({r1} / {r5}) or torchvision ({t1} / {t5}).")
+    elif weights.startswith("demo"):
+        exp = ref.DEMO_EXPECTED
+        same = (n == exp["images"] and abs(m["top1"] - exp["top1"]) < 1e-9
+                and abs(m["top5"] - exp["top5"]) < 1e-9)
+        lines.append(f"Demo check: an independent implementation measured {exp['top1']:.2f} / "
+                     f"{exp['top5']:.2f} on these {exp['images']} images with these weights — "
+                     f"<b>{'matched' if same else 'NOT matched'}</b>. The recipe's 57.32 / 80.06 "
+                     f"is not comparable: other weights, {n} images instead of 50,000.")
+    else:
+        lines.append(f"Not comparable with the recipe's 57.32 / 80.06: {n:,} images "
+                     f"(the recipe scores all 50,000).")
+    best = best_throughput(data)
+    if best:
+        lines.append(f"Best throughput: <b>{best['throughput']:,.1f} img/s</b> ({esc(best['backend'])}, "
+                     f"batch {best['batch_size']}, {esc(best['device'])}; ais_bench definition: "
+                     f"compute only).")
+    parts.append('<div class="zr-banner">' + "<br>".join(lines) + "</div>")
+    return "".join(parts)
+
+
+def read_params(data: RunData) -> dict | None:
+    import yaml
+    text = data.get("params_text")
+    return yaml.safe_load(text) if text else None
+
+
+def best_throughput(data: RunData) -> dict | None:
+    recs = [r for r in (data.get("bench") or {}).get("records", []) if r.get("valid") and r.get("throughput")]
+    return max(recs, key=lambda r: r["throughput"]) if recs else None
+
+
+def accuracy_table(data: RunData) -> str:
+    rows = []
+    for name, m in (data.get("accuracy") or {}).items():
+        if m.get("status") != "ok":
+            rows.append([f"zoorepro {name}", "not run", "", "", "", "", "", m.get("reason", "")])
+            continue
+        rows.append([f"zoorepro {name}", m.get("device"), m["images"]] +
+                    [f"{m[f'top{i}']:.2f}" for i in range(1, 6)] +
+                    [f"bs {m.get('batch_size')}; weights {describe_weights(m.get('weights_sha256'))}; "
+                     f"weights sha256 {str(m.get('weights_sha256'))[:12]}; images sha256 "
+                     f"{str(m.get('image_list_sha256'))[:12]}"])
+    for label, (a1, a5) in ref.ACCURACY.items():
+        rows.append([label + " (published)", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}", "", "", "",
+                     f"{a5:.2f}",
+                     ref.TORCHVISION_SOURCE if label.startswith("torchvision") else ref.RECIPE_SOURCE])
+    return table(["run", "device", "images", "Acc@1 %", "Acc@2 %", "Acc@3 %", "Acc@4 %",
+                  "Acc@5 %", "what produced it"], rows)
+
+
+def throughput_rows(data: RunData) -> list:
+    rows = []
+    for r in (data.get("bench") or {}).get("records", []):
+        rows.append([r["backend"], r["device"], r["batch_size"], fmt(r["throughput"], 1),
+                     fmt(r["mean_ms"], 3), fmt(r["median_ms"], 3), fmt(r["p90_ms"], 3),
+                     fmt(r["p99_ms"], 3), r["iterations"], fmt(r["seconds"], 2),
+                     "valid" if r["valid"] else f"INVALID: {r['validity']}"])
+    return rows
+
+
+def throughput_table(data: RunData) -> str:
+    defn = (data.get("bench") or {}).get("definition", "")
+    return (f"<p class='zr-note'>Throughput definition: {esc(defn)}.</p>" +
+            table(["backend", "device", "batch", "img/s", "mean ms", "median ms", "p90 ms",
+                   "p99 ms", "iterations", "seconds", "validity"], throughput_rows(data)))
+
+
+def e2e_table(data: RunData) -> str:
+    rows = []
+    for name, st in (data.get("infer") or {}).items():
+        if st.get("status") != "ok":
+            rows.append([name, "not run", "", "", "", st.get("reason", "")])
+            continue
+        rows.append([name, st.get("device"), st.get("accuracy_batch_size"),
+                     fmt(st.get("compute_throughput"), 1), fmt(st.get("e2e_throughput"), 1),
+                     "accuracy run over the whole folder"])
+    return table(["backend", "device", "batch", "compute img/s (ais_bench def.)",
+                  "end-to-end img/s (read + infer + write)", "note"], rows)
+
+
+def throughput_figure(data: RunData):
+    """Throughput vs batch size: each backend, with the recipe's NPU figures as references."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(7.5, 4.2), dpi=100)
+    ax = fig.subplots()
+    by_backend: dict = {}
+    for r in (data.get("bench") or {}).get("records", []):
+        by_backend.setdefault(f"{r['backend']} ({r['device']})", []).append(r)
+    for label, recs in by_backend.items():
+        recs = sorted(recs, key=lambda r: r["batch_size"])
+        ax.plot([r["batch_size"] for r in recs], [r["throughput"] for r in recs], "o-",
+                label=f"zoorepro {label}"[:70])
+        bad = [r for r in recs if not r["valid"]]
+        if bad:
+            ax.plot([r["batch_size"] for r in bad], [r["throughput"] for r in bad], "x",
+                    color="red", markersize=10)
+    for label, series in ref.THROUGHPUT.items():
+        bss = sorted(series)
+        ax.plot(bss, [series[b] for b in bss], "--", alpha=0.6, label=f"{label} (published)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("images / s (compute only)")
+    ax.set_title("Throughput by batch size (ais_bench definition)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def preprocess_section(data: RunData) -> str:
+    pre = data.get("preprocess") or {}
+    d = data.get("dataset") or {}
+    rows = [["images", pre.get("total")], ["written", pre.get("written")],
+            ["reused from an earlier run", pre.get("reused")], ["failed", len(pre.get("failed", []))],
+            ["converted to RGB", len(pre.get("non_rgb", []))],
+            ["decoded by content (not JPEG)", len(pre.get("not_jpeg", []))],
+            [".bin folder", pre.get("out_dir")], ["bytes per .bin", pre.get("bin_bytes")],
+            ["image list sha256", d.get("image_list_sha256")]]
+    rows += [[f"failed: {n}", r] for n, r in pre.get("failed", [])[:20]]
+    return table(["item", "value"], rows)
+
+
+def export_section(data: RunData) -> str:
+    e = data.get("export")
+    if not e:
+        return "<p>Export did not run.</p>"
+    p = e.get("parity")
+    rows = [["ONNX opset", e.get("opset")], ["ONNX sha256", e.get("onnx_sha256")],
+            ["AIPP ONNX sha256", e.get("aipp_onnx_sha256")]]
+    if p:
+        rows += [["images compared", p["images"]],
+                 ["max |ONNX − PyTorch| (logits)", f"{p['max_abs_diff']:.3g}"],
+                 ["max |AIPP-ONNX − PyTorch| (logits)", f"{p['max_abs_diff_aipp']:.3g}"],
+                 ["top-1 agreement", f"{100 * p['top1_agreement']:.1f} %"],
+                 ["max |AIPP − torchvision Normalize| (input tensor)", f"{p['max_norm_diff']:.3g}"]]
+    else:
+        rows.append(["parity", "not run: " + str(e.get("parity_not_run"))])
+    a = e.get("aipp", {})
+    rows.append(["aipp.config", f"min_chn {a.get('min_chn')}, var_reci_chn {a.get('var_reci_chn')}, "
+                                f"mean_chn {a.get('mean_chn')}, crop {a.get('crop')}, "
+                                f"swap {a.get('rbuv_swap_switch')}"])
+    return table(["check", "value"], rows)
+
+
+def atc_section(data: RunData) -> str:
+    a = data.get("atc")
+    if not a:
+        return "<p>ATC step did not run.</p>"
+    head = (f"<p><b>ATC: {esc(a['status'])}</b>" + (f" — {esc(a.get('reason'))}" if a.get("reason") else "")
+            + ". The recipe's commands for this run:</p>")
+    return head + "<pre>" + esc("\n".join(a.get("commands", []))) + "</pre>"
+
+
+def npu_section(data: RunData) -> str:
+    infer = data.get("infer") or {}
+    if "ais_bench" in infer and infer["ais_bench"].get("status") == "ok":
+        return ""
+    reason = infer.get("ais_bench", {}).get("reason") or (
+        "ais_bench was not among this run's backends, and no NPU results were ingested")
+    return (f"<p><b>Ascend NPU (ATC + ais_bench): not run here.</b> {esc(reason)} "
+            f"No figure in this report comes from an NPU; the 310P3/310B1 series are the recipe's "
+            f"published numbers.</p>" + atc_section(data))
+
+
+def environment_section(data: RunData) -> str:
+    env = data.get("environment") or {}
+    rows = [[k, v] for k, v in env.items() if k != "packages"]
+    rows += [[f"package {k}", v or "not installed"] for k, v in (env.get("packages") or {}).items()]
+    return table(["item", "value"], rows)
+
+
+def provenance_section(data: RunData) -> str:
+    d = data.get("dataset") or {}
+    e = data.get("export") or {}
+    rows = [["images", d.get("images")], ["image folder", d.get("data_dir")],
+            ["image list sha256 (name + size)", d.get("image_list_sha256")],
+            ["label file", d.get("label_file")], ["label file sha256", d.get("label_file_sha256")],
+            ["weights", e.get("weights")], ["weights sha256", e.get("weights_sha256")],
+            ["weights identified as", describe_weights(e.get("weights_sha256"))],
+            ["ONNX sha256", e.get("onnx_sha256")], ["aipp.config sha256", e.get("aipp_config_sha256")],
+            ["zoorepro git commit", (data.get("environment") or {}).get("zoorepro_git_commit")]]
+    pre = data.get("preprocess") or {}
+    if pre.get("non_rgb"):
+        rows.append(["converted to RGB", ", ".join(f"{n} ({m})" for n, m in pre["non_rgb"])])
+    if pre.get("not_jpeg"):
+        rows.append(["decoded by content (not JPEG)", ", ".join(f"{n} ({f})" for n, f in pre["not_jpeg"])])
+    params = data.get("params_text") or ""
+    return table(["item", "value"], rows) + f"<h4>Params as run</h4><pre>{esc(params)}</pre>"
+
+
+def notebook_links(data: RunData) -> str:
+    nbs = sorted((data.root / "notebooks").glob("*.ipynb"))
+    if not nbs:
+        return "<p>No executed notebooks in this run folder.</p>"
+    return "<ul>" + "".join(f'<li><a href="notebooks/{esc(p.name)}">{esc(p.name)}</a></li>'
+                            for p in nbs) + "</ul>"
+
+
+# ------------------------------------------------------------ rendering
+def render_html(executed_notebook: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Executed report notebook -> self-contained HTML (code hidden, no network requests)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    nb = nbformat.read(str(executed_notebook), as_version=4)
+    exporter = HTMLExporter(template_name="zoorepro", extra_template_basedirs=[str(TEMPLATE_DIR)],
+                            exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": "zoorepro report"}})
+    return atomic_write_text(dest, body)

