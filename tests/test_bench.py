@@ -1,0 +1,114 @@
+"""ais_bench-layout inference: batching, padding, file formats, summary, statistics."""
+import json
+
+import numpy as np
+import pytest
+
+from zoorepro import bench
+
+BIN = 150528
+
+
+class Recorder:
+    """A tiny backend: logits encode which input (first pixel value) each slot saw."""
+    name = "recorder"
+
+    def __init__(self):
+        self.calls = []
+
+    def infer(self, batch):
+        self.calls.append(batch[:, 0, 0, 0].tolist())
+        out = np.zeros((batch.shape[0], 1000), np.float32)
+        out[np.arange(batch.shape[0]), batch[:, 0, 0, 0].astype(int)] = 1.5
+        return out
+
+    def info(self):
+        return {"backend": "recorder", "device": "cpu: test", "threads": 1}
+
+
+def make_bins(folder, n, names=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    names = names or [f"img{i}" for i in range(1, n + 1)]
+    for i, name in enumerate(names, 1):
+        (folder / f"{name}.bin").write_bytes(bytes([i]) * BIN)
+    return names
+
+
+def test_batches_padding_and_natural_order(tmp_path):
+    make_bins(tmp_path / "in", 7, [f"img{i}" for i in (1, 2, 3, 4, 5, 6, 10)])
+    (tmp_path / "in" / "notes.txt").write_text("stray")
+    be = Recorder()
+    s = bench.run_folder(be, tmp_path / "in", tmp_path / "out", "result_bs4", 4, "TXT", warmup=0,
+                         progress=False)
+    # natural sort keeps img10 last; the last batch is padded with its own first file
+    assert be.calls == [[1, 2, 3, 4], [5, 6, 7, 5]]
+    outs = sorted(p.name for p in (tmp_path / "out" / "result_bs4").iterdir())
+    assert len(outs) == 7 and "img10_0.txt" in outs          # padding outputs dropped
+    assert s["padding"] == 1 and s["images"] == 7 and s["foreign_files"] == ["notes.txt"]
+    summary = json.loads((tmp_path / "out" / "result_bs4_summary.json").read_text())
+    for key in ("filesinfo", "args", "NPU_compute_time", "H2D_latency", "D2H_latency", "throughput",
+                "npu_compute_time_list", "pid", "backend", "device"):
+        assert key in summary
+    st = summary["NPU_compute_time"]
+    assert set(st) >= {"min", "max", "mean", "median", "percentile(99%)", "count"} and st["count"] == 2
+    assert summary["throughput"] == pytest.approx(1000 * 4 / st["mean"])
+    assert summary["filesinfo"]["1"]["outfiles"][-1].endswith("img10_0.txt")
+
+
+def test_txt_format_is_ais_bench(tmp_path):
+    make_bins(tmp_path / "in", 1)
+    bench.run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 1, "TXT", 0, False)
+    text = (tmp_path / "out" / "r" / "img1_0.txt").read_text()
+    assert text.endswith(" \n") and text.count("\n") == 1
+    vals = text.split()
+    assert len(vals) == 1000 and vals[0] == "0.000000" and vals[1] == "1.500000"
+
+
+@pytest.mark.parametrize("fmt", ["NPY", "BIN"])
+def test_npy_and_bin_outputs(tmp_path, fmt):
+    make_bins(tmp_path / "in", 3)
+    bench.run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 2, fmt, 0, False)
+    p = tmp_path / "out" / "r" / f"img2_0.{fmt.lower()}"
+    arr = np.load(p) if fmt == "NPY" else np.fromfile(p, np.float32)
+    assert arr.reshape(-1).argmax() == 2
+
+
+def test_wrong_size_bin_is_named(tmp_path):
+    make_bins(tmp_path / "in", 2)
+    (tmp_path / "in" / "img2.bin").write_bytes(b"\0" * 100)
+    with pytest.raises(Exception, match="img2.bin: 100 bytes, expected 150528"):
+        bench.run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 1, "TXT", 0, False)
+
+
+def test_time_stats_on_known_list():
+    st = bench.time_stats([1.0, 2.0, 3.0, 4.0, 10.0])
+    assert st["min"] == 1 and st["max"] == 10 and st["mean"] == 4 and st["median"] == 3
+    assert st["percentile(99%)"] == pytest.approx(9.76)   # numpy linear interpolation
+    assert st["p90"] == pytest.approx(7.6) and st["count"] == 5
+    assert bench.time_stats([])["count"] == 0
+
+
+def test_throughput_formula():
+    assert bench.throughput(8, 0.376) == pytest.approx(21276.6, rel=1e-4)
+    assert bench.throughput(1, None) is None
+
+
+def test_measure_validity_rules():
+    class Steady(Recorder):
+        def infer(self, batch):
+            return np.zeros((batch.shape[0], 1000), np.float32)
+    samples = np.arange(3, dtype=np.uint8)[:, None, None, None] * np.ones((3, 224, 224, 3), np.uint8)
+    s = bench.SweepSettings((1, 4), iterations=5, min_seconds=0.0, warmup=1)
+    recs = bench.sweep(Steady(), samples, s)
+    assert [r["batch_size"] for r in recs] == [1, 4]
+    assert all(r["iterations"] >= 5 for r in recs)
+    assert recs[0]["throughput"] == pytest.approx(1000 / recs[0]["mean_ms"])
+    # cycling real images: batch of 4 from 3 samples wraps around
+    assert bench.cycled_batch(samples, 4)[:, 0, 0, 0].tolist() == [0, 1, 2, 0]
+
+
+def test_records_json_and_csv(tmp_path):
+    rec = {k: 1 for k in bench.BENCH_FIELDS}
+    j, c = bench.write_records([rec], tmp_path / "bench.json")
+    assert json.loads(j.read_text())["records"][0]["batch_size"] == 1
+    assert c.read_text().splitlines()[0].split(",") == list(bench.BENCH_FIELDS)

@@ -1,0 +1,65 @@
+import pytest
+
+from zoorepro import data
+
+from conftest import DEMO_IMAGES, DEMO_LABELS
+
+
+def test_natural_sort_like_ais_bench():
+    names = ["img10.bin", "img2.bin", "img1.bin", "IMG3.bin"]
+    assert data.natural_sorted(names) == ["img1.bin", "img2.bin", "IMG3.bin", "img10.bin"]
+
+
+def test_image_key_is_name_up_to_first_dot():
+    assert data.image_key("ILSVRC2012_val_00000001.JPEG") == "ILSVRC2012_val_00000001"
+    assert data.image_key("/x/y/a.b.c") == "a"
+
+
+def test_read_demo_labels_and_match(demo_images):
+    labels = data.read_labels(DEMO_LABELS)
+    assert len(labels) == 100 and labels["n01440764_tench"] == 0
+    m = data.match_labels(demo_images, labels)
+    assert len(m.images) == 100 and not m.unlabelled and not m.missing_images
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("a.JPEG\n", "expected '<file name> <class index>'"),
+    ("a.JPEG 1000\n", "outside 0..999"),
+    ("a.JPEG 1\na.JPEG 2\n", "labelled twice"),
+    ("", "empty"),
+])
+def test_bad_label_files_name_the_line(tmp_path, text, needle):
+    p = tmp_path / "val_label.txt"
+    p.write_text(text)
+    with pytest.raises(data.DataError, match=needle) as e:
+        data.read_labels(p)
+    assert str(p) in str(e.value)
+
+
+def test_write_labels_round_trip(tmp_path):
+    labels = {"ILSVRC2012_val_00000010": 3, "ILSVRC2012_val_00000002": 970}
+    p = data.write_labels(labels, tmp_path / "val_label.txt")
+    assert p.read_text().splitlines() == ["ILSVRC2012_val_00000002.JPEG 970",
+                                          "ILSVRC2012_val_00000010.JPEG 3"]
+    assert data.read_labels(p) == labels
+
+
+def test_class_names_from_torchvision():
+    names = data.class_names()
+    assert len(names) == 1000 and names[0] == "tench"
+
+
+def test_list_images_errors(tmp_path):
+    with pytest.raises(data.DataError, match="not found"):
+        data.list_images(tmp_path / "missing")
+    with pytest.raises(data.DataError, match="no image files"):
+        data.list_images(tmp_path)
+    assert len(data.list_images(DEMO_IMAGES, max_images=5)) == 5
+
+
+def test_official_labels_from_package(tmp_path):
+    labels = data.official_val_labels()
+    assert len(labels) == 50000
+    assert [labels[f"ILSVRC2012_val_{i:08d}"] for i in range(1, 6)] == [65, 970, 230, 809, 516]
+    p = data.write_labels(labels, tmp_path / "val_label.txt")
+    assert p.read_text().splitlines()[0] == "ILSVRC2012_val_00000001.JPEG 65"

@@ -1,0 +1,113 @@
+"""Scoring on constructed outputs with known answers."""
+import json
+
+import numpy as np
+import pytest
+
+from zoorepro import evaluate
+
+
+def write_txt(folder, key, scores):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{key}_0.txt").write_text(" ".join(f"{v:f}" for v in scores) + " \n")
+
+
+def scores_with_rank(label, rank, n=1000):
+    """Scores where ``label`` sits at 0-based ``rank``."""
+    s = np.linspace(1.0, 0.0, n).astype(np.float32)
+    order = [c for c in range(n) if c != label]
+    order.insert(rank, label)
+    out = np.empty(n, np.float32)
+    out[order] = s
+    return out
+
+
+def build(tmp_path, ranks, n=1000):
+    folder = tmp_path / "result_bs1"
+    labels = {}
+    for i, r in enumerate(ranks):
+        key = f"ILSVRC2012_val_{i + 1:08d}"
+        labels[key] = 7 * i
+        sc = scores_with_rank(7 * i + (1 if n == 1001 else 0), r, n)
+        write_txt(folder, key, sc)
+    return folder, labels
+
+
+def test_known_topk(tmp_path):
+    # ranks 0,0,1,2,4,7,9,0,3,5 -> top1 3/10, top2 4/10, top3 5/10, top4 6/10, top5 7/10
+    folder, labels = build(tmp_path, [0, 0, 1, 2, 4, 7, 9, 0, 3, 5])
+    m = evaluate.score(evaluate.read_result_folder(folder), labels, expected=labels)
+    assert [m[f"top{k}"] for k in range(1, 6)] == [30.0, 40.0, 50.0, 60.0, 70.0]
+    assert m["images"] == 10 and m["classes"] == 1000
+    r = evaluate.result_json(m)
+    assert r["title"] == "Overall statistical evaluation"
+    assert r["value"][0] == {"key": "Number of images", "value": "10"}
+    assert r["value"][2] == {"key": "Top1 accuracy", "value": "30.0%"}
+
+
+def test_1001_class_outputs_use_label_plus_one(tmp_path):
+    folder, labels = build(tmp_path, [0, 1, 5], n=1001)
+    m = evaluate.score(evaluate.read_result_folder(folder), labels)
+    assert m["classes"] == 1001 and m["top1"] == pytest.approx(100 / 3) and m["top5"] == pytest.approx(200 / 3)
+
+
+def test_ties_break_to_lower_class():
+    scores = np.zeros((1, 1000), np.float32)
+    scores[0, [5, 3, 9]] = 1.0
+    hits = evaluate.topk_hits(scores, np.array([3]))
+    assert hits[0].tolist() == [True, False, False, False, False]
+    assert evaluate.topk_hits(scores, np.array([9]))[0].tolist() == [False, False, True, False, False]
+
+
+def test_result_json_rounding_matches_recipe():
+    m = {"images": 50000, "classes": 1000, **{f"top{i}": 58.1949 for i in range(1, 6)}}
+    assert evaluate.result_json(m)["value"][2]["value"] == "58.19%"
+
+
+def test_foreign_file_warns_not_crashes(tmp_path):
+    folder, labels = build(tmp_path, [0, 0])
+    (folder / "sumary.json").write_text("{}")
+    (folder / "x_1.txt").write_text("1 2 \n")
+    with pytest.warns(UserWarning, match="2 file\\(s\\) are not ais_bench outputs.*sumary.json"):
+        pred = evaluate.read_result_folder(folder)
+    assert evaluate.score(pred, labels)["top1"] == 100.0
+
+
+def test_missing_prediction_says_how_many(tmp_path):
+    folder, labels = build(tmp_path, [0, 0, 0])
+    expected = list(labels) + ["ILSVRC2012_val_00000099"]
+    with pytest.raises(evaluate.EvaluationError, match="1 of 4 image\\(s\\) have no prediction, e.g. ILSVRC2012_val_00000099"):
+        evaluate.score(evaluate.read_result_folder(folder), labels, expected=expected)
+
+
+def test_prediction_without_label(tmp_path):
+    folder, labels = build(tmp_path, [0, 0])
+    labels.pop("ILSVRC2012_val_00000001")
+    with pytest.raises(evaluate.EvaluationError, match="no label"):
+        evaluate.score(evaluate.read_result_folder(folder), labels)
+
+
+def test_appended_txt_is_refused(tmp_path):
+    folder, labels = build(tmp_path, [0])
+    f = folder / "ILSVRC2012_val_00000001_0.txt"
+    f.write_text(f.read_text() * 2)
+    with pytest.raises(evaluate.EvaluationError, match="appended"):
+        evaluate.read_result_folder(folder)
+
+
+def test_npy_and_bin_predictions(tmp_path):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    np.save(folder / "a_0.npy", scores_with_rank(3, 0)[None])
+    scores_with_rank(4, 1).tofile(folder / "b_0.bin")
+    m = evaluate.score(evaluate.read_result_folder(folder), {"a": 3, "b": 4})
+    assert m["top1"] == 50.0 and m["top2"] == 100.0
+
+
+def test_write_results(tmp_path):
+    folder, labels = build(tmp_path, [0, 3])
+    m = evaluate.score(evaluate.read_result_folder(folder), labels)
+    r, p = evaluate.write_results(m, tmp_path)
+    assert json.loads(p.read_text())["top4"] == 100.0
+    assert "per_image_top1" not in json.loads(p.read_text())
+    assert json.loads(r.read_text())["value"][5]["value"] == "100.0%"

@@ -1,0 +1,46 @@
+"""Stages on real data: the demo must reproduce 65.00 % / 87.00 % on ONNX Runtime."""
+import json
+
+import pytest
+
+from zoorepro import config, pipeline, references
+
+from conftest import small_params
+
+
+def test_demo_reproduces_independent_figures_on_onnxruntime(tmp_path):
+    cfg = config.from_mapping(small_params(tmp_path, max_images=0, batch_sizes=[1],
+                                           bench_iterations=1, accuracy_batch_size=8, workers=2))
+    cfg, run = pipeline.open_run(cfg)
+    acc = pipeline.run_evaluate(cfg, run)        # runs preprocess, export, infer on the way
+    m = acc["onnxruntime"]
+    assert m["images"] == references.DEMO_EXPECTED["images"] == 100
+    assert m["top1"] == pytest.approx(65.0, abs=1e-9) and m["top5"] == pytest.approx(87.0, abs=1e-9)
+    top = json.loads((run.root / "result.json").read_text())
+    assert top["value"][2] == {"key": "Top1 accuracy", "value": "65.0%"}
+    assert top["value"][6] == {"key": "Top5 accuracy", "value": "87.0%"}
+    summary = json.loads((run.results / "onnxruntime" / "result_bs8_summary.json").read_text())
+    assert summary["padding"] == 4 and summary["images"] == 100
+    assert len(list((run.results / "onnxruntime" / "result_bs8").glob("*_0.txt"))) == 100
+    exp = run.read("export")
+    assert exp["parity"]["top1_agreement"] == 1.0 and exp["parity"]["max_abs_diff_aipp"] < 1e-3
+    assert pipeline.run_atc(cfg, run)["status"] == "not run"
+
+
+def test_each_run_gets_its_own_folder(tmp_path):
+    cfg = config.from_mapping(small_params(tmp_path))
+    roots = {pipeline.open_run(cfg)[1].root for _ in range(3)}
+    assert len(roots) == 3 and all(r.parent == tmp_path / "reports" for r in roots)
+
+
+def test_unlabelled_image_stops_before_inference(tmp_path, demo_images):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for p in demo_images[:3]:
+        (src / p.name).write_bytes(p.read_bytes())
+    (src / "stray.JPEG").write_bytes(demo_images[0].read_bytes())
+    cfg = config.from_mapping(small_params(tmp_path, data_dir=str(src), max_images=0))
+    cfg, run = pipeline.open_run(cfg)
+    with pytest.raises(Exception, match="1 of 4 image\\(s\\) have no label.*stray.JPEG"):
+        pipeline.run_preprocess(cfg, run)
+    assert not run.has("dataset")

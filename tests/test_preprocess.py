@@ -1,0 +1,78 @@
+"""Preprocessing bytes against an independent computation (torchvision's PIL transforms)."""
+import numpy as np
+import pytest
+from PIL import Image
+from torchvision import transforms
+
+from zoorepro import preprocess
+
+
+def torchvision_reference(path) -> bytes:
+    """Independent: torchvision Resize(256, BILINEAR) + CenterCrop(224) on PIL, as uint8."""
+    t = transforms.Compose([transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR),
+                            transforms.CenterCrop(224)])
+    with Image.open(path) as im:
+        return np.asarray(t(im.convert("RGB")), dtype=np.uint8).tobytes()
+
+
+def test_demo_images_match_torchvision_bytes(demo_images):
+    for p in demo_images[:25]:
+        got = preprocess.preprocess_bytes(p)
+        assert len(got) == 150528
+        assert got == torchvision_reference(p), p.name
+
+
+@pytest.mark.parametrize("size,mode", [((256, 300), "RGB"), ((300, 256), "RGB"), ((257, 411), "RGB"),
+                                       ((500, 333), "L"), ((333, 500), "CMYK"), ((225, 225), "RGB"),
+                                       ((1000, 301), "P")])
+def test_synthetic_sizes_and_modes(tmp_path, size, mode):
+    rng = np.random.default_rng(sum(size))
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr).convert(mode)
+    path = tmp_path / "x.jpeg"
+    img.save(path, format="JPEG" if mode in ("RGB", "L", "CMYK") else "PNG")
+    assert preprocess.preprocess_bytes(path) == torchvision_reference(path)
+
+
+def test_crop_offsets_follow_int_round():
+    img = Image.fromarray(np.arange(257 * 300 * 3, dtype=np.uint32).reshape(300, 257, 3).astype(np.uint8))
+    out = preprocess.center_crop(img, 224)
+    # (257-224)/2 = 16.5 -> round() = 16 (banker's rounding, as torchvision's legacy code)
+    assert np.array_equal(np.asarray(out), np.asarray(img)[38:262, 16:240])
+
+
+def test_shorter_side_256_left_alone():
+    img = Image.new("RGB", (256, 400))
+    assert preprocess.resize_shorter(img) is img
+    assert preprocess.resize_shorter(Image.new("RGB", (500, 375))).size == (341, 256)
+
+
+def test_folder_parallel_resume_and_failures_by_name(tmp_path, demo_images):
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in demo_images[:6]:
+        (src / p.name).write_bytes(p.read_bytes())
+    (src / "broken.JPEG").write_bytes(b"not a jpeg at all")
+    from zoorepro import data
+    images = data.list_images(src)
+    out = tmp_path / "bin"
+    r = preprocess.preprocess_folder(images, out, workers=2, progress=False)
+    assert r.written == 6 and r.reused == 0
+    assert [n for n, _ in r.failed] == ["broken.JPEG"]
+    assert "UnidentifiedImageError" in r.failed[0][1]
+    assert "broken.JPEG" in preprocess.failure_message(r)
+    bins = sorted(out.glob("*.bin"))
+    assert len(bins) == 6 and all(b.stat().st_size == 150528 for b in bins)
+    assert not list(out.glob(".*part"))
+    # a half-written file (wrong size) is redone; complete ones are reused
+    bins[0].write_bytes(b"\0" * 1000)
+    r2 = preprocess.preprocess_folder(images, out, workers=1, progress=False)
+    assert r2.reused == 5 and r2.written == 1
+    assert bins[0].read_bytes() == preprocess.preprocess_bytes(src / (bins[0].stem + ".JPEG"))
+
+
+def test_read_bin_wrong_size_is_named(tmp_path):
+    p = tmp_path / "a.bin"
+    p.write_bytes(b"\0" * 10)
+    with pytest.raises(Exception, match="a.bin: 10 bytes, expected 150528"):
+        preprocess.read_bin(p)

