@@ -41,6 +41,47 @@ def test_unlabelled_image_stops_before_inference(tmp_path, demo_images):
     (src / "stray.JPEG").write_bytes(demo_images[0].read_bytes())
     cfg = config.from_mapping(small_params(tmp_path, data_dir=str(src), max_images=0))
     cfg, run = pipeline.open_run(cfg)
-    with pytest.raises(Exception, match="1 of 4 image\\(s\\) have no label.*stray.JPEG"):
+    with pytest.raises(Exception) as e:
         pipeline.run_preprocess(cfg, run)
+    msg = str(e.value)
+    assert "stopped before inference" in msg and "allow_label_mismatch" in msg
+    assert "1 of 4 image(s)" in msg and "no label" in msg and "e.g. stray.JPEG" in msg
+    assert "97 label(s)" in msg and "n01641577_bullfrog" in msg
     assert not run.has("dataset")
+
+
+def test_label_mismatch_allowed_evaluates_intersection(tmp_path, demo_images):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for p in demo_images[:3]:
+        (src / p.name).write_bytes(p.read_bytes())
+    (src / "stray.JPEG").write_bytes(demo_images[0].read_bytes())
+    cfg = config.from_mapping(small_params(tmp_path, data_dir=str(src), max_images=0,
+                                           allow_label_mismatch=True, batch_sizes=[1]))
+    cfg, run = pipeline.open_run(cfg)
+    pipeline.run_preprocess(cfg, run)
+    d = run.read("dataset")
+    assert d["images"] == 3 and d["unlabelled_images"] == 1 and d["labels_without_image"] == 97
+    assert pipeline.run_evaluate(cfg, run)["onnxruntime"]["images"] == 3
+    from zoorepro import report
+    banner = report.verdict(report.load(run.root))
+    assert "Images and labels differ" in banner and "stray.JPEG" in banner
+
+
+def test_unwritable_output_root_fails_up_front(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = config.from_mapping(small_params(tmp_path, output_root=str(blocker / "reports")))
+    with pytest.raises(Exception, match="cannot create or write the run folder.*set output_root"):
+        pipeline.open_run(cfg)
+
+
+def test_disk_space_checked_before_work(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    cfg, run = pipeline.open_run(config.from_mapping(small_params(tmp_path)))
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9, 1000))
+    with pytest.raises(Exception, match="GiB free, the .bin files need .* set bin_dir"):
+        pipeline.run_preprocess(cfg, run)
+    assert not list((run.root / "bin").glob("*.bin"))

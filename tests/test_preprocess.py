@@ -76,3 +76,46 @@ def test_read_bin_wrong_size_is_named(tmp_path):
     p.write_bytes(b"\0" * 10)
     with pytest.raises(Exception, match="a.bin: 10 bytes, expected 150528"):
         preprocess.read_bin(p)
+
+
+def _bad_images(folder, good):
+    """Real files of each bad kind, made here."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = good.read_bytes()
+    (folder / "random.JPEG").write_bytes(np.random.default_rng(1).bytes(5000))
+    (folder / "truncated.JPEG").write_bytes(data[: len(data) // 2])
+    (folder / "empty.JPEG").write_bytes(b"")
+    with Image.open(good) as im:
+        im.convert("CMYK").save(folder / "cmyk.JPEG", format="JPEG")
+        im.convert("L").save(folder / "gray.JPEG", format="JPEG")
+        im.save(folder / "png_inside.JPEG", format="PNG")
+    (folder / "good.JPEG").write_bytes(data)
+
+
+def test_every_bad_kind_is_named_with_reason_and_fix(tmp_path, demo_images):
+    from zoorepro import data
+    _bad_images(tmp_path / "src", demo_images[0])
+    r = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", 1, False)
+    failed = dict(r.failed)
+    assert set(failed) == {"random.JPEG", "truncated.JPEG", "empty.JPEG"}
+    assert "not a decodable image" in failed["random.JPEG"] and "remove it" in failed["random.JPEG"]
+    assert "truncated" in failed["truncated.JPEG"] and "copy it again" in failed["truncated.JPEG"]
+    assert failed["empty.JPEG"].startswith("empty file (0 bytes)")
+    assert dict(r.non_rgb) == {"cmyk.JPEG": "CMYK", "gray.JPEG": "L"}
+    assert dict(r.not_jpeg) == {"png_inside.JPEG": "PNG"}
+    assert r.written == 4
+    # CMYK / grayscale are converted as the recipe does
+    assert (tmp_path / "bin" / "gray.bin").read_bytes() == torchvision_reference(tmp_path / "src" / "gray.JPEG")
+    # on resume the lists stay complete
+    r2 = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", 1, False)
+    assert r2.reused == 4 and dict(r2.non_rgb) == dict(r.non_rgb) and dict(r2.not_jpeg) == dict(r.not_jpeg)
+
+
+def test_same_key_twice_is_a_named_failure(tmp_path, demo_images):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.JPEG").write_bytes(demo_images[0].read_bytes())
+    (src / "a.jpg").write_bytes(demo_images[1].read_bytes())
+    from zoorepro import data
+    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
+    assert len(r.failed) == 1 and "same key 'a'" in r.failed[0][1]

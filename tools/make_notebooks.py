@@ -58,6 +58,8 @@ BODY = {
         "display(HTML(report.throughput_table(data)))\ndisplay(HTML(report.e2e_table(data)))",
         "## Ascend NPU path",
         "display(HTML(report.npu_section(data)))",
+        "## Warnings and unusual inputs",
+        "display(HTML(report.warnings_section(data)))",
         "## Export parity and AIPP check",
         "display(HTML(report.export_section(data)))",
         "## Preprocessing",

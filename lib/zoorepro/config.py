@@ -57,6 +57,7 @@ class RunConfig:
     device_id: int = 0
     atc_extra_args: tuple = ()
     reference_tolerance_pct: float = 1.0
+    allow_label_mismatch: bool = False   # evaluate the images that have labels; report the rest
 
     # ----------------------------------------------------------------- helpers
     def to_dict(self) -> dict:
@@ -108,6 +109,10 @@ def _coerce(raw: Mapping[str, Any], base_dir: Path, problems: list) -> dict:
                 problems.append(f"{key}: expected a list, got {value!r}")
                 continue
             value = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                problems.append(f"{key}: expected true or false, got {value!r}")
+                continue
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 problems.append(f"{key}: expected a number, got {value!r} ({type(value).__name__})")

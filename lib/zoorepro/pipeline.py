@@ -86,12 +86,20 @@ def new_run_dir(output_root: str | os.PathLike, name: str) -> Path:
 
 def open_run(cfg: RunConfig) -> tuple[RunConfig, Run]:
     """The run folder of ``cfg`` (a new one when ``run_dir`` is empty); records the params."""
-    if cfg.run_dir:
-        root = Path(cfg.run_dir)
-        root.mkdir(parents=True, exist_ok=True)
-    else:
-        root = new_run_dir(cfg.output_root, cfg.name)
-        cfg = cfg.replace(run_dir=str(root))
+    try:
+        if cfg.run_dir:
+            root = Path(cfg.run_dir)
+            root.mkdir(parents=True, exist_ok=True)
+        else:
+            root = new_run_dir(cfg.output_root, cfg.name)
+            cfg = cfg.replace(run_dir=str(root))
+        probe = root / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        where = cfg.run_dir or cfg.output_root
+        raise data.DataError(f"{where}: cannot create or write the run folder ({exc.strerror or exc}); "
+                             f"set output_root to a writable folder") from None
     run = Run(root)
     run.records.mkdir(exist_ok=True)
     if not (root / "params.yaml").exists():
@@ -120,15 +128,24 @@ def run_preprocess(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
     images = data.list_images(cfg.data_dir, cfg.max_images)
     labels = data.read_labels(cfg.label_file)
     matched = data.match_labels(images, labels)
+    missing = matched.missing_images if not cfg.max_images else []
+    problems = []
     if matched.unlabelled:
         names = ", ".join(p.name for p in matched.unlabelled[:5])
-        raise data.DataError(f"{cfg.data_dir}: {len(matched.unlabelled)} of {len(images)} image(s) "
-                             f"have no label in {cfg.label_file}, e.g. {names}; use the matching "
-                             f"val_label.txt or remove those images")
-    if matched.missing_images and not cfg.max_images:
-        raise data.DataError(f"{cfg.label_file}: {len(matched.missing_images)} label(s) have no "
-                             f"image in {cfg.data_dir}, e.g. {', '.join(matched.missing_images[:5])}; "
-                             f"give the complete image folder or set max_images")
+        problems.append(f"{len(matched.unlabelled)} of {len(images)} image(s) in {cfg.data_dir} have "
+                        f"no label in {cfg.label_file}, e.g. {names}")
+    if missing:
+        problems.append(f"{len(missing)} label(s) in {cfg.label_file} have no image in "
+                        f"{cfg.data_dir}, e.g. {', '.join(missing[:5])}")
+    if problems and not cfg.allow_label_mismatch:
+        raise data.DataError("images and labels do not match; stopped before inference:\n  - "
+                             + "\n  - ".join(problems) + "\nUse the val_label.txt that belongs to "
+                             "these images, or set allow_label_mismatch: true to evaluate only the "
+                             "images that have labels (the report then shows these counts).")
+    unlabelled = [p.name for p in matched.unlabelled]
+    images = matched.images
+    if not images:
+        raise data.DataError(f"{cfg.data_dir}: no image has a label in {cfg.label_file}")
     out = bin_dir(cfg, run)
     check_free_space(out, len(images))
     result = preprocess.preprocess_folder(images, out, cfg.workers, progress=progress)
@@ -140,7 +157,9 @@ def run_preprocess(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
         "data_dir": cfg.data_dir, "images": len(images),
         "image_list_sha256": data.image_list_hash(images),
         "label_file": cfg.label_file, "label_file_sha256": data.sha256_file(cfg.label_file),
-        "labels_without_image": len(matched.missing_images), "max_images": cfg.max_images,
+        "labels_without_image": len(missing), "labels_without_image_examples": missing[:20],
+        "unlabelled_images": len(unlabelled), "unlabelled_examples": unlabelled[:20],
+        "label_mismatch_allowed": cfg.allow_label_mismatch, "max_images": cfg.max_images,
         "bin_dir": str(out), "keys": [data.image_key(p.name) for p in images],
     })
     return record
@@ -250,6 +269,7 @@ def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
                         "summary": str(out / f"{result_dirname(cfg.accuracy_batch_size)}_summary.json"),
                         "accuracy_batch_size": cfg.accuracy_batch_size,
                         "compute_throughput": summary["throughput"],
+                        "foreign_files": summary["foreign_files"],
                         "e2e_throughput": summary["e2e_throughput"]}
     bench.write_records(records, run.record("bench"))
     run.write("infer", status)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -89,13 +88,36 @@ def bin_path_for(image: Path, out_dir: Path) -> Path:
     return out_dir / f"{image_key(image.name)}.bin"
 
 
+def describe_failure(path: str, exc: BaseException) -> str:
+    """A reason a person can act on, with the exception text kept for reference."""
+    from PIL import UnidentifiedImageError
+    text = f"{type(exc).__name__}: {exc}"
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = -1
+    if size == 0:
+        return "empty file (0 bytes): the copy failed; copy it again or remove it"
+    if isinstance(exc, UnidentifiedImageError):
+        return f"not a decodable image (corrupt or not an image file); replace or remove it [{text}]"
+    if "truncated" in str(exc).lower() or isinstance(exc, (EOFError, SyntaxError)):
+        return f"truncated image data (incomplete copy); copy it again [{text}]"
+    return text
+
+
+def _header(src: str) -> tuple[str, str]:
+    with Image.open(src) as im:
+        return im.mode, im.format or "unknown"
+
+
 def _work(args: tuple[str, str]) -> tuple[str, str, str, str]:
     """Worker: returns (name, status, mode, format-or-reason); status in written/reused/failed."""
     src, dst = args
     name = os.path.basename(src)
     try:
         if os.path.exists(dst) and os.path.getsize(dst) == BIN_BYTES:
-            return name, "reused", "", ""
+            mode, fmt = _header(src)   # header only: keeps the report's lists complete on resume
+            return name, "reused", mode, fmt
         img, mode, fmt = load_rgb(src)
         arr = np.asarray(center_crop(resize_shorter(img)), dtype=np.uint8)
         if arr.shape != (CROP, CROP, CHANNELS):
@@ -103,8 +125,7 @@ def _work(args: tuple[str, str]) -> tuple[str, str, str, str]:
         atomic_write_bytes(dst, arr.tobytes())
         return name, "written", mode, fmt
     except Exception as exc:  # reported by name, never swallowed
-        reason = f"{type(exc).__name__}: {exc}"
-        return name, "failed", "", reason
+        return name, "failed", "", describe_failure(src, exc)
 
 
 def _progress(total: int, enabled: bool):
@@ -156,12 +177,12 @@ def _collect(outcomes: Iterable, result: PreprocessResult, bar) -> None:
         else:
             if status == "written":
                 result.written += 1
-                if mode and mode != "RGB":
-                    result.non_rgb.append((name, mode))
-                if info and info != "JPEG":
-                    result.not_jpeg.append((name, info))
             else:
                 result.reused += 1
+            if mode and mode != "RGB":
+                result.non_rgb.append((name, mode))
+            if info and info != "JPEG":
+                result.not_jpeg.append((name, info))
         if bar is not None:
             bar.update(1)
 

@@ -95,9 +95,21 @@ def failure_banner(data: RunData) -> str:
             f'run; the executed notebook is kept in notebooks/.</div>')
 
 
+def mismatch_banner(data: RunData) -> str:
+    d = data.get("dataset") or {}
+    if not (d.get("unlabelled_images") or d.get("labels_without_image")):
+        return ""
+    return (f'<div class="zr-banner zr-fail"><b>Images and labels differ</b> '
+            f'(allow_label_mismatch): {d.get("unlabelled_images", 0)} image(s) without a label were '
+            f'left out (e.g. {esc(", ".join(d.get("unlabelled_examples", [])[:5]))}); '
+            f'{d.get("labels_without_image", 0)} label(s) have no image (e.g. '
+            f'{esc(", ".join(d.get("labels_without_image_examples", [])[:5]))}). Accuracy covers only '
+            f'the {d.get("images")} images that have both.</div>')
+
+
 def verdict(data: RunData) -> str:
     acc = _ok_accuracy(data)
-    parts = [failure_banner(data)]
+    parts = [failure_banner(data), mismatch_banner(data)]
     if not acc:
         parts.append('<div class="zr-banner zr-fail">No accuracy result: evaluation did not run.</div>')
         return "".join(parts)
@@ -278,6 +290,25 @@ def npu_section(data: RunData) -> str:
     return (f"<p><b>Ascend NPU (ATC + ais_bench): not run here.</b> {esc(reason)} "
             f"No figure in this report comes from an NPU; the 310P3/310B1 series are the recipe's "
             f"published numbers.</p>" + atc_section(data))
+
+
+def warnings_section(data: RunData) -> str:
+    """Everything odd that did not stop the run, by file name."""
+    items = []
+    for name, st in (data.get("infer") or {}).items():
+        if st.get("foreign_files"):
+            items.append(f"{name}: {len(st['foreign_files'])} file(s) in the .bin folder are not "
+                         f".bin/.npy inputs and were skipped: {', '.join(st['foreign_files'][:10])}")
+    for name, m in (data.get("accuracy") or {}).items():
+        items.extend(f"{name}: {w}" for w in m.get("warnings", []))
+    pre = data.get("preprocess") or {}
+    items.extend(f"preprocessing failed for {n}: {r}" for n, r in pre.get("failed", []))
+    items.extend(f"{n}: {m} image converted to RGB (as the recipe does)" for n, m in pre.get("non_rgb", []))
+    items.extend(f"{n}: a {f} file with an image extension, decoded by content"
+                 for n, f in pre.get("not_jpeg", []))
+    if not items:
+        return "<p>No warnings: every image decoded as an RGB JPEG and no stray files were found.</p>"
+    return "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
 
 
 def environment_section(data: RunData) -> str:
