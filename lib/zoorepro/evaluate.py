@@ -166,3 +166,17 @@ def write_results(metrics: dict, out_dir: str | os.PathLike) -> tuple[Path, Path
     r = atomic_write_json(out_dir / "result.json", result_json(metrics))
     m = atomic_write_json(out_dir / "metrics.json", plain)
     return r, m
+
+
+def parity(a: Predictions, b: Predictions) -> dict:
+    """Agreement of two backends on the images both scored: top-1 agreement and max |logit diff|."""
+    index_b = {k: i for i, k in enumerate(b.keys)}
+    common = [(i, index_b[k]) for i, k in enumerate(a.keys) if k in index_b]
+    if not common:
+        return {"images": 0, "top1_agreement_pct": None, "max_abs_logit_diff": None}
+    ia, ib = (np.array(x) for x in zip(*common))
+    sa, sb = a.scores[ia], b.scores[ib]
+    same_width = sa.shape[1] == sb.shape[1]
+    return {"images": len(common),
+            "top1_agreement_pct": 100.0 * float((sa.argmax(1) == sb.argmax(1)).mean()),
+            "max_abs_logit_diff": float(np.abs(sa - sb).max()) if same_width else None}

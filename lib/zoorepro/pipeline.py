@@ -235,8 +235,26 @@ def ensure_exported(cfg: RunConfig, run: Run) -> dict:
 # ------------------------------------------------------------------ stage 3
 def artifacts(cfg: RunConfig, run: Run) -> backends_mod.Artifacts:
     rec = ensure_exported(cfg, run)
+    om_models = {}
+    if "ais_bench" in cfg.backends:
+        a = run.read("atc") if run.has("atc") else run_atc(cfg, run)
+        om_models = {m["batch_size"]: m["om"] for m in a.get("models", [])}
     return backends_mod.Artifacts(aipp_onnx=rec["aipp_onnx"], weights=cfg.weights,
-                                  aipp_config=cfg.aipp_config)
+                                  aipp_config=cfg.aipp_config, om_models=om_models)
+
+
+def _npu_infer(backend, cfg: RunConfig, run: Run, out: Path) -> tuple[dict, list]:
+    """ais_bench: the recipe's accuracy command, then its --loop sweep (device compute only)."""
+    from . import ingest
+    summary = backend.run_accuracy(bin_dir(cfg, run), out, cfg.accuracy_batch_size, cfg.outfmt)
+    summary.setdefault("foreign_files", [])
+    summary.setdefault("e2e_throughput", None)
+    info = backend.info()
+    records = [ingest.bench_record(backend.run_perf(bs, out, cfg.bench_iterations),
+                                   out / f"perf_bs{bs}_summary.json", info["device"],
+                                   info.get("version", ""))
+               for bs in cfg.batch_sizes]
+    return summary, records
 
 
 def result_dirname(batch_size: int) -> str:
@@ -259,10 +277,13 @@ def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
             status[name] = {"status": "not run", "reason": str(exc)}
             continue
         out = run.results / name
-        summary = bench.run_folder(backend, bin_dir(cfg, run), out,
-                                   result_dirname(cfg.accuracy_batch_size),
-                                   cfg.accuracy_batch_size, cfg.outfmt, cfg.warmup, progress)
-        sweep = bench.sweep(backend, samples, settings)
+        if hasattr(backend, "run_accuracy"):
+            summary, sweep = _npu_infer(backend, cfg, run, out)
+        else:
+            summary = bench.run_folder(backend, bin_dir(cfg, run), out,
+                                       result_dirname(cfg.accuracy_batch_size),
+                                       cfg.accuracy_batch_size, cfg.outfmt, cfg.warmup, progress)
+            sweep = bench.sweep(backend, samples, settings)
         records.extend(sweep)
         status[name] = {"status": "ok", **backend.info(),
                         "result_dir": str(out / result_dirname(cfg.accuracy_batch_size)),
@@ -289,6 +310,7 @@ def run_evaluate(cfg: RunConfig, run: Run) -> dict:
     dataset = run.read("dataset")
     exp = run.read("export")
     out: dict = {}
+    preds: dict = {}
     for name, st in status.items():
         if st.get("status") != "ok":
             out[name] = {"status": "not run", "reason": st.get("reason", "")}
@@ -296,6 +318,7 @@ def run_evaluate(cfg: RunConfig, run: Run) -> dict:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             pred = evaluate.read_result_folder(st["result_dir"])
+        preds[name] = pred
         metrics = evaluate.score(pred, labels, expected=dataset["keys"])
         per_image = metrics.pop("per_image_top1")
         metrics.update({"backend": name, "device": st.get("device"),
@@ -315,6 +338,9 @@ def run_evaluate(cfg: RunConfig, run: Run) -> dict:
             shutil.copyfile(run.results / cfg.primary_backend / fname, run.root / f".{fname}.part")
             os.replace(run.root / f".{fname}.part", run.root / fname)
     run.write("accuracy", out)
+    names = list(preds)
+    run.write("parity", [{"a": x, "b": y, **evaluate.parity(preds[x], preds[y])}
+                         for i, x in enumerate(names) for y in names[i + 1:]])
     return out
 
 
@@ -322,6 +348,18 @@ def ensure_evaluated(cfg: RunConfig, run: Run) -> dict:
     if not run.has("accuracy"):
         return run_evaluate(cfg, run)
     return run.read("accuracy")
+
+
+def is_ingested(run_dir: str | os.PathLike | None) -> bool:
+    return bool(run_dir) and (Path(run_dir) / "records" / "ingest.json").is_file()
+
+
+def open_from_notebook(namespace) -> tuple[RunConfig, Run]:
+    """A notebook's first step: its parameters -> validated config -> run folder.
+    Ingested NPU results have no local images or weights, so their paths are not checked."""
+    from .config import from_namespace
+    ingested = is_ingested(namespace.get("run_dir"))
+    return open_run(from_namespace(namespace, check_paths=not ingested))
 
 
 def ensure_for_report(cfg: RunConfig, run: Run) -> None:

@@ -53,7 +53,7 @@ class RunData:
 
 
 RECORDS = ("environment", "dataset", "preprocess", "export", "atc", "infer", "bench", "accuracy",
-           "failure")
+           "parity", "ingest", "failure")
 
 
 def load(run_dir: str | os.PathLike) -> RunData:
@@ -69,9 +69,10 @@ def load(run_dir: str | os.PathLike) -> RunData:
     return RunData(root, recs)
 
 
-def describe_weights(sha: str | None) -> str:
+def describe_weights(sha: str | None, ingested: bool = False) -> str:
     if not sha:
-        return "no weights file (ONNX given directly)"
+        return ("not recorded (results ingested from an NPU host)" if ingested
+                else "no weights file (ONNX given directly)")
     for prefix, name in ref.KNOWN_WEIGHTS.items():
         if sha.startswith(prefix):
             return name
@@ -114,7 +115,7 @@ def verdict(data: RunData) -> str:
         parts.append('<div class="zr-banner zr-fail">No accuracy result: evaluation did not run.</div>')
         return "".join(parts)
     name, m = next(iter(acc.items()))
-    weights = describe_weights(m.get("weights_sha256"))
+    weights = describe_weights(m.get("weights_sha256"), bool(data.get("ingest")))
     n = m["images"]
     lines = [f"<b>{esc(name)}</b> on {esc(m.get('device'))}: Acc@1 <b>{m['top1']:.2f} %</b>, "
              f"Acc@5 <b>{m['top5']:.2f} %</b> on {n:,} images (weights: {esc(weights)})."]
@@ -202,7 +203,7 @@ def e2e_table(data: RunData) -> str:
             continue
         rows.append([name, st.get("device"), st.get("accuracy_batch_size"),
                      fmt(st.get("compute_throughput"), 1), fmt(st.get("e2e_throughput"), 1),
-                     "accuracy run over the whole folder"])
+                     st.get("throughput_note") or "accuracy run over the whole folder"])
     return table(["backend", "device", "batch", "compute img/s (ais_bench def.)",
                   "end-to-end img/s (read + infer + write)", "note"], rows)
 
@@ -250,6 +251,16 @@ def preprocess_section(data: RunData) -> str:
     return table(["item", "value"], rows)
 
 
+def parity_section(data: RunData) -> str:
+    rows = [[p["a"], p["b"], p["images"], fmt(p["top1_agreement_pct"], 2, " %"),
+             fmt(p["max_abs_logit_diff"], 6)] for p in (data.get("parity") or [])]
+    if not rows:
+        return "<p>Only one backend ran: no cross-backend comparison.</p>"
+    return table(["backend A", "backend B", "images", "top-1 agreement", "max |logit A − logit B|"],
+                 rows) + ("<p class='zr-note'>Logits compared as written in the result files "
+                          "(TXT: 6 decimals, so differences below 5e-7 are not visible).</p>")
+
+
 def export_section(data: RunData) -> str:
     e = data.get("export")
     if not e:
@@ -284,7 +295,15 @@ def atc_section(data: RunData) -> str:
 def npu_section(data: RunData) -> str:
     infer = data.get("infer") or {}
     if "ais_bench" in infer and infer["ais_bench"].get("status") == "ok":
-        return ""
+        st = infer["ais_bench"]
+        ing = data.get("ingest") or {}
+        rows = [["device", st.get("device")], ["chip (soc_version)", ing.get("soc_version")],
+                ["CANN", ing.get("cann")], ["NPU device id", ing.get("device_id")],
+                ["source", ing.get("source") or "ais_bench run by zoorepro on this host"],
+                ["throughput definition", (data.get("bench") or {}).get("definition")]]
+        rows += [["note", n] for n in ing.get("notes", [])]
+        return ("<p><b>Ascend NPU results</b>: produced by ais_bench on the NPU named below.</p>"
+                + table(["item", "value"], rows))
     reason = infer.get("ais_bench", {}).get("reason") or (
         "ais_bench was not among this run's backends, and no NPU results were ingested")
     return (f"<p><b>Ascend NPU (ATC + ais_bench): not run here.</b> {esc(reason)} "

@@ -1,0 +1,257 @@
+"""ais_bench, the recipe's NPU inference tool, as a backend and as the recipe's command lines.
+
+The recipe (README) runs, for accuracy and for pure performance::
+
+    python3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --batchsize=${bs} \\
+        --input ${save_dir} --output result --output_dirname result_bs${bs} --outfmt TXT
+    python3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --loop=50 --batchsize=${bs}
+
+Both are built here as argv lists (``--device`` appended: the NPU comes from
+``device_id``).  Pure mode writes its ``<dirname>_summary.json`` only when ``--output``
+is given, so :func:`perf_argv` adds ``--output``/``--output_dirname`` when asked.
+
+The ``ais_bench`` package (plus its ``aclruntime`` backend, both built from Ascend/tools
+``ais-bench_workload/tool/ais_bench``) is imported only when the backend is created; when
+it is missing the error says what to install.  Nothing here fakes an NPU figure: without
+the package and an NPU, nothing runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .backends import Artifacts, Backend, BackendUnavailable, register
+
+NAME = "ais_bench"
+PERF_LOOP = 50
+INSTALL_HINT = (
+    "ais_bench is not installed here: build and pip-install the two wheels 'aclruntime' and "
+    "'ais_bench' from Ascend/tools, folder ais-bench_workload/tool/ais_bench "
+    "(https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench, see its "
+    "README), on a host with an Ascend NPU and the CANN toolkit installed, with CANN's "
+    "set_env.sh sourced (e.g. source /usr/local/Ascend/ascend-toolkit/set_env.sh)")
+
+
+class AisBenchError(RuntimeError):
+    """An ais_bench command failed; the message names its log."""
+
+
+def result_dirname(batch_size: int) -> str:
+    """The recipe's ``--output_dirname`` for the accuracy run."""
+    return f"result_bs{batch_size}"
+
+
+def perf_dirname(batch_size: int) -> str:
+    """Our ``--output_dirname`` for the pure-inference run (so that a summary is written)."""
+    return f"perf_bs{batch_size}"
+
+
+def accuracy_argv(om: str, batch_size: int, input_dir: str, output: str = "result",
+                  output_dirname: str | None = None, outfmt: str = "TXT",
+                  device_id: int | str | None = 0, python: str = "python3") -> list[str]:
+    """The recipe's accuracy command, as argv (``--device`` appended unless ``None``)."""
+    argv = [python, "-m", "ais_bench", f"--model={om}", f"--batchsize={batch_size}",
+            "--input", str(input_dir), "--output", str(output),
+            "--output_dirname", output_dirname or result_dirname(batch_size),
+            "--outfmt", outfmt]
+    if device_id is not None:
+        argv += ["--device", str(device_id)]
+    return argv
+
+
+def perf_argv(om: str, batch_size: int, loop: int = PERF_LOOP, device_id: int | str | None = 0,
+              output: str | None = None, output_dirname: str | None = None,
+              python: str = "python3") -> list[str]:
+    """The recipe's pure-inference command (zero input), as argv.
+
+    ``output`` adds ``--output``/``--output_dirname`` (default ``perf_bs<N>``): ais_bench
+    writes ``<output>/<dirname>_summary.json`` only then."""
+    argv = [python, "-m", "ais_bench", f"--model={om}", f"--loop={loop}",
+            f"--batchsize={batch_size}"]
+    if device_id is not None:
+        argv += ["--device", str(device_id)]
+    if output is not None:
+        argv += ["--output", str(output), "--output_dirname",
+                 output_dirname or perf_dirname(batch_size)]
+    return argv
+
+
+def shell_line(argv: Sequence[str]) -> str:
+    """The command as one shell line (arguments quoted only where needed)."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def summary_path(output: str | os.PathLike, dirname: str) -> Path:
+    """Where ais_bench writes the summary: beside the results folder, not inside it."""
+    return Path(output) / f"{dirname}_summary.json"
+
+
+def available() -> bool:
+    """True when the ``ais_bench`` package can be imported (says nothing about an NPU)."""
+    try:
+        import ais_bench.infer.interface  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def run_command(argv: Sequence[str], log: str | os.PathLike) -> int:
+    """Run one ais_bench command, stdout and stderr kept in ``log``; raise on failure."""
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as fh:
+        fh.write("+ " + shell_line(argv) + "\n")
+        fh.flush()
+        proc = subprocess.run(list(argv), stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise AisBenchError(f"ais_bench failed (exit {proc.returncode}); see {log}. Check that "
+                            f"CANN's set_env.sh was sourced, the .om exists and the device id "
+                            f"is free ('npu-smi info')")
+    return proc.returncode
+
+
+def _read_summary(path: Path, log: Path) -> dict:
+    if not path.is_file():
+        raise AisBenchError(f"ais_bench wrote no {path.name} beside {path.parent}; see {log}")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@register(NAME)
+class AisBenchBackend(Backend):
+    """The recipe's OMs on an Ascend NPU through ais_bench.
+
+    ``infer(batch)`` uses ``InferSession(device_id, om).infer([batch])`` with the OM built
+    for that batch size (static batch, as the recipe's ATC builds them).  Whole-folder
+    accuracy runs and the ``--loop`` sweep go through the recipe's CLI
+    (:meth:`run_accuracy`, :meth:`run_perf`)."""
+    name = NAME
+
+    def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0,
+                 device_id: int = 0, soc_version: str = "", cann_version: str = "", **_):
+        try:
+            from ais_bench.infer.interface import InferSession
+        except ImportError:
+            raise BackendUnavailable(INSTALL_HINT) from None
+        if not artifacts.om_models:
+            raise BackendUnavailable("no .om models: build them with ATC first (atc on PATH, "
+                                     "CANN's set_env.sh sourced, soc_version set or npu-smi "
+                                     "available)")
+        missing = [str(p) for p in artifacts.om_models.values() if not os.path.isfile(p)]
+        if missing:
+            raise BackendUnavailable(f"{', '.join(missing)}: .om model(s) not found; rerun ATC")
+        self._session_cls = InferSession
+        self.artifacts = artifacts
+        self.device_id = int(device_id)
+        self.threads = threads
+        self._sessions: dict = {}
+        if not soc_version:
+            from .atc import detect_soc_version
+            soc_version = detect_soc_version() or ""
+        self.soc_version = soc_version
+        self.cann_version = cann_version or _cann_version_from_env()
+        super().__init__(npu_device_name(soc_version, self.cann_version))
+
+    def session(self, batch_size: int):
+        if batch_size not in self._sessions:
+            om = self.artifacts.om_models.get(batch_size)
+            if om is None:
+                raise BackendUnavailable(
+                    f"no .om for batch size {batch_size} (have "
+                    f"{', '.join(map(str, sorted(self.artifacts.om_models)))}); the recipe's OMs "
+                    f"are static-batch: build squeezenet1_1_bs{batch_size}.om with ATC")
+            self._sessions[batch_size] = self._session_cls(self.device_id, str(om))
+        return self._sessions[batch_size]
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.uint8)
+        out = self.session(batch.shape[0]).infer([batch])
+        return np.asarray(out[0], dtype=np.float32).reshape(batch.shape[0], -1)
+
+    def _om(self, batch_size: int) -> str:
+        om = self.artifacts.om_models.get(batch_size)
+        if om is None:
+            raise BackendUnavailable(f"no .om for batch size {batch_size}")
+        return str(om)
+
+    def run_accuracy(self, input_dir: str | os.PathLike, output: str | os.PathLike,
+                     batch_size: int, outfmt: str = "TXT") -> dict:
+        """The recipe's accuracy command; returns its summary JSON."""
+        dirname = result_dirname(batch_size)
+        argv = accuracy_argv(self._om(batch_size), batch_size, str(input_dir), str(output),
+                             dirname, outfmt, self.device_id, python=sys.executable)
+        log = Path(output) / f"{dirname}.log"
+        run_command(argv, log)
+        return _read_summary(summary_path(output, dirname), log)
+
+    def run_perf(self, batch_size: int, output: str | os.PathLike, loop: int = PERF_LOOP) -> dict:
+        """The recipe's ``--loop`` pure-inference command (zero input); returns its summary."""
+        dirname = perf_dirname(batch_size)
+        argv = perf_argv(self._om(batch_size), batch_size, loop, self.device_id, str(output),
+                         dirname, python=sys.executable)
+        log = Path(output) / f"{dirname}.log"
+        run_command(argv, log)
+        return _read_summary(summary_path(output, dirname), log)
+
+    def close(self) -> None:
+        for s in self._sessions.values():
+            try:
+                s.finalize()
+            except Exception:
+                pass
+        self._sessions.clear()
+
+    def info(self) -> dict:
+        versions = []
+        for pkg in ("ais_bench", "aclruntime"):
+            try:
+                from importlib import metadata
+                versions.append(f"{pkg} {metadata.version(pkg)}")
+            except Exception:
+                versions.append(f"{pkg} ?")
+        return {**super().info(), "device_id": self.device_id, "soc_version": self.soc_version,
+                "cann": self.cann_version, "version": ", ".join(versions)}
+
+
+def npu_device_name(soc_version: str | None, cann_version: str | None) -> str:
+    """How records name an NPU: ``npu: Ascend310P3 (CANN 6.0.RC1)``."""
+    soc = soc_version or "Ascend (chip not recorded)"
+    if soc and not soc.startswith("Ascend"):
+        soc = f"Ascend{soc}"
+    cann = f"CANN {cann_version}" if cann_version else "CANN version not recorded"
+    return f"npu: {soc} ({cann})"
+
+
+def _cann_version_from_env() -> str:
+    """The CANN version from the toolkit's install info, when set_env.sh was sourced."""
+    home = os.environ.get("ASCEND_HOME_PATH") or os.environ.get("ASCEND_TOOLKIT_HOME") or ""
+    if not home:
+        return ""
+    cands = sorted(Path(home).glob("*-linux/ascend_toolkit_install.info"))
+    cands += [Path(home) / "version.cfg", Path(home) / "compiler" / "version.info"]
+    for c in cands:
+        if c.is_file():
+            v = parse_cann_version(c.read_text(errors="replace"))
+            if v:
+                return v
+    return ""
+
+
+def parse_cann_version(text: str) -> str:
+    """``version=6.0.RC1`` (ascend_toolkit_install.info, version.info) -> ``6.0.RC1``;
+    otherwise the first non-empty line (trimmed)."""
+    m = re.search(r"(?im)^\s*(?:toolkit_)?version\s*=\s*\"?([^\s\"]+)", text or "")
+    if m:
+        return m.group(1)
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()[:80]
+    return ""

@@ -1,0 +1,433 @@
+"""``zoorepro ingest``: results written by ais_bench on an NPU host -> a run folder + report.
+
+Input, as ais_bench writes it (Ascend/tools ``ais-bench_workload/tool/ais_bench``):
+
+* ``RESULT_DIR`` = ``<output>/<dirname>/`` with one ``<stem>_0.txt|.npy|.bin`` per real
+  image (padding slots of the last batch are not saved).  TXT: ``reshape(-1, last_dim)``,
+  one line per row, ``%f`` values each followed by a space;
+* ``<output>/<dirname>_summary.json`` beside it: ``NPU_compute_time`` / ``H2D_latency`` /
+  ``D2H_latency`` (min, max, mean, median, percentile(99%), count), ``throughput``,
+  ``npu_compute_time_list``, ``args`` (the argv), ``filesinfo``, ``pid``;
+* optionally the pure-inference (``--loop``) summaries of a batch-size sweep, the text of
+  ``npu-smi info``, the CANN version and the kit's ``kit.json`` (hashes of what was sent).
+
+Output: a NEW run folder with ``result.json``, ``metrics.json`` and the records the report
+reads, labelled with the NPU that produced them, then ``report.html``.  Nothing here
+computes an NPU figure: every number comes from the files given.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import yaml
+
+from . import atc, bench, data, evaluate, pipeline, provenance
+from .aisbench import NAME, npu_device_name, parse_cann_version
+from .data import DataError
+from .files import atomic_write_json, atomic_write_text, read_json
+
+AIS_BENCH_DEFINITION = (
+    "ais_bench pure inference (--loop): 1000 * batch_size / mean NPU_compute_time (ms); "
+    "NPU_compute_time = host wall time around each synchronous model execute on the NPU, "
+    "i.e. device compute only; zero-filled input (--pure_data_type zero), H2D/D2H copies "
+    "excluded, file I/O and pre/post-processing excluded")
+SUMMARY_KEYS = ("NPU_compute_time", "H2D_latency", "D2H_latency", "throughput")
+_RESULT = re.compile(r"^(?P<key>[^.]+)_(?P<idx>\d+)\.(?P<ext>txt|npy|bin)$", re.IGNORECASE)
+_CLASSES = (1000, 1001)
+
+
+class IngestError(DataError):
+    """The NPU results cannot be ingested as given; the message says why and what to do."""
+
+
+# ------------------------------------------------------------------ summaries
+def read_summary(path: str | os.PathLike) -> dict:
+    """An ais_bench ``*_summary.json``; an error names the file and the missing keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(f"{path}: summary not found")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            s = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise IngestError(f"{path}: not a readable JSON summary ({exc})") from None
+    if not isinstance(s, dict):
+        raise IngestError(f"{path}: expected a JSON object (ais_bench *_summary.json)")
+    missing = [k for k in SUMMARY_KEYS if k not in s]
+    if missing:
+        raise IngestError(f"{path}: not an ais_bench summary, missing {', '.join(missing)} "
+                          f"(ais_bench writes <output>/<output_dirname>_summary.json when "
+                          f"--output is given)")
+    return s
+
+
+def _arg_value(args: Sequence[str], *names: str) -> str | None:
+    """Value of ``--name=V`` / ``--name V`` in an argv list (last one wins)."""
+    found = None
+    args = [str(a) for a in args or []]
+    for i, a in enumerate(args):
+        for n in names:
+            if a.startswith(n + "="):
+                found = a.split("=", 1)[1]
+            elif a == n and i + 1 < len(args):
+                found = args[i + 1]
+    return found
+
+
+def summary_batch_size(summary: dict, path: str | os.PathLike = "") -> int:
+    """``--batchsize`` from the summary's argv, else from the OM name or the file name."""
+    args = summary.get("args") or []
+    for text in (_arg_value(args, "--batchsize"), summary.get("batchsize")):
+        if text is not None and str(text).isdigit():
+            return int(text)
+    model = _arg_value(args, "--model", "-m") or ""
+    for text in (Path(model).name, Path(path).name):
+        m = re.search(r"bs(\d+)", text)
+        if m:
+            return int(m.group(1))
+    raise IngestError(f"{path or 'summary'}: batch size unknown (no --batchsize in its args, "
+                      f"no bs<N> in the model or file name); the throughput needs it")
+
+
+def summary_device_id(summary: dict) -> int | None:
+    text = _arg_value(summary.get("args") or [], "--device", "-d")
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def summary_is_pure(summary: dict) -> bool:
+    """Pure inference (no ``--input``): ais_bench fed zero (or random) bytes."""
+    return _arg_value(summary.get("args") or [], "--input", "-i") is None
+
+
+def _stat(s: dict, key: str, field: str):
+    v = (s.get(key) or {}).get(field)
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def bench_record(summary: dict, path: str | os.PathLike, device: str, version: str = "") -> dict:
+    """One bench record (``bench.BENCH_FIELDS`` plus NPU extras) from an ais_bench summary."""
+    bs = summary_batch_size(summary, path)
+    times = [float(t) for t in summary.get("npu_compute_time_list") or []]
+    st = bench.time_stats(times) if times else None
+    mean = st["mean"] if st else _stat(summary, "NPU_compute_time", "mean")
+    median = st["median"] if st else _stat(summary, "NPU_compute_time", "median")
+    count = st["count"] if st else int((summary.get("NPU_compute_time") or {}).get("count") or 0)
+    problems = []
+    if not mean:
+        problems.append("no NPU compute time in the summary")
+    spread_note = ""
+    if st and st["median"]:
+        spread = st["p90"] / st["median"]
+        if spread > bench.VALIDITY_SPREAD:
+            problems.append(f"p90/median {spread:.2f} > {bench.VALIDITY_SPREAD}")
+    elif not st:
+        spread_note = " (no npu_compute_time_list: spread not checked)"
+    ours = bench.throughput(bs, mean)
+    reported = summary.get("throughput")
+    pure = summary_is_pure(summary)
+    pure_type = _arg_value(summary.get("args") or [], "--pure_data_type") or "zero"
+    return {
+        "backend": NAME, "device": device, "batch_size": bs, "iterations": count,
+        "seconds": round(sum(times) / 1000.0, 4) if times else None,
+        "min_ms": st["min"] if st else _stat(summary, "NPU_compute_time", "min"),
+        "mean_ms": mean, "median_ms": median, "p90_ms": st["p90"] if st else None,
+        "p99_ms": st["percentile(99%)"] if st else _stat(summary, "NPU_compute_time", "percentile(99%)"),
+        "max_ms": st["max"] if st else _stat(summary, "NPU_compute_time", "max"),
+        "throughput": ours, "throughput_reported": reported,
+        "throughput_definition": AIS_BENCH_DEFINITION if pure else
+        AIS_BENCH_DEFINITION.replace("zero-filled input (--pure_data_type zero)", "real images"),
+        "threads": None, "version": version,
+        "input": (f"{pure_type} bytes (ais_bench pure inference)" if pure
+                  else f"real images from {_arg_value(summary.get('args') or [], '--input', '-i')}"),
+        "h2d_mean_ms": _stat(summary, "H2D_latency", "mean"),
+        "d2h_mean_ms": _stat(summary, "D2H_latency", "mean"),
+        "summary": str(path),
+        "valid": not problems, "validity": "; ".join(problems) or ("ok" + spread_note),
+    }
+
+
+# ---------------------------------------------------------------- predictions
+def _txt_rows(path: Path) -> list[np.ndarray]:
+    with open(path, encoding="utf-8") as fh:
+        return [np.array(ln.split(), dtype=np.float32) for ln in fh.read().splitlines()
+                if ln.strip()]
+
+
+def _is_multirow_folder(folder: Path) -> bool:
+    """True when TXT outputs hold one image's scores over several rows (an output whose
+    last dimension is not the class axis, e.g. ``[1, 1000, 1, 1]`` -> 1000 rows of 1)."""
+    names = data.natural_sorted(e.name for e in os.scandir(folder)
+                                if e.is_file() and e.name.lower().endswith("_0.txt"))
+    if not names:
+        return False
+    rows = _txt_rows(folder / names[0])
+    return len(rows) > 1 and sum(r.size for r in rows) in _CLASSES and rows[0].size not in _CLASSES
+
+
+def _read_multirow_folder(folder: Path) -> evaluate.Predictions:
+    found, foreign = {}, []
+    for name in data.natural_sorted(e.name for e in os.scandir(folder) if e.is_file()):
+        m = _RESULT.match(name)
+        if not m or m.group("idx") != "0" or m.group("ext").lower() != "txt":
+            foreign.append(name)
+            continue
+        found[m.group("key")] = folder / name
+    if foreign:
+        warnings.warn(f"{folder}: {len(foreign)} file(s) are not TXT outputs and were skipped: "
+                      f"{', '.join(foreign[:5])}", stacklevel=2)
+    vecs = []
+    for key, path in found.items():
+        vec = np.concatenate(_txt_rows(path)) if path.stat().st_size else np.zeros(0, np.float32)
+        if vec.size not in _CLASSES:
+            raise IngestError(
+                f"{path}: {vec.size} values over its rows, expected 1000 (or 1001): if an older "
+                f"ais_infer appended to this TXT on a rerun, which rows are current cannot be "
+                f"told; delete the result folder and run inference again")
+        vecs.append(vec)
+    sizes = {v.size for v in vecs}
+    if len(sizes) != 1:
+        raise IngestError(f"{folder}: outputs have different lengths {sorted(sizes)}")
+    return evaluate.Predictions(list(found), np.stack(vecs), foreign, str(folder))
+
+
+def read_predictions(folder: str | os.PathLike) -> tuple[evaluate.Predictions, list[str]]:
+    """The result folder's scores (``evaluate.read_result_folder``; TXT outputs spread over
+    several rows are joined) and the warnings raised while reading."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IngestError(f"{folder}: result folder not found (give the folder ais_bench "
+                          f"wrote, e.g. result/result_bs1)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if _is_multirow_folder(folder):
+            pred = _read_multirow_folder(folder)
+        else:
+            pred = evaluate.read_result_folder(folder)
+    return pred, [str(w.message) for w in caught]
+
+
+# -------------------------------------------------------------------- helpers
+def chip_for(npu_smi_text: str | None, device_id: int | None) -> tuple[str | None, list]:
+    """(soc_version of the chip used, all chips) from ``npu-smi info`` text."""
+    chips = atc.parse_npu_smi(npu_smi_text or "")
+    if not chips:
+        return None, chips
+    pick = next((c for c in chips if device_id is not None and c["npu"] == device_id), chips[0])
+    return pick["soc_version"], chips
+
+
+def read_manifest(path: str | os.PathLike | None) -> dict:
+    if not path:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(f"{path}: kit manifest not found (it is kit.json, copied into the "
+                          f"results folder by run_on_npu.sh)")
+    try:
+        return read_json(path)
+    except ValueError as exc:
+        raise IngestError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _report_config(run_root: Path, result_dir: Path, labels: Path, aipp_config: str,
+                   manifest: dict):
+    """A config for the report notebook on this run folder.  Its records are complete, so
+    it runs no stage, and (records/ingest.json present) it does not check local paths."""
+    from .config import from_mapping
+    bss = (manifest.get("batch_sizes") or [1])
+    return from_mapping({
+        "name": run_root.name, "data_dir": str(result_dir), "label_file": str(labels),
+        "aipp_config": aipp_config, "weights": "", "backends": [NAME], "batch_sizes": list(bss),
+        "output_root": str(run_root.parent), "run_dir": str(run_root),
+    }, source="ingest", check_paths=False)
+
+
+def _aipp_config_path(manifest_path: str | os.PathLike | None) -> str:
+    cands = []
+    if manifest_path:
+        cands.append(Path(manifest_path).parent / "aipp.config")
+    cands.append(pipeline.project_root() / "aipp.config")
+    for c in cands:
+        if c.is_file():
+            return str(c)
+    raise IngestError("no aipp.config found (put the kit's aipp.config beside kit.json)")
+
+
+# --------------------------------------------------------------------- ingest
+def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
+           out_root: str | os.PathLike = "reports", summaries: Iterable = (),
+           npu_smi_text: str | None = None, cann_version: str | None = None,
+           soc_version: str | None = None, manifest: str | os.PathLike | None = None,
+           accuracy_summary: str | os.PathLike | None = None, name: str = "npu",
+           render: bool = True, kernel: str | None = None) -> Path:
+    """Score ``result_dir`` against ``labels_path`` and write a new run folder under
+    ``out_root`` (records, ``result.json``, ``metrics.json``, ``report.html``).
+
+    ``summaries``: pure-inference ``*_summary.json`` files of a batch sweep.  The accuracy
+    run's own summary is ``<result_dir>_summary.json`` beside the folder (or
+    ``accuracy_summary``); when it is missing the accuracy is still scored and the records
+    say that no throughput came with it."""
+    result_dir = Path(result_dir).resolve()
+    labels_path = Path(labels_path).resolve()
+    labels = data.read_labels(labels_path)
+    pred, read_warnings = read_predictions(result_dir)
+    man = read_manifest(manifest)
+    expected = man.get("keys") or None
+    metrics = evaluate.score(pred, labels, expected=expected)
+    per_image = metrics.pop("per_image_top1")
+
+    # the accuracy run's summary
+    acc_summary_path = Path(accuracy_summary) if accuracy_summary else \
+        result_dir.parent / f"{result_dir.name}_summary.json"
+    acc_summary = read_summary(acc_summary_path) if acc_summary_path.is_file() else None
+    if accuracy_summary and acc_summary is None:
+        raise IngestError(f"{acc_summary_path}: summary not found")
+    notes = []
+    summary_note = None
+    if acc_summary is None:
+        summary_note = (f"no {acc_summary_path.name} beside {result_dir.name}: accuracy scored "
+                        f"from the outputs alone; no throughput and no device id from the "
+                        f"accuracy run")
+        notes.append(summary_note)
+        m = re.search(r"bs(\d+)$", result_dir.name)
+        acc_bs = int(m.group(1)) if m else man.get("accuracy_batch_size")
+        device_id = man.get("device_id")
+    else:
+        acc_bs = summary_batch_size(acc_summary, acc_summary_path)
+        device_id = summary_device_id(acc_summary)
+
+    # the device, in words
+    detected, chips = chip_for(npu_smi_text, device_id)
+    soc = soc_version or detected or man.get("soc_version") or None
+    if soc and not soc.startswith("Ascend"):
+        soc = f"Ascend{soc}"
+    cann = parse_cann_version(cann_version) if cann_version else None
+    device = npu_device_name(soc, cann)
+    if not npu_smi_text and not soc_version:
+        notes.append("no npu-smi info given: the chip is "
+                     + (f"{soc} from the kit's params" if soc else "not recorded"))
+    version = "ais_bench (on the NPU host)"
+
+    # sweep summaries
+    sweep_records, sweep_paths = [], []
+    for p in summaries or ():
+        s = read_summary(p)
+        sweep_records.append(bench_record(s, p, device, version))
+        sweep_paths.append(str(Path(p).resolve()))
+    sweep_records.sort(key=lambda r: r["batch_size"])
+
+    # the run folder
+    run_root = pipeline.new_run_dir(out_root, name)
+    run = pipeline.Run(run_root)
+    run.records.mkdir(exist_ok=True)
+    folder = run.results / NAME
+    evaluate.write_results(metrics, folder)
+    atomic_write_json(folder / "predictions.json", per_image)
+    for fname in ("result.json", "metrics.json"):
+        shutil.copyfile(folder / fname, run_root / fname)
+
+    acc_throughput = None
+    if acc_summary is not None:
+        t = acc_summary.get("npu_compute_time_list") or []
+        mean = float(np.mean(t)) if t else _stat(acc_summary, "NPU_compute_time", "mean")
+        acc_throughput = bench.throughput(acc_bs, mean) if acc_bs else None
+
+    record = {
+        "source": "zoorepro ingest: results produced by ais_bench on an Ascend NPU host",
+        "result_dir": str(result_dir), "labels": str(labels_path),
+        "accuracy_summary": str(acc_summary_path) if acc_summary is not None else None,
+        "throughput_from_accuracy_run": "yes" if acc_throughput else "no",
+        "sweep_summaries": sweep_paths, "manifest": str(manifest) if manifest else None,
+        "device": device, "soc_version": soc, "cann": cann, "npu_chips": chips,
+        "device_id": device_id, "notes": notes, "read_warnings": read_warnings,
+        "ais_bench_args": (acc_summary or {}).get("args"),
+    }
+    run.write("ingest", record)
+    run.write("environment", {
+        "produced_on": "Ascend NPU host (results ingested by zoorepro)",
+        "npu": soc or "not recorded", "cann": cann or "not recorded",
+        "npu_chips": ", ".join(f"{c['npu']}: {c['name']} ({c['health']})" for c in chips) or
+        "npu-smi info not given",
+        "npu_device_id": device_id,
+        "ais_bench_args": " ".join(map(str, (acc_summary or {}).get("args") or [])) or None,
+        "npu_smi_info": npu_smi_text or None,
+        "ingested_on": platform.platform(),
+        "zoorepro_git_commit": provenance.git_commit(),
+    })
+    run.write("dataset", {
+        "data_dir": man.get("data_dir") or "not recorded (ingested results)",
+        "images": metrics["images"],
+        "image_list_sha256": man.get("image_list_sha256"),
+        "label_file": str(labels_path), "label_file_sha256": data.sha256_file(labels_path),
+        "labels_without_image": None, "max_images": man.get("max_images"),
+        "bin_dir": "on the NPU host", "keys": list(pred.keys),
+    })
+    if man.get("export"):
+        run.write("export", {**man["export"], "parity": None,
+                             "parity_not_run": "ingested NPU results: ONNX/PyTorch parity is "
+                                               "checked by a local zoorepro run"})
+    if man.get("preprocess"):
+        run.write("preprocess", man["preprocess"])
+    if man.get("atc_commands"):
+        cmds = [c.replace('"Ascend${chip_name}"', soc or "Ascend${chip_name}")
+                for c in man["atc_commands"]]
+        run.write("atc", {"status": "ok (on the NPU host)", "soc_version": soc, "commands": cmds})
+    run.write("infer", {NAME: {
+        "status": "ok", "backend": NAME, "device": device, "version": version,
+        "result_dir": str(result_dir),
+        "summary": str(acc_summary_path) if acc_summary is not None else None,
+        "accuracy_batch_size": acc_bs, "compute_throughput": acc_throughput,
+        "e2e_throughput": None, "throughput_definition": AIS_BENCH_DEFINITION.replace(
+            "zero-filled input (--pure_data_type zero)", "real images"),
+        "throughput_note": None if acc_throughput else
+        (summary_note or "the accuracy summary holds no NPU compute time"),
+        "source": "ingested",
+    }})
+    acc = {**metrics, "backend": NAME, "device": device, "batch_size": acc_bs,
+           "weights_sha256": (man.get("export") or {}).get("weights_sha256"),
+           "onnx_sha256": (man.get("export") or {}).get("onnx_sha256"),
+           "image_list_sha256": man.get("image_list_sha256"),
+           "label_file_sha256": data.sha256_file(labels_path),
+           "warnings": read_warnings + notes, "source": "ingested from an NPU host"}
+    run.write("accuracy", {NAME: {"status": "ok", **acc}})
+    bench.write_records(sweep_records, run.record("bench"))
+    bench_json = run.read("bench")
+    bench_json["definition"] = AIS_BENCH_DEFINITION
+    run.write("bench", bench_json)
+
+    atomic_write_text(run_root / "params.yaml", yaml.safe_dump({
+        "source": "zoorepro ingest", "result_dir": str(result_dir), "labels": str(labels_path),
+        "summaries": sweep_paths, "device": device, "reference_tolerance_pct":
+        (man.get("params") or {}).get("reference_tolerance_pct", 1.0),
+        "kit_params": man.get("params"),
+    }, sort_keys=False))
+    if render:
+        render_report(run_root, result_dir, labels_path, _aipp_config_path(manifest), man, kernel)
+    return run_root
+
+
+def render_report(run_root: Path, result_dir: Path, labels: Path, aipp_config: str,
+                  manifest: dict, kernel: str | None = None) -> Path | None:
+    """Execute the report notebook on the run folder and render ``report.html``.
+    A failing notebook is kept and recorded in ``records/failure.json``."""
+    import papermill as pm
+    from . import report, runner
+    run = pipeline.Run(run_root)
+    cfg = _report_config(run_root, result_dir, labels, aipp_config, manifest)
+    try:
+        runner.execute(runner.REPORT_NOTEBOOK, cfg, run, kernel)
+    except pm.PapermillExecutionError as exc:
+        run.write("failure", {"notebook": runner.REPORT_NOTEBOOK, "cell": "?",
+                              "error": f"{exc.ename}: {exc.evalue}"})
+    executed = run.notebooks / runner.REPORT_NOTEBOOK
+    if executed.is_file():
+        return report.render_html(executed, run_root / "report.html")
+    return None

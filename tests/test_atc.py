@@ -1,0 +1,79 @@
+"""ATC: the recipe's command strings (golden) and chip detection from ``npu-smi info``."""
+
+import pytest
+
+from zoorepro import atc
+
+from conftest import SHARED
+
+# The recipe README's ATC line with bs filled in, '--input-shape' written with the
+# documented underscore ('--input_shape'), chip_name = 310P3 and onnx_file = squeezenet1_1.onnx.
+GOLDEN = {
+    bs: ("atc --model=squeezenet1_1.onnx --framework=5 --output=squeezenet1_1_bs{bs} "
+         "--input_shape=\"image:{bs},3,224,224\" --log=error --soc_version=Ascend310P3 "
+         "--enable_small_channel=1 --insert_op_conf=aipp.config").format(bs=bs)
+    for bs in (1, 4, 8, 16, 32, 64)
+}
+
+# `npu-smi info` as the recipe's guide shows it (indented as in the guide).
+NPU_SMI_SAMPLE = """\
+         +-------------------+-----------------+------------------------------------------------------+
+         | NPU     Name      | Health          | Power(W)     Temp(C)           Hugepages-Usage(page) |
+         | Chip    Device    | Bus-Id          | AICore(%)    Memory-Usage(MB)                        |
+         +===================+=================+======================================================+
+         | 0       310P3     | OK              | 15.8         42                0    / 0              |
+         | 0       0         | 0000:82:00.0    | 0            1074 / 21534                            |
+         +===================+=================+======================================================+
+         | 1       310P3     | OK              | 15.4         43                0    / 0              |
+         | 0       1         | 0000:89:00.0    | 0            1070 / 21534                            |
+         +===================+=================+======================================================+
+"""
+
+
+@pytest.mark.parametrize("bs", sorted(GOLDEN))
+def test_atc_command_golden_for_every_batch_size(bs):
+    for soc in ("310P3", "Ascend310P3"):
+        argv = atc.atc_command("squeezenet1_1.onnx", bs, soc)
+        assert atc.shell_line(argv) == GOLDEN[bs]
+    assert argv[4] == f"--input_shape=image:{bs},3,224,224"  # argv form: no shell quotes
+    assert not any(a.startswith("--input-shape") for a in argv)
+
+
+def test_atc_command_output_dir_and_extra_args_pass_through():
+    argv = atc.atc_command("m.onnx", 8, "310B1", "cfg/aipp.config", "om",
+                           ("--precision_mode=allow_fp32_to_fp16",))
+    assert atc.shell_line(argv) == (
+        'atc --model=m.onnx --framework=5 --output=om/squeezenet1_1_bs8 '
+        '--input_shape="image:8,3,224,224" --log=error --soc_version=Ascend310B1 '
+        '--enable_small_channel=1 --insert_op_conf=cfg/aipp.config '
+        '--precision_mode=allow_fp32_to_fp16')
+
+
+def test_npu_smi_guide_sample_both_chips_310P3():
+    chips = atc.parse_npu_smi(NPU_SMI_SAMPLE)
+    assert [(c["npu"], c["name"], c["health"], c["soc_version"]) for c in chips] == [
+        (0, "310P3", "OK", "Ascend310P3"), (1, "310P3", "OK", "Ascend310P3")]
+
+
+def test_npu_smi_sample_is_the_guides_text():
+    guide = SHARED / "reference" / "000_427b72055f60dd48.txt"
+    if not guide.is_file():
+        pytest.skip(f"{guide} not present (shared reference folder absent)")
+    text = guide.read_text(encoding="utf-8")
+    start = text.index("+-------------------+")
+    block = text[text.rfind("\n", 0, start) + 1:text.index("```", start)]
+    assert atc.parse_npu_smi(block) == atc.parse_npu_smi(NPU_SMI_SAMPLE)
+
+
+def test_detect_soc_version_uses_npu_smi(monkeypatch):
+    class Done:
+        stdout = NPU_SMI_SAMPLE
+    monkeypatch.setattr(atc.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert atc.detect_soc_version(runner=lambda *a, **k: Done()) == "Ascend310P3"
+    monkeypatch.setattr(atc.shutil, "which", lambda name: None)
+    assert atc.detect_soc_version() is None
+
+
+def test_npu_smi_without_chips():
+    assert atc.parse_npu_smi("") == []
+    assert atc.parse_npu_smi("npu-smi: command not found") == []

@@ -1,0 +1,260 @@
+"""``zoorepro ingest`` on result folders built from ais_bench's documented formats, each
+with a known top-1..top-5; and on the ais_bench-layout output of a real zoorepro run."""
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoorepro import cli, config, ingest, pipeline, report
+from zoorepro.data import DataError
+
+from conftest import small_params
+from npu_fixtures import (NPU_SMI_SAMPLE, accuracy_args, perf_args, ranked_scores, summary,
+                         write_output, write_summary)
+
+# img_1..img_10 with the rank of the true class: top-k = 40, 50, 60, 70, 80 %.
+RANKS = [0, 0, 0, 1, 2, 4, 5, 7, 0, 3]
+KNOWN = {"top1": 40.0, "top2": 50.0, "top3": 60.0, "top4": 70.0, "top5": 80.0}
+LABELS = {f"img_{i + 1}": (37 * i + 11) % 1000 for i in range(12)}  # img_11, img_12: no output
+
+
+def write_labels(path: Path, labels=LABELS) -> Path:
+    path.write_text("".join(f"{k}.JPEG {v}\n" for k, v in labels.items()))
+    return path
+
+
+def make_result(tmp_path: Path, fmt="TXT", classes=1000, bs=4, with_summary=True,
+                shape=None) -> Path:
+    """``result/result_bs<bs>/`` as ais_bench writes it for 10 images at batch ``bs``: the
+    last batch is padded (its padding outputs are not saved) + the sibling summary."""
+    out = tmp_path / "result"
+    folder = out / f"result_bs{bs}"
+    offset = 1 if classes == 1001 else 0
+    for i, rank in enumerate(RANKS):
+        stem = f"img_{i + 1}"
+        write_output(folder, stem, ranked_scores(LABELS[stem], rank, classes, offset), fmt, shape)
+    if with_summary:
+        names = [f"img_{i + 1}" for i in range(10)]
+        filesinfo = {str(b): {"infiles": [f"prep_dataset/{n}.bin" for n in names[b * bs:(b + 1) * bs]],
+                              "outfiles": [str(folder / f"{n}_0.{fmt.lower()}")
+                                           for n in names[b * bs:(b + 1) * bs]]}
+                     for b in range((len(names) + bs - 1) // bs)}
+        write_summary(out / f"result_bs{bs}_summary.json",
+                      summary(accuracy_args(bs), [0.40, 0.42, 0.41], bs, [0.9], [0.2], filesinfo))
+    return folder
+
+
+def check_known(run_dir: Path, classes=1000):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for k, v in KNOWN.items():
+        assert m[k] == pytest.approx(v), k
+    assert m["images"] == 10 and m["classes"] == classes
+    r = json.loads((run_dir / "result.json").read_text())
+    assert r["value"][2] == {"key": "Top1 accuracy", "value": "40.0%"}
+    assert r["value"][6] == {"key": "Top5 accuracy", "value": "80.0%"}
+    return m
+
+
+@pytest.mark.parametrize("fmt", ["TXT", "NPY", "BIN"])
+def test_formats_padding_natural_order_known_topk(tmp_path, fmt):
+    folder = make_result(tmp_path, fmt)
+    if fmt == "TXT":
+        line = (folder / "img_1_0.txt").read_text()
+        assert line.endswith(" \n") and line.count("\n") == 1     # trailing space, one row
+        assert line.split()[0].count(".") == 1 and len(line.split()[0].split(".")[1]) == 6  # %f
+    run = ingest.ingest(folder, write_labels(tmp_path / "val_label.txt"), tmp_path / "reports",
+                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1", render=False)
+    check_known(run)
+    recs = run / "records"
+    acc = json.loads((recs / "accuracy.json").read_text())["ais_bench"]
+    assert acc["status"] == "ok" and acc["device"] == "npu: Ascend310P3 (CANN 6.0.RC1)"
+    assert acc["batch_size"] == 4 and acc["images"] == 10
+    infer = json.loads((recs / "infer.json").read_text())["ais_bench"]
+    assert infer["status"] == "ok" and infer["accuracy_batch_size"] == 4
+    assert infer["compute_throughput"] == pytest.approx(1000 * 4 / 0.41)
+    env = json.loads((recs / "environment.json").read_text())
+    assert env["npu"] == "Ascend310P3" and env["cann"] == "6.0.RC1"
+    assert env["npu_device_id"] == 1 and "0: 310P3 (OK), 1: 310P3 (OK)" == env["npu_chips"]
+    preds = json.loads((run / "results" / "ais_bench" / "predictions.json").read_text())
+    assert list(preds) == [f"img_{i}" for i in range(1, 11)]          # natural order
+    assert (run / "params.yaml").is_file() and not (run / "report.html").exists()
+
+
+def test_1001_class_outputs_shift_labels(tmp_path):
+    folder = make_result(tmp_path, classes=1001)
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+    m = check_known(run, classes=1001)
+    assert m["label_offset"] == 1
+
+
+def test_output_spread_over_rows_is_joined(tmp_path):
+    # an output of shape [1, 1000, 1, 1] is saved as 1000 rows of one value
+    folder = make_result(tmp_path, shape=(1, 1000, 1, 1))
+    assert (folder / "img_3_0.txt").read_text().count("\n") == 1000
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+    check_known(run)
+
+
+def test_appended_txt_is_refused(tmp_path):
+    folder = make_result(tmp_path)
+    p = folder / "img_5_0.txt"
+    p.write_text(p.read_text() + p.read_text())      # older ais_infer: "ab" on rerun
+    with pytest.raises(DataError, match="appended") as e:
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+    assert "img_5_0.txt" in str(e.value) and "run inference again" in str(e.value)
+    assert not (tmp_path / "r").exists()              # no run folder for refused input
+
+
+def test_appended_multirow_txt_is_refused(tmp_path):
+    folder = make_result(tmp_path, shape=(1, 1000, 1, 1))
+    p = folder / "img_5_0.txt"
+    p.write_text(p.read_text() * 2)
+    with pytest.raises(DataError, match="appended"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+
+
+def test_missing_summary_proceeds_without_throughput(tmp_path):
+    folder = make_result(tmp_path, with_summary=False)
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+    check_known(run)
+    rec = json.loads((run / "records" / "ingest.json").read_text())
+    assert rec["accuracy_summary"] is None and rec["throughput_from_accuracy_run"] == "no"
+    assert any("result_bs4_summary.json" in n and "no throughput" in n for n in rec["notes"])
+    infer = json.loads((run / "records" / "infer.json").read_text())["ais_bench"]
+    assert infer["compute_throughput"] is None and "no throughput" in infer["throughput_note"]
+    assert infer["accuracy_batch_size"] == 4                       # from result_bs4
+    acc = json.loads((run / "records" / "accuracy.json").read_text())["ais_bench"]
+    assert acc["device"] == "npu: Ascend (chip not recorded) (CANN version not recorded)"
+    with pytest.raises(DataError, match="summary not found"):
+        ingest.ingest(folder, tmp_path / "l.txt", tmp_path / "r",
+                      accuracy_summary=tmp_path / "nope.json", render=False)
+
+
+def test_sweep_summaries_become_bench_records(tmp_path):
+    folder = make_result(tmp_path)
+    perf = tmp_path / "perf"
+    times = {1: [0.17, 0.18, 0.175, 0.172], 8: [0.37, 0.38, 0.376, 0.375]}
+    paths = [write_summary(perf / f"perf_bs{bs}_summary.json",
+                           summary(perf_args(bs), t, bs, [0.05], [0.02]))
+             for bs, t in sorted(times.items(), reverse=True)]
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r",
+                        summaries=paths, npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1",
+                        render=False)
+    b = json.loads((run / "records" / "bench.json").read_text())
+    assert "device compute only" in b["definition"] and "zero-filled input" in b["definition"]
+    assert "H2D/D2H copies excluded" in b["definition"]
+    recs = b["records"]
+    assert [r["batch_size"] for r in recs] == [1, 8]
+    for r in recs:
+        t = times[r["batch_size"]]
+        assert r["throughput"] == pytest.approx(1000 * r["batch_size"] / np.mean(t))
+        assert r["throughput"] == pytest.approx(r["throughput_reported"])
+        assert r["iterations"] == 4 and r["mean_ms"] == pytest.approx(np.mean(t))
+        assert r["backend"] == "ais_bench" and r["device"] == "npu: Ascend310P3 (CANN 6.0.RC1)"
+        assert r["input"].startswith("zero bytes") and r["h2d_mean_ms"] == pytest.approx(0.05)
+        assert r["valid"]
+    assert (run / "records" / "bench.csv").read_text().count("\n") == 3
+
+
+def test_bad_summary_is_an_error(tmp_path):
+    folder = make_result(tmp_path)
+    bad = write_summary(tmp_path / "x_summary.json", {"throughput": 1})
+    with pytest.raises(DataError, match="missing NPU_compute_time"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", summaries=[bad],
+                      render=False)
+
+
+def test_manifest_keys_require_every_image(tmp_path):
+    folder = make_result(tmp_path)
+    man = tmp_path / "kit.json"
+    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 12)], "soc_version": "Ascend310B1"}))
+    with pytest.raises(DataError, match="1 of 11 image"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man,
+                      render=False)
+    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 11)], "soc_version": "Ascend310B1",
+                               "export": {"weights_sha256": "f364aa15" + "0" * 56, "opset": 11}}))
+    run = ingest.ingest(folder, tmp_path / "l.txt", tmp_path / "r", manifest=man, render=False)
+    acc = json.loads((run / "records" / "accuracy.json").read_text())["ais_bench"]
+    assert acc["device"].startswith("npu: Ascend310B1 ") and acc["weights_sha256"].startswith("f364aa15")
+
+
+def test_cli_ingest_renders_report_and_prints_run_folder_last(tmp_path, capsys):
+    folder = make_result(tmp_path)
+    smi = tmp_path / "npu-smi.txt"
+    smi.write_text(NPU_SMI_SAMPLE)
+    perf = write_summary(tmp_path / "perf" / "perf_bs8_summary.json",
+                         summary(perf_args(8), [0.37, 0.38], 8))
+    rc = cli.main(["ingest", str(folder), "--labels", str(write_labels(tmp_path / "l.txt")),
+                   "--summary", str(perf), "--npu-smi", str(smi), "--cann-version", "6.0.RC1",
+                   "--out", str(tmp_path / "reports")])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    run = Path(out[-1])
+    assert run.parent == tmp_path / "reports" and run.name.startswith("npu-")
+    html = (run / "report.html").read_text()
+    assert "npu: Ascend310P3 (CANN 6.0.RC1)" in html
+    assert "40.00" in html and "80.00" in html
+    assert "not run here" not in html                 # the NPU path did run (on the NPU host)
+    assert not (run / "records" / "failure.json").exists()
+
+
+def test_cli_ingest_error_is_clear(tmp_path, capsys):
+    rc = cli.main(["ingest", str(tmp_path / "missing"), "--labels",
+                   str(write_labels(tmp_path / "l.txt")), "--no-report"])
+    assert rc == 2 and "result folder not found" in capsys.readouterr().err
+
+
+# ------------------------------------------- against a real zoorepro run (portable backend)
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, onnx_models):
+    """Pipeline stages on 8 demo images, onnxruntime at bs 1; ais_bench listed too (absent)."""
+    tmp = tmp_path_factory.mktemp("demo_run")
+    cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "ais_bench"],
+                                           batch_sizes=[1], bench_iterations=1,
+                                           onnx_model=str(onnx_models[0])))
+    cfg, run = pipeline.open_run(cfg)
+    pipeline.run_preprocess(cfg, run, progress=False)
+    pipeline.run_export(cfg, run)
+    pipeline.run_atc(cfg, run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline.run_infer(cfg, run, progress=False)
+    pipeline.run_evaluate(cfg, run)
+    return cfg, run
+
+
+def test_ingest_of_a_zoorepro_run_gives_the_same_topk(demo_run, tmp_path):
+    cfg, run = demo_run
+    acc = run.read("accuracy")["onnxruntime"]
+    assert acc["status"] == "ok" and acc["images"] == 8
+    folder = run.results / "onnxruntime" / "result_bs1"
+    got = ingest.ingest(folder, cfg.label_file, tmp_path / "r", render=False)
+    m = json.loads((got / "metrics.json").read_text())
+    for k in ("top1", "top2", "top3", "top4", "top5", "images", "classes"):
+        assert m[k] == acc[k], k
+    assert json.loads((got / "result.json").read_text()) == \
+        json.loads((run.root / "result.json").read_text())
+    infer = json.loads((got / "records" / "infer.json").read_text())["ais_bench"]
+    assert infer["accuracy_batch_size"] == 1 and infer["compute_throughput"] > 0
+
+
+def test_without_atc_or_ais_bench_the_report_says_the_npu_path_did_not_run(demo_run):
+    from zoorepro import aisbench, atc
+    if atc.available() or aisbench.available():
+        pytest.skip("atc or ais_bench is installed here")
+    cfg, run = demo_run
+    infer = run.read("infer")
+    assert infer["ais_bench"]["status"] == "not run"
+    assert "ais_bench is not installed" in infer["ais_bench"]["reason"]
+    assert run.read("atc")["status"] == "not run"
+    data = report.load(run.root)
+    text = report.npu_section(data)
+    assert "Ascend NPU (ATC + ais_bench): not run here." in text
+    assert "ais_bench is not installed" in text and "atc is not on PATH" in text
+    assert "No figure in this report comes from an NPU" in text
+    rows = report.throughput_rows(data)
+    assert rows and all(r[0] != "ais_bench" and not str(r[1]).startswith("npu") for r in rows)
+    acc_html = report.accuracy_table(data)
+    assert "zoorepro ais_bench" in acc_html and "not run" in acc_html
