@@ -1,6 +1,5 @@
 """AIPP: parser, numpy reference == ONNX nodes == torchvision Normalize."""
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch

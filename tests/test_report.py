@@ -1,7 +1,6 @@
 """Report sections: escaping, verdict wording, rendering to self-contained HTML."""
 import re
 
-import pytest
 
 from zoorepro import config, pipeline, references, report, runner
 

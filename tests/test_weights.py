@@ -1,11 +1,10 @@
-import io
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from zoorepro import data, weights
+from zoorepro import weights
 
 from conftest import DEMO_WEIGHTS, SHARED
 

@@ -247,27 +247,29 @@ def prepend_to_onnx(model, aipp: Aipp, input_name: str = "image"):
     nodes, inits = [], []
     cur = input_name + "__u8" if input_name == old_name else input_name
     src = cur
-    nodes.append(helper.make_node("Cast", [src], ["aipp_float"], to=TensorProto.FLOAT, name="aipp_cast"))
-    cur = "aipp_float"
+    # Layout first, on uint8 (4x less memory traffic than on float), then the per-element
+    # arithmetic -- the same float32 operations in the same order as the hardware's.
+    nodes.append(helper.make_node("Transpose", [src], ["aipp_nchw_u8"], perm=[0, 3, 1, 2],
+                                  name="aipp_to_nchw"))
+    cur = "aipp_nchw_u8"
     if aipp.swap_rb:
         inits.append(numpy_helper.from_array(np.array([2, 1, 0], np.int64), "aipp_swap_idx"))
-        nodes.append(helper.make_node("Gather", [cur, "aipp_swap_idx"], ["aipp_swapped"], axis=3,
+        nodes.append(helper.make_node("Gather", [cur, "aipp_swap_idx"], ["aipp_swapped"], axis=1,
                                       name="aipp_rbuv_swap"))
         cur = "aipp_swapped"
     if aipp.crop:
         for nm, val in (("aipp_crop_starts", [aipp.crop_y, aipp.crop_x]),
                         ("aipp_crop_ends", [aipp.crop_y + aipp.crop_h, aipp.crop_x + aipp.crop_w]),
-                        ("aipp_crop_axes", [1, 2])):
+                        ("aipp_crop_axes", [2, 3])):
             inits.append(numpy_helper.from_array(np.array(val, np.int64), nm))
         nodes.append(helper.make_node("Slice", [cur, "aipp_crop_starts", "aipp_crop_ends",
                                                 "aipp_crop_axes"], ["aipp_cropped"], name="aipp_crop"))
         cur = "aipp_cropped"
-    inits.append(numpy_helper.from_array(aipp.offset.reshape(1, 1, 1, 3), "aipp_offset"))
-    inits.append(numpy_helper.from_array(aipp.scale.reshape(1, 1, 1, 3), "aipp_scale"))
-    nodes.append(helper.make_node("Sub", [cur, "aipp_offset"], ["aipp_centred"], name="aipp_sub"))
-    nodes.append(helper.make_node("Mul", ["aipp_centred", "aipp_scale"], ["aipp_scaled"], name="aipp_mul"))
-    nodes.append(helper.make_node("Transpose", ["aipp_scaled"], [inner], perm=[0, 3, 1, 2],
-                                  name="aipp_to_nchw"))
+    nodes.append(helper.make_node("Cast", [cur], ["aipp_float"], to=TensorProto.FLOAT, name="aipp_cast"))
+    inits.append(numpy_helper.from_array(aipp.offset.reshape(1, 3, 1, 1), "aipp_offset"))
+    inits.append(numpy_helper.from_array(aipp.scale.reshape(1, 3, 1, 1), "aipp_scale"))
+    nodes.append(helper.make_node("Sub", ["aipp_float", "aipp_offset"], ["aipp_centred"], name="aipp_sub"))
+    nodes.append(helper.make_node("Mul", ["aipp_centred", "aipp_scale"], [inner], name="aipp_mul"))
     new_nodes = nodes + list(graph.node)
     del graph.node[:]
     graph.node.extend(new_nodes)

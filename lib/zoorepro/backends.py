@@ -134,7 +134,7 @@ class OnnxRuntimeBackend(Backend):
 
     def info(self) -> dict:
         return {**super().info(), "providers": ",".join(self.providers), "threads": self.threads,
-                "version": f"onnxruntime {self._ort_version}"}
+                "precision": "fp32", "version": f"onnxruntime {self._ort_version}"}
 
 
 # ------------------------------------------------------------------ PyTorch
@@ -143,7 +143,8 @@ class TorchBackend(Backend):
     """PyTorch eager reference: the same AIPP (as a module) in front of torchvision's model."""
     name = "torch"
 
-    def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0, **_):
+    def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0,
+                 precision: str = "fp32", **_):
         try:
             import torch
         except ImportError:
@@ -156,25 +157,73 @@ class TorchBackend(Backend):
             raise BackendUnavailable("device cuda asked for, but torch sees no CUDA device")
         self.threads = threads or physical_cores()
         torch.set_num_threads(self.threads)
+        if precision == "fp16" and not use_cuda:
+            raise BackendUnavailable("precision fp16 needs a CUDA device for the torch backend; "
+                                     "use precision fp32 on the CPU")
         self.torch = torch
+        self.precision = precision
         self.dev = torch.device("cuda" if use_cuda else "cpu")
         cfg = aipp_mod.load(artifacts.aipp_config)
-        self.model = torch.nn.Sequential(aipp_mod.torch_module(cfg),
-                                         build_model(artifacts.weights)).to(self.dev).eval()
+        self.aipp = aipp_mod.torch_module(cfg).to(self.dev)
+        self.net = build_model(artifacts.weights).to(self.dev)
+        self.layout = torch.contiguous_format
+        if use_cuda:   # NHWC convolutions; fp16 like ATC's default precision_mode force_fp16
+            self.layout = torch.channels_last
+            self.net = self.net.to(memory_format=self.layout)
+            if precision == "fp16":
+                self.net = self.net.half()
         super().__init__(f"cuda: {torch.cuda.get_device_name(0)}" if use_cuda
                          else f"cpu: {cpu_name()}")
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(np.ascontiguousarray(batch)).to(self.dev))
+            x = torch.from_numpy(np.ascontiguousarray(batch))
+            if self.dev.type == "cuda":
+                x = x.pin_memory().to(self.dev, non_blocking=True)
+            y = self.aipp(x)
+            if self.precision == "fp16":
+                y = y.half()
+            out = self.net(y.contiguous(memory_format=self.layout))
             if self.dev.type == "cuda":
                 torch.cuda.synchronize()
             return out.float().cpu().numpy()
 
     def info(self) -> dict:
-        return {**super().info(), "threads": self.threads,
+        return {**super().info(), "threads": self.threads, "precision": self.precision,
                 "version": f"torch {self.torch.__version__}"}
+
+
+# ------------------------------------------------------------------ OpenVINO
+@register("openvino")
+class OpenVinoBackend(Backend):
+    """OpenVINO on the same AIPP ONNX model (optional: pip install openvino)."""
+    name = "openvino"
+
+    def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0, **_):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise BackendUnavailable("openvino is not installed: pip install openvino "
+                                     "(or pip install -e '.[openvino]')") from None
+        if device == "cuda":
+            raise BackendUnavailable("the openvino backend runs on the CPU only here")
+        self.threads = threads or physical_cores()
+        core = ov.Core()
+        model = core.read_model(artifacts.aipp_onnx)
+        self.compiled = core.compile_model(model, "CPU", {
+            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads,
+            "INFERENCE_PRECISION_HINT": "f32"})
+        self.request = self.compiled.create_infer_request()
+        self._version = ov.get_version()
+        super().__init__(f"cpu: {cpu_name()}")
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.request.infer({0: batch})[self.compiled.output(0)])
+
+    def info(self) -> dict:
+        return {**super().info(), "threads": self.threads, "precision": "fp32",
+                "version": f"openvino {self._version}"}
 
 
 # ---------------------------------------------------------------- ais_bench

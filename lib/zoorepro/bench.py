@@ -86,10 +86,10 @@ def batches(files: Sequence[Path], batch_size: int):
 
 def write_output(path: Path, row: np.ndarray, outfmt: str) -> None:
     if outfmt == "TXT":
-        buf = io.StringIO()
         # ais_bench: reshape(-1, last_dim), '%f' values each followed by a space, newline
-        np.savetxt(buf, row.reshape(-1, row.shape[-1]), fmt="%f ", delimiter="", newline="\n")
-        atomic_write_text(path, buf.getvalue())
+        rows = row.reshape(-1, row.shape[-1])
+        line = "%f " * rows.shape[1] + "\n"
+        atomic_write_text(path, "".join(line % tuple(r) for r in rows.tolist()))
     elif outfmt == "NPY":
         buf = io.BytesIO()
         np.save(buf, row)
@@ -223,18 +223,46 @@ def measure(backend, samples: np.ndarray, batch_size: int, s: SweepSettings) -> 
         "throughput": throughput(batch_size, st["mean"]),
         "throughput_definition": "compute",
         "threads": info.get("threads"), "version": info.get("version"),
+        "precision": info.get("precision", "fp32"),
         "input": f"{samples.shape[0]} real preprocessed images cycled",
         "valid": not problems, "validity": "; ".join(problems) or "ok",
     }
 
 
-def sweep(backend, samples: np.ndarray, s: SweepSettings) -> list[dict]:
-    return [measure(backend, samples, bs, s) for bs in s.batch_sizes]
+def measure_e2e(backend, files: Sequence[Path], batch_size: int, outfmt: str = "TXT",
+                min_images: int = 64) -> dict:
+    """End to end at ``batch_size``: read ``.bin`` files, batch, infer, write outputs (to a
+    temporary folder), over at least ``min_images`` images (files cycled)."""
+    import tempfile
+    n = max(min_images, 2 * batch_size)
+    order = [files[i % len(files)] for i in range(n)]
+    ext = outfmt.lower()
+    with tempfile.TemporaryDirectory(prefix="zoorepro-e2e-") as tmp:
+        t0 = time.perf_counter()
+        for real, padded in batches(order, batch_size):
+            y = backend.infer(np.stack([load_input(f) for f in padded]))
+            for j, f in enumerate(real):
+                write_output(Path(tmp) / f"{j}_{image_key(f.name)}_0.{ext}", y[j:j + 1], outfmt)
+        wall = time.perf_counter() - t0
+    return {"e2e_throughput": n / wall, "e2e_images": n, "e2e_definition": E2E_DEFINITION}
+
+
+def sweep(backend, samples: np.ndarray, s: SweepSettings, files: Sequence[Path] = (),
+          outfmt: str = "TXT") -> list[dict]:
+    """Compute-time record per batch size, plus end-to-end throughput when ``files`` given."""
+    out = []
+    for bs in s.batch_sizes:
+        rec = measure(backend, samples, bs, s)
+        if files:
+            rec.update(measure_e2e(backend, files, bs, outfmt))
+        out.append(rec)
+    return out
 
 
 BENCH_FIELDS = ("backend", "device", "batch_size", "iterations", "seconds", "min_ms", "mean_ms",
                 "median_ms", "p90_ms", "p99_ms", "max_ms", "throughput", "throughput_definition",
-                "threads", "version", "input", "valid", "validity")
+                "e2e_throughput", "e2e_images", "threads", "version", "precision", "input",
+                "valid", "validity")
 
 
 def write_records(records: list[dict], json_path: str | os.PathLike) -> tuple[Path, Path]:

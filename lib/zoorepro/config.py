@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,7 +20,7 @@ PATH_KEYS = ("data_dir", "label_file", "weights", "aipp_config", "output_root", 
 # Paths that must exist when the run starts.
 REQUIRED_EXISTING = ("data_dir", "label_file", "weights", "aipp_config")
 
-KNOWN_BACKENDS = ("onnxruntime", "torch", "ais_bench")
+KNOWN_BACKENDS = ("onnxruntime", "torch", "openvino", "ais_bench")
 OUTFMTS = ("TXT", "NPY", "BIN")
 
 
@@ -41,6 +41,7 @@ class RunConfig:
     accuracy_batch_size: int = 1
     backends: tuple = ("onnxruntime", "torch")
     device: str = "auto"          # auto | cpu | cuda
+    precision: str = "fp32"       # fp32 | fp16 (fp16: torch on CUDA; ATC's default is fp16)
     outfmt: str = "TXT"
     opset: int = 11
     bench_iterations: int = 50    # timed iterations per batch size (like --loop=50)
@@ -156,6 +157,8 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
         problems.append("backends: a backend is listed twice")
     if isinstance(v["outfmt"], str) and v["outfmt"].upper() not in OUTFMTS:
         problems.append(f"outfmt: must be one of {', '.join(OUTFMTS)}, got {v['outfmt']!r}")
+    if v["precision"] not in ("fp32", "fp16"):
+        problems.append(f"precision: must be fp32 or fp16, got {v['precision']!r}")
     if v["device"] not in ("auto", "cpu", "cuda"):
         problems.append(f"device: must be auto, cpu or cuda, got {v['device']!r}")
     if not str(v["name"]).strip() or any(c in str(v["name"]) for c in "/\\"):

@@ -31,22 +31,35 @@ class EvaluationError(DataError):
     """Predictions and labels do not fit together; the message says how and what to do."""
 
 
+CLASSES = (1000, 1001)
+
+
 def _read_txt(path: Path) -> np.ndarray:
+    """Scores of one TXT output.  ais_bench writes ``reshape(-1, last_dim)``: one line for a
+    ``[1, 1000]`` output, several when the last axis is not the class axis (joined here)."""
     with open(path, encoding="utf-8") as fh:
         lines = [ln for ln in fh.read().splitlines() if ln.strip()]
     if not lines:
         raise EvaluationError(f"{path}: empty output file; rerun inference")
     rows = [np.array(ln.split(), dtype=np.float32) for ln in lines]
-    if len(rows) > 1 and all(r.size == rows[0].size for r in rows) and rows[0].size in (1000, 1001):
+    if len(rows) == 1:
+        return rows[0]
+    if rows[0].size in CLASSES and all(r.size == rows[0].size for r in rows):
         raise EvaluationError(
             f"{path}: {len(rows)} lines of {rows[0].size} scores for one image; an older "
             f"ais_infer appended to TXT outputs on rerun, so which line is current cannot be "
             f"told. Delete the result folder and run inference again")
-    return rows[0]
+    total = sum(r.size for r in rows)
+    if total in CLASSES:
+        return np.concatenate(rows)
+    raise EvaluationError(
+        f"{path}: {total} values over {len(rows)} rows, expected 1000 (or 1001): if an older "
+        f"ais_infer appended to this TXT on a rerun, which rows are current cannot be told; "
+        f"delete the result folder and run inference again")
 
 
 def read_prediction(path: str | os.PathLike) -> np.ndarray:
-    """One image's scores from ``<stem>_0.txt|.npy|.bin`` (first row, as the recipe reads)."""
+    """One image's scores from ``<stem>_0.txt|.npy|.bin``."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".txt":
@@ -54,29 +67,34 @@ def read_prediction(path: str | os.PathLike) -> np.ndarray:
     elif ext == ".npy":
         vec = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
     else:
-        raw = np.fromfile(path, dtype=np.float32)
-        if raw.size not in (1000, 1001):
-            raise EvaluationError(f"{path}: {raw.size * 4} bytes is not 1000 or 1001 float32 "
+        vec = np.fromfile(path, dtype=np.float32)
+        if vec.size not in CLASSES:
+            raise EvaluationError(f"{path}: {vec.size * 4} bytes is not 1000 or 1001 float32 "
                                   f"scores; BIN outputs must be raw float32")
-        vec = raw
-    if vec.size not in (1000, 1001):
-        if vec.size % 1000 == 0 or vec.size % 1001 == 0:
-            vec = vec[: 1000 if vec.size % 1000 == 0 else 1001]
-        else:
-            raise EvaluationError(f"{path}: {vec.size} scores; expected 1000 (or 1001 with a "
-                                  f"background class)")
+    if vec.size not in CLASSES:
+        raise EvaluationError(f"{path}: {vec.size} scores; expected 1000 (or 1001 with a "
+                              f"background class)")
     return vec
+
+
+def top5(vec: np.ndarray) -> np.ndarray:
+    """The 5 best classes, best first; ties go to the lower class index (stable sort)."""
+    return np.argsort(-vec, kind="stable")[:TOPK]
 
 
 @dataclass
 class Predictions:
+    """A result folder read once, keeping only what scoring needs (memory stays flat)."""
     keys: list
-    scores: np.ndarray          # [N, C]
+    top5: np.ndarray            # [N, 5] class indices, best first
+    n_classes: int
     foreign: list = field(default_factory=list)
     folder: str = ""
+    paths: dict = field(default_factory=dict)   # key -> output file
 
 
-def read_result_folder(folder: str | os.PathLike) -> Predictions:
+def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
+    """({key: output file}, foreign names) of an ais_bench result folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluationError(f"{folder}: result folder not found; run inference first")
@@ -92,6 +110,11 @@ def read_result_folder(folder: str | os.PathLike) -> Predictions:
             raise EvaluationError(f"{folder}: two outputs for {key} ({found[key].name}, {name}); "
                                   f"keep one output format per result folder")
         found[key] = folder / name
+    return found, foreign
+
+
+def read_result_folder(folder: str | os.PathLike) -> Predictions:
+    found, foreign = list_result_folder(folder)
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         warnings.warn(f"{folder}: {len(foreign)} file(s) are not ais_bench outputs and were "
@@ -99,11 +122,17 @@ def read_result_folder(folder: str | os.PathLike) -> Predictions:
     if not found:
         raise EvaluationError(f"{folder}: no <name>_0.txt|.npy|.bin outputs found")
     keys = list(found)
-    vecs = [read_prediction(found[k]) for k in keys]
-    sizes = {v.size for v in vecs}
-    if len(sizes) != 1:
-        raise EvaluationError(f"{folder}: outputs have different lengths {sorted(sizes)}")
-    return Predictions(keys, np.stack(vecs), foreign, str(folder))
+    best = np.empty((len(keys), TOPK), dtype=np.int32)
+    n_classes = None
+    for i, k in enumerate(keys):
+        vec = read_prediction(found[k])
+        if n_classes is None:
+            n_classes = vec.size
+        elif vec.size != n_classes:
+            raise EvaluationError(f"{folder}: outputs have different lengths "
+                                  f"({n_classes} and {vec.size} in {found[k].name})")
+        best[i] = top5(vec)
+    return Predictions(keys, best, int(n_classes), foreign, str(folder), found)
 
 
 def topk_hits(scores: np.ndarray, targets: np.ndarray, k: int = TOPK) -> np.ndarray:
@@ -132,20 +161,17 @@ def score(pred: Predictions, labels: dict[str, int], expected: Iterable[str] | N
     idx = [i for i, k in enumerate(pred.keys) if k in labels]
     if not idx:
         raise EvaluationError(f"{pred.folder}: no prediction matches a label")
-    scores = pred.scores[idx]
-    n_classes = scores.shape[1]
-    shift = 1 if n_classes == 1001 else 0
+    shift = 1 if pred.n_classes == 1001 else 0
     targets = np.array([labels[pred.keys[i]] + shift for i in idx])
-    hits = topk_hits(scores, targets)
+    hits = pred.top5[idx] == targets[:, None]
     cum = np.cumsum(hits.sum(axis=0))
     n = len(idx)
-    out = {"images": n, "classes": n_classes, "label_offset": shift}
+    out = {"images": n, "classes": pred.n_classes, "label_offset": shift}
     for i in range(TOPK):
         out[f"top{i + 1}"] = 100.0 * cum[i] / n
         out[f"correct_top{i + 1}"] = int(cum[i])
     out["formula"] = FORMULA
-    out["per_image_top1"] = {pred.keys[i]: int(np.argmax(scores[j]) - shift)
-                             for j, i in enumerate(idx)}
+    out["per_image_top1"] = {pred.keys[i]: int(pred.top5[i, 0]) - shift for i in idx}
     return out
 
 
@@ -169,14 +195,17 @@ def write_results(metrics: dict, out_dir: str | os.PathLike) -> tuple[Path, Path
 
 
 def parity(a: Predictions, b: Predictions) -> dict:
-    """Agreement of two backends on the images both scored: top-1 agreement and max |logit diff|."""
-    index_b = {k: i for i, k in enumerate(b.keys)}
-    common = [(i, index_b[k]) for i, k in enumerate(a.keys) if k in index_b]
+    """Agreement of two result folders on the images both scored: top-1 agreement and the
+    largest |score difference| (files read again one pair at a time: memory stays flat)."""
+    common = [k for k in a.keys if k in b.paths]
     if not common:
         return {"images": 0, "top1_agreement_pct": None, "max_abs_logit_diff": None}
-    ia, ib = (np.array(x) for x in zip(*common))
-    sa, sb = a.scores[ia], b.scores[ib]
-    same_width = sa.shape[1] == sb.shape[1]
-    return {"images": len(common),
-            "top1_agreement_pct": 100.0 * float((sa.argmax(1) == sb.argmax(1)).mean()),
-            "max_abs_logit_diff": float(np.abs(sa - sb).max()) if same_width else None}
+    a_top = dict(zip(a.keys, a.top5[:, 0]))
+    b_top = dict(zip(b.keys, b.top5[:, 0]))
+    same = sum(int(a_top[k] == b_top[k]) for k in common)
+    diff = None
+    if a.n_classes == b.n_classes:
+        diff = max(float(np.abs(read_prediction(a.paths[k]) - read_prediction(b.paths[k])).max())
+                   for k in common)
+    return {"images": len(common), "top1_agreement_pct": 100.0 * same / len(common),
+            "max_abs_logit_diff": diff}

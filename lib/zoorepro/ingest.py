@@ -40,8 +40,6 @@ AIS_BENCH_DEFINITION = (
     "i.e. device compute only; zero-filled input (--pure_data_type zero), H2D/D2H copies "
     "excluded, file I/O and pre/post-processing excluded")
 SUMMARY_KEYS = ("NPU_compute_time", "H2D_latency", "D2H_latency", "throughput")
-_RESULT = re.compile(r"^(?P<key>[^.]+)_(?P<idx>\d+)\.(?P<ext>txt|npy|bin)$", re.IGNORECASE)
-_CLASSES = (1000, 1001)
 
 
 class IngestError(DataError):
@@ -155,62 +153,16 @@ def bench_record(summary: dict, path: str | os.PathLike, device: str, version: s
 
 
 # ---------------------------------------------------------------- predictions
-def _txt_rows(path: Path) -> list[np.ndarray]:
-    with open(path, encoding="utf-8") as fh:
-        return [np.array(ln.split(), dtype=np.float32) for ln in fh.read().splitlines()
-                if ln.strip()]
-
-
-def _is_multirow_folder(folder: Path) -> bool:
-    """True when TXT outputs hold one image's scores over several rows (an output whose
-    last dimension is not the class axis, e.g. ``[1, 1000, 1, 1]`` -> 1000 rows of 1)."""
-    names = data.natural_sorted(e.name for e in os.scandir(folder)
-                                if e.is_file() and e.name.lower().endswith("_0.txt"))
-    if not names:
-        return False
-    rows = _txt_rows(folder / names[0])
-    return len(rows) > 1 and sum(r.size for r in rows) in _CLASSES and rows[0].size not in _CLASSES
-
-
-def _read_multirow_folder(folder: Path) -> evaluate.Predictions:
-    found, foreign = {}, []
-    for name in data.natural_sorted(e.name for e in os.scandir(folder) if e.is_file()):
-        m = _RESULT.match(name)
-        if not m or m.group("idx") != "0" or m.group("ext").lower() != "txt":
-            foreign.append(name)
-            continue
-        found[m.group("key")] = folder / name
-    if foreign:
-        warnings.warn(f"{folder}: {len(foreign)} file(s) are not TXT outputs and were skipped: "
-                      f"{', '.join(foreign[:5])}", stacklevel=2)
-    vecs = []
-    for key, path in found.items():
-        vec = np.concatenate(_txt_rows(path)) if path.stat().st_size else np.zeros(0, np.float32)
-        if vec.size not in _CLASSES:
-            raise IngestError(
-                f"{path}: {vec.size} values over its rows, expected 1000 (or 1001): if an older "
-                f"ais_infer appended to this TXT on a rerun, which rows are current cannot be "
-                f"told; delete the result folder and run inference again")
-        vecs.append(vec)
-    sizes = {v.size for v in vecs}
-    if len(sizes) != 1:
-        raise IngestError(f"{folder}: outputs have different lengths {sorted(sizes)}")
-    return evaluate.Predictions(list(found), np.stack(vecs), foreign, str(folder))
-
-
 def read_predictions(folder: str | os.PathLike) -> tuple[evaluate.Predictions, list[str]]:
-    """The result folder's scores (``evaluate.read_result_folder``; TXT outputs spread over
-    several rows are joined) and the warnings raised while reading."""
+    """The result folder read by ``evaluate.read_result_folder`` (TXT outputs spread over
+    several rows are joined there) and the warnings raised while reading."""
     folder = Path(folder)
     if not folder.is_dir():
         raise IngestError(f"{folder}: result folder not found (give the folder ais_bench "
                           f"wrote, e.g. result/result_bs1)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if _is_multirow_folder(folder):
-            pred = _read_multirow_folder(folder)
-        else:
-            pred = evaluate.read_result_folder(folder)
+        pred = evaluate.read_result_folder(folder)
     return pred, [str(w.message) for w in caught]
 
 

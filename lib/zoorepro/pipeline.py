@@ -243,48 +243,78 @@ def artifacts(cfg: RunConfig, run: Run) -> backends_mod.Artifacts:
                                   aipp_config=cfg.aipp_config, om_models=om_models)
 
 
-def _npu_infer(backend, cfg: RunConfig, run: Run, out: Path) -> tuple[dict, list]:
-    """ais_bench: the recipe's accuracy command, then its --loop sweep (device compute only)."""
-    from . import ingest
+def result_dirname(batch_size: int) -> str:
+    return f"result_bs{batch_size}"
+
+
+def _npu_accuracy(backend, cfg: RunConfig, run: Run, out: Path) -> dict:
+    """ais_bench: the recipe's accuracy command."""
     summary = backend.run_accuracy(bin_dir(cfg, run), out, cfg.accuracy_batch_size, cfg.outfmt)
     summary.setdefault("foreign_files", [])
     summary.setdefault("e2e_throughput", None)
+    return summary
+
+
+def _npu_sweep(backend, cfg: RunConfig, out: Path) -> list:
+    """ais_bench: the recipe's --loop sweep (device compute only, zero input)."""
+    from . import ingest
     info = backend.info()
-    records = [ingest.bench_record(backend.run_perf(bs, out, cfg.bench_iterations),
-                                   out / f"perf_bs{bs}_summary.json", info["device"],
-                                   info.get("version", ""))
-               for bs in cfg.batch_sizes]
-    return summary, records
+    return [ingest.bench_record(backend.run_perf(bs, out, cfg.bench_iterations),
+                                out / f"perf_bs{bs}_summary.json", info["device"],
+                                info.get("version", ""))
+            for bs in cfg.batch_sizes]
 
 
-def result_dirname(batch_size: int) -> str:
-    return f"result_bs{batch_size}"
+def create_backends(cfg: RunConfig, run: Run) -> tuple[dict, dict]:
+    """({name: backend}, {name: not-run status}) for the config's backends."""
+    arts = artifacts(cfg, run)
+    made, skipped = {}, {}
+    for name in cfg.backends:
+        try:
+            made[name] = backends_mod.create(name, arts, cfg.device, cfg.threads,
+                                             device_id=cfg.device_id, precision=cfg.precision)
+        except backends_mod.BackendUnavailable as exc:
+            skipped[name] = {"status": "not run", "reason": str(exc)}
+    return made, skipped
+
+
+def sweep_backends(cfg: RunConfig, run: Run, made: dict) -> list:
+    """The batch-size sweep of every backend; writes records/bench.json and bench.csv."""
+    samples = sample_inputs(cfg, run, SWEEP_SAMPLES)
+    files, _ = bench.list_inputs(bin_dir(cfg, run))
+    settings = bench.SweepSettings(tuple(cfg.batch_sizes), cfg.bench_iterations,
+                                   cfg.bench_min_seconds, cfg.warmup)
+    records = []
+    for name, backend in made.items():
+        if hasattr(backend, "run_perf"):
+            records.extend(_npu_sweep(backend, cfg, run.results / name))
+        else:
+            records.extend(bench.sweep(backend, samples, settings, files, cfg.outfmt))
+    bench.write_records(records, run.record("bench"))
+    return records
+
+
+def run_bench(cfg: RunConfig, run: Run) -> list:
+    """``zoorepro bench``: preprocessing and export when missing, then the sweep only."""
+    ensure_preprocessed(cfg, run)
+    made, skipped = create_backends(cfg, run)
+    for name, st in skipped.items():
+        warnings.warn(f"backend {name} not run: {st['reason']}", stacklevel=2)
+    return sweep_backends(cfg, run, made)
 
 
 def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
     """Accuracy run (ais_bench layout) and throughput sweep for every backend."""
     ensure_preprocessed(cfg, run)
-    arts = artifacts(cfg, run)
-    samples = sample_inputs(cfg, run, SWEEP_SAMPLES)
-    settings = bench.SweepSettings(tuple(cfg.batch_sizes), cfg.bench_iterations,
-                                   cfg.bench_min_seconds, cfg.warmup)
-    status, records = {}, []
-    for name in cfg.backends:
-        try:
-            backend = backends_mod.create(name, arts, cfg.device, cfg.threads,
-                                          device_id=cfg.device_id)
-        except backends_mod.BackendUnavailable as exc:
-            status[name] = {"status": "not run", "reason": str(exc)}
-            continue
+    made, status = create_backends(cfg, run)
+    for name, backend in made.items():
         out = run.results / name
         if hasattr(backend, "run_accuracy"):
-            summary, sweep = _npu_infer(backend, cfg, run, out)
+            summary = _npu_accuracy(backend, cfg, run, out)
         else:
             summary = bench.run_folder(backend, bin_dir(cfg, run), out,
                                        result_dirname(cfg.accuracy_batch_size),
                                        cfg.accuracy_batch_size, cfg.outfmt, cfg.warmup, progress)
-            sweep = bench.sweep(backend, samples, settings)
-        records.extend(sweep)
         status[name] = {"status": "ok", **backend.info(),
                         "result_dir": str(out / result_dirname(cfg.accuracy_batch_size)),
                         "summary": str(out / f"{result_dirname(cfg.accuracy_batch_size)}_summary.json"),
@@ -292,7 +322,8 @@ def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
                         "compute_throughput": summary["throughput"],
                         "foreign_files": summary["foreign_files"],
                         "e2e_throughput": summary["e2e_throughput"]}
-    bench.write_records(records, run.record("bench"))
+    sweep_backends(cfg, run, made)
+    status = {name: status[name] for name in cfg.backends if name in status}
     run.write("infer", status)
     return status
 

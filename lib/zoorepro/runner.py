@@ -7,7 +7,6 @@ A failing notebook is kept (with its failing cell) in ``<run>/notebooks/``, reco
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
