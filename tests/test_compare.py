@@ -1,0 +1,167 @@
+"""``zoorepro compare``: two real demo runs (onnxruntime, torch) on the same 8 images."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from zoorepro import cli, compare, config, pipeline
+
+from conftest import small_params
+
+EVIL = "<script>alert(1)</script>"
+EVIL_DIR = "<img src=x onerror=alert(1)>"     # '/' cannot be in a folder name; same attack
+
+
+def _run(tmp, name, backend):
+    cfg = config.from_mapping(small_params(tmp, name=name, backends=[backend], batch_sizes=[1],
+                                           bench_iterations=2, max_images=8))
+    cfg, run = pipeline.open_run(cfg)
+    pipeline.run_evaluate(cfg, run)
+    return run.root
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare-runs")
+    return _run(tmp, "ort", "onnxruntime"), _run(tmp, "pt", "torch")
+
+
+@pytest.fixture(scope="module")
+def cli_result(runs, tmp_path_factory):
+    """Two compares through the CLI, in process: (folders printed last, out dir)."""
+    out = tmp_path_factory.mktemp("compare-out")
+    folders = []
+    for _ in range(2):
+        import io
+        from contextlib import redirect_stdout
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            rc = cli.main(["compare", str(runs[0]), str(runs[1]), "--out", str(out)])
+        assert rc == 0
+        folders.append(Path(buf.getvalue().strip().splitlines()[-1]))
+    return folders, out
+
+
+@pytest.fixture(scope="module")
+def html(cli_result):
+    return (cli_result[0][0] / "report.html").read_text(encoding="utf-8")
+
+
+def _table_after(html: str, heading: str) -> str:
+    start = html.index(f">{heading}</h2>")
+    return html[start:html.index("</table>", start)]
+
+
+def _rows(table_html: str) -> list[list[str]]:
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr[^>]*>(.*?)</tr>", table_html)]
+    return [r for r in rows if r]                                    # the header row has <th>
+
+
+def test_parity_table_shows_agreement_of_the_two_runs(html, runs):
+    rows = _rows(_table_after(html, "Parity of predictions"))
+    ort, pt = runs[0].name, runs[1].name
+    cross = [r for r in rows if r[:4] == [ort, "onnxruntime", pt, "torch"]]
+    assert len(cross) == 1, rows
+    assert cross[0][4] == "8" and cross[0][5] == "100.00 %" and cross[0][6] == "0 differ"
+    assert "Top-1 agreement between runs on common images: <b>100.00 %</b>" in html
+
+
+def test_accuracy_rows_of_both_runs(html, runs):
+    rows = _rows(_table_after(html, "Accuracy"))
+    mine = {(r[0], r[1]): r for r in rows if r[1]}
+    assert set(mine) == {(runs[0].name, "onnxruntime"), (runs[1].name, "torch")}
+    for r in mine.values():
+        assert r[2].startswith("cpu") and r[3] == "8"
+        assert all(re.fullmatch(r"\d+\.\d\d", v) for v in r[4:9]), r
+        assert r[9].startswith("demo: DeepScale Caffe SqueezeNet v1.1")
+    assert mine[(runs[0].name, "onnxruntime")][4:9] == mine[(runs[1].name, "torch")][4:9]
+    assert "recipe Ascend310P3 (published)" in html
+
+
+def test_plot_embedded_and_page_self_contained(html):
+    assert re.search(r'<img class="zr-plot" alt="[^"]+" src="data:image/png;base64,[A-Za-z0-9+/=]{2000,}"',
+                     html)
+    assert not re.search(r"<script[^>]+src=", html, re.I)
+    assert not re.search(r"https?://", html)
+    assert not re.search(r"<link[^>]+href=\"(?!data:)", html)
+    assert ".zr-table" in html and "zr-banner" in html            # the report's stylesheet
+    for col in ("img/s", "recipe Ascend310P3", "recipe Ascend310B1"):
+        assert col in html
+    assert len(html) < 2_000_000
+
+
+def test_environment_differences_highlighted(html):
+    rows = re.findall(r'<tr( class="zr-diff")?><td>(.*?)</td>', _table_after(html, "Environment and inputs"))
+    marked = {name: bool(cls) for cls, name in rows}
+    assert marked["python"] is False and marked["package torch"] is False
+    assert marked["device of onnxruntime"] is True and marked["device of torch"] is True
+
+
+def test_each_compare_makes_a_new_folder(cli_result):
+    folders, out = cli_result
+    assert folders[0] != folders[1]
+    for f in folders:
+        assert f.parent == out and f.name.startswith("compare-")
+        assert (f / "report.html").is_file()
+        assert not list(f.glob(".*.part"))
+    rec = json.loads((folders[1] / "compare.json").read_text())
+    assert [r["label"] for r in rec["runs"]] and rec["parity"]
+
+
+def test_strings_from_files_are_escaped(runs, tmp_path):
+    evil_run = tmp_path / EVIL_DIR
+    shutil.copytree(runs[0] / "records", evil_run / "records")
+    shutil.copytree(runs[0] / "results", evil_run / "results",
+                    ignore=shutil.ignore_patterns("result_bs*"))
+    env_file = evil_run / "records" / "environment.json"
+    env = json.loads(env_file.read_text())
+    env["cpu"] = EVIL
+    env_file.write_text(json.dumps(env))
+    pred_file = evil_run / "results" / "onnxruntime" / "predictions.json"
+    preds = json.loads(pred_file.read_text())
+    preds[EVIL] = 1
+    pred_file.write_text(json.dumps(preds))
+    folder = compare.compare([evil_run, runs[1]], tmp_path / "out")
+    html = (folder / "report.html").read_text()
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    env_rows = re.findall(r'<tr( class="zr-diff")?><td>cpu</td>', html)
+    assert env_rows == [' class="zr-diff"']
+
+
+def test_no_common_images_is_said(runs, tmp_path):
+    other = tmp_path / "other-run"
+    shutil.copytree(runs[1] / "records", other / "records")
+    (other / "results" / "torch").mkdir(parents=True)
+    (other / "results" / "torch" / "predictions.json").write_text(json.dumps({"not_an_image": 3}))
+    html = (compare.compare([runs[0], other], tmp_path / "out") / "report.html").read_text()
+    rows = _rows(_table_after(html, "Parity of predictions"))
+    assert rows == [[runs[0].name, "onnxruntime", "other-run", "torch", "0", "no common images", ""]]
+    assert "No two runs scored common images" in html
+
+
+def test_not_a_run_folder_is_a_clear_error(runs, tmp_path, capsys):
+    (tmp_path / "plain").mkdir()
+    rc = cli.main(["compare", str(runs[0]), str(tmp_path / "plain"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{tmp_path / 'plain'}: not a zoorepro run folder (no records/ folder inside)" in err
+    assert "zoorepro run" in err and "zoorepro ingest" in err
+    assert not (tmp_path / "o").exists()                             # nothing written
+    with pytest.raises(compare.CompareError, match="folder not found"):
+        compare.compare([runs[0], tmp_path / "missing"], tmp_path / "o")
+    with pytest.raises(compare.CompareError, match="at least two run folders"):
+        compare.compare([runs[0]], tmp_path / "o")
+
+
+def test_damaged_record_names_the_file(runs, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(runs[0] / "records", bad / "records")
+    (bad / "records" / "bench.json").write_text("{ truncated")
+    with pytest.raises(compare.CompareError) as e:
+        compare.compare([runs[1], bad], tmp_path / "o")
+    msg = str(e.value)
+    assert str(bad / "records" / "bench.json") in msg and "cannot be read as JSON" in msg
+    assert "rerun" in msg
