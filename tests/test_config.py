@@ -77,3 +77,19 @@ def test_notebooks_committed_without_outputs(nb):
     for c in cells:
         if c["cell_type"] == "code":
             assert not c.get("outputs") and c.get("execution_count") is None
+
+
+def test_notebook_defaults_are_the_demo_params():
+    """Running a notebook as it is in JupyterLab == zoorepro run params/demo.yaml."""
+    from zoorepro.pipeline import notebooks_dir
+    ns: dict = {}
+    exec(config.notebook_parameters_source(), ns)
+    import os
+    cwd = os.getcwd()
+    try:
+        os.chdir(notebooks_dir())
+        from_nb = config.from_namespace(ns)
+    finally:
+        os.chdir(cwd)
+    from_yaml = config.load(ROOT / "params" / "demo.yaml")
+    assert from_nb == from_yaml

@@ -243,9 +243,13 @@ def from_namespace(namespace: Mapping[str, Any], *, check_paths: bool = True) ->
                         base_dir=Path.cwd(), source="notebook parameters", check_paths=check_paths)
 
 
+# What params/demo.yaml sets beyond the defaults; the notebooks' parameters carry the same.
+DEMO = {"name": "demo", "bench_iterations": 10, "bench_min_seconds": 0.2}
+
+
 def notebook_parameters_source(cfg: RunConfig | None = None) -> str:
     """The text of a notebook ``parameters`` cell for ``cfg`` (defaults: the demo, from notebooks/)."""
-    cfg = cfg or RunConfig()
+    cfg = cfg or RunConfig(**DEMO)
     lines = ["# Parameters (papermill overrides these; defaults run the embedded demo).",
              "# Keys and meanings: lib/zoorepro/config.py RunConfig."]
     for f in fields(RunConfig):
