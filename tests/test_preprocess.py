@@ -16,7 +16,7 @@ def torchvision_reference(path) -> bytes:
 
 
 def test_demo_images_match_torchvision_bytes(demo_images):
-    for p in demo_images[:25]:
+    for p in demo_images:
         got = preprocess.preprocess_bytes(p)
         assert len(got) == 150528
         assert got == torchvision_reference(p), p.name
@@ -119,3 +119,32 @@ def test_same_key_twice_is_a_named_failure(tmp_path, demo_images):
     from zoorepro import data
     r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
     assert len(r.failed) == 1 and "same key 'a'" in r.failed[0][1]
+
+
+@pytest.mark.parametrize("kind", ["444", "422", "420", "progressive", "L", "CMYK", "png"])
+def test_fast_decoder_gives_the_same_bytes_as_pil(tmp_path, kind):
+    """simplejpeg is used only where it yields PIL's exact pixels; everything else goes to PIL."""
+    rng = np.random.default_rng(7)
+    arr = rng.integers(0, 256, (333, 500, 3), dtype=np.uint8)
+    arr[:, :250] = 128  # flat areas and noise: exercises upsampling and IDCT
+    img = Image.fromarray(arr)
+    path = tmp_path / "x.JPEG"
+    if kind in ("444", "422", "420"):
+        img.save(path, format="JPEG", quality=85, subsampling={"444": 0, "422": 1, "420": 2}[kind])
+    elif kind == "progressive":
+        img.save(path, format="JPEG", quality=90, progressive=True)
+    elif kind == "png":
+        img.save(path, format="PNG")
+    else:
+        img.convert(kind).save(path, format="JPEG")
+    fast = preprocess.preprocess_bytes(path, fast=True)
+    assert fast == preprocess.preprocess_bytes(path, fast=False) == torchvision_reference(path)
+
+
+def test_fast_decoder_used_on_demo_images(demo_images):
+    if preprocess._simplejpeg is None:
+        pytest.skip("simplejpeg not installed: PIL decodes everything")
+    data = demo_images[0].read_bytes()
+    assert preprocess._fast_jpeg(data) is not None
+    assert preprocess._fast_jpeg(data[: len(data) // 2]) is None   # truncated: PIL explains
+    assert "simplejpeg" in preprocess.decoder_note()

@@ -4,22 +4,25 @@ A reader (or a resumed run) never sees a half-written file under its final name.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+_COUNTER = itertools.count()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{next(_COUNTER)}.part"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        fd = os.open(tmp, flags, 0o666)  # name unique to this process and call; umask applies
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
+    try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)

@@ -1,0 +1,207 @@
+"""zoorepro's CPU path against what a user would pick instead, interleaved in one process tree.
+
+    .venv/bin/python benchmarks/cpu_compare.py [--rounds 5] [--images 256] [--copies 4]
+
+Inference (same SqueezeNet 1.1 weights, same real preprocessed demo images, img/s = images /
+wall time of the inference call, including whatever input conversion the contender needs):
+  * zoorepro      the default CPU backend: ONNX Runtime on the AIPP model, uint8 NHWC input
+  * ort-default   ONNX Runtime with default SessionOptions on the plain exported ONNX,
+                  normalisation done on the host with numpy (what the recipe's float model needs)
+  * torch-eager   torchvision squeezenet1_1 in PyTorch eager, normalisation with torch
+  * openvino      zoorepro's OpenVINO backend (only when openvino is installed)
+Preprocessing (the recipe's exact bytes; demo images copied --copies times):
+  * pil-1proc     plain PIL loop in one process
+  * pil-allcores  the same function mapped over a multiprocessing.Pool of all cores
+  * zoorepro      zoorepro.preprocess.preprocess_folder (pool, atomic writes, failure report)
+Every round runs every contender once in a shuffled order; the tables show the median over
+rounds (best round in brackets) and ratios against zoorepro.  Prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+from zoorepro import aipp, backends, data, export, preprocess  # noqa: E402
+from zoorepro.weights import TORCHVISION_MEAN, TORCHVISION_STD, build_model  # noqa: E402
+
+WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
+BATCHES = (1, 4, 8, 16, 32, 64)
+
+
+# ------------------------------------------------------------------ inference
+def contenders(tmp: Path, threads: int):
+    import onnxruntime as ort
+    import torch
+    plain = export.export_onnx(WEIGHTS, tmp / export.ONNX_NAME)
+    a = aipp.load(ROOT / "aipp.config")
+    fused = export.build_aipp_model(plain, a, tmp / export.AIPP_ONNX_NAME)
+    arts = backends.Artifacts(aipp_onnx=str(fused), weights=str(WEIGHTS),
+                              aipp_config=str(ROOT / "aipp.config"))
+    ours = backends.create("onnxruntime", arts, device="cpu", threads=threads)
+    out = {"zoorepro": ours.infer}
+
+    default = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
+    mean = (np.asarray(TORCHVISION_MEAN, np.float32) * 255).reshape(1, 1, 1, 3)
+    scale = (1.0 / (np.asarray(TORCHVISION_STD, np.float32) * 255)).reshape(1, 1, 1, 3)
+
+    def ort_default(x):
+        xf = np.ascontiguousarray(((x.astype(np.float32) - mean) * scale).transpose(0, 3, 1, 2))
+        return default.run(None, {"image": xf})[0]
+    out["ort-default"] = ort_default
+
+    torch.set_num_threads(threads)
+    net = build_model(WEIGHTS)
+    tm = torch.tensor(TORCHVISION_MEAN).view(1, 3, 1, 1)
+    ts = torch.tensor(TORCHVISION_STD).view(1, 3, 1, 1)
+
+    def torch_eager(x):
+        with torch.inference_mode():
+            t = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255).sub(tm).div(ts)
+            return net(t).numpy()
+    out["torch-eager"] = torch_eager
+    try:
+        out["openvino"] = backends.create("openvino", arts, device="cpu", threads=threads).infer
+    except backends.BackendUnavailable as exc:
+        print(f"# openvino skipped: {exc}", file=sys.stderr)
+    return out
+
+
+def time_infer(fn, x: np.ndarray, images: int) -> float:
+    """img/s over at least ``images`` images (at least 3 calls), after one warm-up call."""
+    iterations = max(3, images // x.shape[0])
+    fn(x)
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        fn(x)
+    return iterations * x.shape[0] / (time.perf_counter() - t0)
+
+
+# -------------------------------------------------------------- preprocessing
+def plain_pil(args):
+    src, dst = args
+    from PIL import Image
+    img = Image.open(src).convert("RGB")
+    w, h = img.size
+    if not ((w <= h and w == 256) or (h <= w and h == 256)):
+        img = img.resize((256, int(256 * h / w)) if w < h else (int(256 * w / h), 256), Image.BILINEAR)
+    w, h = img.size
+    top, left = int(round((h - 224) / 2.0)), int(round((w - 224) / 2.0))
+    img = img.crop((left, top, left + 224, top + 224))
+    with open(dst, "wb") as fh:
+        fh.write(np.asarray(img, dtype=np.uint8).tobytes())
+
+
+def pre_contenders(images: list[Path], tmp: Path):
+    def jobs(name):
+        d = tmp / name
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        return [(str(p), str(d / f"{p.stem}.bin")) for p in images]
+
+    def one_proc():
+        for j in jobs("p1"):
+            plain_pil(j)
+
+    def all_cores():
+        with mp.Pool(os.cpu_count()) as pool:
+            pool.map(plain_pil, jobs("pall"), chunksize=8)
+
+    def ours():
+        d = tmp / "ours"
+        shutil.rmtree(d, ignore_errors=True)
+        r = preprocess.preprocess_folder(images, d, workers=0, progress=False)
+        assert not r.failed and r.written == len(images)
+    return {"pil-1proc": one_proc, "pil-allcores": all_cores, "zoorepro": ours}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--images", type=int, default=256, help="images per inference measurement")
+    ap.add_argument("--copies", type=int, default=4, help="copies of the 100 demo images")
+    ap.add_argument("--threads", type=int, default=0, help="inference threads (0: physical cores)")
+    args = ap.parse_args()
+    threads = args.threads or backends.physical_cores()
+    rng = random.Random(0)
+    tmp = Path(tempfile.mkdtemp(prefix="zoorepro-bench-"))
+    src = tmp / "images"
+    src.mkdir()
+    demo = data.list_images(ROOT / "demo" / "imagenet-sample-100" / "images")
+    for c in range(args.copies):
+        for p in demo:
+            shutil.copyfile(p, src / f"c{c}_{p.name}")
+    images = data.list_images(src)
+    samples = np.stack([preprocess.preprocess_array(p) for p in demo[:64]])
+    inf = contenders(tmp, threads)
+    pre = pre_contenders(images, tmp)
+    # correctness first: same bytes, same predictions
+    for fn in pre.values():
+        fn()
+    ref = (tmp / "p1")
+    for name in ("pall", "ours"):
+        for b in ref.iterdir():
+            assert (tmp / name / b.name).read_bytes() == b.read_bytes(), (name, b.name)
+    top = {k: fn(samples[:8]).argmax(1).tolist() for k, fn in inf.items()}
+    assert all(v == top["zoorepro"] for v in top.values()), top
+
+    speeds: dict = {}
+    for _ in range(args.rounds):
+        order = [(k, bs) for k in inf for bs in BATCHES] + [(k, None) for k in pre]
+        rng.shuffle(order)
+        for name, bs in order:
+            if bs is None:
+                t0 = time.perf_counter()
+                pre[name]()
+                speeds.setdefault(("pre", name, None), []).append(len(images) / (time.perf_counter() - t0))
+            else:
+                x = np.ascontiguousarray(samples[np.arange(bs) % len(samples)])
+                speeds.setdefault(("inf", name, bs), []).append(time_infer(inf[name], x, args.images))
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    best = {k: max(v) for k, v in speeds.items()}
+    spread = {k: (max(v) - min(v)) / statistics.median(v) for k, v in speeds.items()}
+
+    import onnxruntime, torch, PIL
+    print(f"Machine: {platform.processor() or platform.machine()} / {backends.cpu_name()}, "
+          f"{os.cpu_count()} logical cores, {backends.physical_cores()} physical; Python "
+          f"{platform.python_version()}; onnxruntime {onnxruntime.__version__}, torch "
+          f"{torch.__version__}, Pillow {PIL.__version__}; {threads} inference threads; "
+          f"{args.rounds} interleaved rounds, median shown (±spread = (max-min)/median).\n")
+    names = [k for k in inf]
+    print("| batch | " + " | ".join(f"{n} img/s (best)" for n in names) +
+          " | zoorepro / ort-default (best) | zoorepro / torch-eager (best) |")
+    print("|" + "---|" * (len(names) + 3))
+    for bs in BATCHES:
+        cells = [f"{med[('inf', n, bs)]:.1f} ±{100 * spread[('inf', n, bs)]:.0f}% ({best[('inf', n, bs)]:.1f})"
+                 for n in names]
+        z, zb = med[("inf", "zoorepro", bs)], best[("inf", "zoorepro", bs)]
+        print(f"| {bs} | " + " | ".join(cells) +
+              f" | {z / med[('inf', 'ort-default', bs)]:.2f}x ({zb / best[('inf', 'ort-default', bs)]:.2f}x)"
+              f" | {z / med[('inf', 'torch-eager', bs)]:.2f}x ({zb / best[('inf', 'torch-eager', bs)]:.2f}x) |")
+    print(f"\nPreprocessing, {len(images)} images (bytes identical across all three):\n")
+    print("| contender | img/s median (best) | zoorepro / contender, median (best) |")
+    print("|---|---|---|")
+    z, zb = med[("pre", "zoorepro", None)], best[("pre", "zoorepro", None)]
+    for n in pre:
+        v, vb = med[("pre", n, None)], best[("pre", n, None)]
+        print(f"| {n} | {v:.1f} ±{100 * spread[('pre', n, None)]:.0f}% ({vb:.1f}) | "
+              f"{z / v:.2f}x ({zb / vb:.2f}x) |")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

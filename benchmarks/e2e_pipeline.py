@@ -1,0 +1,77 @@
+"""Time the whole pipeline (preprocess + export + inference + evaluation + report) end to end.
+
+    .venv/bin/python benchmarks/e2e_pipeline.py DATA_DIR LABEL_FILE [-p KEY VALUE]...
+
+Runs ``zoorepro run`` (default CPU backend only) on DATA_DIR -- e.g. a synthetic set from
+synthetic_imagenet.py -- and reports wall time, the time of each notebook (papermill's own
+record) and the peak memory of the whole process tree (RSS summed over the CLI, the Jupyter
+kernels and the preprocessing workers, sampled every 0.2 s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data_dir")
+    ap.add_argument("label_file")
+    ap.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                    metavar=("KEY", "VALUE"))
+    args = ap.parse_args()
+    overrides = [("backends", "[onnxruntime]"), ("data_dir", args.data_dir),
+                 ("label_file", args.label_file), ("name", "e2e")] + [tuple(p) for p in args.param]
+    cmd = [sys.executable, "-m", "zoorepro", "run", str(ROOT / "params" / "squeezenet1_1.yaml"),
+           "-p", "weights", str(ROOT / "demo/weights/squeezenet1_1_caffe_folded.pth")]
+    for k, v in overrides:
+        cmd += ["-p", k, v]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ps = psutil.Process(proc.pid)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss(ps))
+            time.sleep(0.2)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - t0
+    t.join()
+    run_dir = Path(out.strip().splitlines()[-1])
+    print(f"exit {proc.returncode}; run folder {run_dir}")
+    print(f"wall time {wall:.1f} s ({wall / 60:.2f} min); peak memory of the process tree "
+          f"{peak[0] / 2**20:.0f} MiB")
+    for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
+        meta = json.loads(nb.read_text()).get("metadata", {}).get("papermill", {})
+        print(f"  {nb.name}: {meta.get('duration', float('nan')):.1f} s")
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        m = json.loads(metrics.read_text())
+        print(f"  images scored: {m['images']}")
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
