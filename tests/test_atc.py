@@ -1,6 +1,9 @@
 """ATC: the recipe's command strings (golden) and chip detection from ``npu-smi info``."""
 
+import textwrap
+
 import pytest
+from npu_fixtures import NPU_SMI_SAMPLE as GUIDE_SAMPLE
 
 from zoorepro import atc
 
@@ -16,18 +19,7 @@ GOLDEN = {
 }
 
 # `npu-smi info` as the recipe's guide shows it (indented as in the guide).
-NPU_SMI_SAMPLE = """\
-         +-------------------+-----------------+------------------------------------------------------+
-         | NPU     Name      | Health          | Power(W)     Temp(C)           Hugepages-Usage(page) |
-         | Chip    Device    | Bus-Id          | AICore(%)    Memory-Usage(MB)                        |
-         +===================+=================+======================================================+
-         | 0       310P3     | OK              | 15.8         42                0    / 0              |
-         | 0       0         | 0000:82:00.0    | 0            1074 / 21534                            |
-         +===================+=================+======================================================+
-         | 1       310P3     | OK              | 15.4         43                0    / 0              |
-         | 0       1         | 0000:89:00.0    | 0            1070 / 21534                            |
-         +===================+=================+======================================================+
-"""
+NPU_SMI_SAMPLE = textwrap.indent(GUIDE_SAMPLE, " " * 9)
 
 
 @pytest.mark.parametrize("bs", sorted(GOLDEN))

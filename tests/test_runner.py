@@ -36,7 +36,8 @@ def test_report_is_self_contained_and_complete(outcome):
     assert not re.search(r'(src|href)="https?://', html)
     assert re.search(r'<img alt="Throughput by batch size" class="zr-plot" src="data:image/png;base64,', html)
     for text in ("Acc@1", "57.32", "58.18", "recipe Ascend310P3", "Throughput by batch size",
-                 "not run here", "Provenance", "sha256", "Environment", "onnxruntime", "torch"):
+                 "not run here", "Provenance", "sha256", "Environment", "onnxruntime", "torch",
+                 "0 tench", "Cross-backend parity", "100.00 %"):
         assert text in html, text
     assert "pipeline.ensure_for_report" not in html                # code hidden
     assert len(html) < 3_000_000

@@ -44,7 +44,8 @@ BODY = {
         "# 4 · Evaluate\nTop-1…top-5 against `val_label.txt`, as `squeezenet1_1_postprocess.py` "
         "scores (1001-class outputs: label + 1; ties: lower class first). Writes `result.json` "
         "(recipe format) and `metrics.json`.",
-        "pipeline.run_evaluate(cfg, run)\ndisplay(HTML(report.accuracy_table(report.load(run.root))))",
+        "pipeline.run_evaluate(cfg, run)\ndata = report.load(run.root)\n"
+        "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",
     ],
     "05_report.ipynb": [
         "# SqueezeNet 1.1 on ImageNet — reproducibility report\nRecipe: Ascend ModelZoo "
@@ -52,7 +53,7 @@ BODY = {
         "pipeline.ensure_for_report(cfg, run)\ndata = report.load(run.root)\n"
         "display(HTML(report.verdict(data)))",
         "## Accuracy",
-        "display(HTML(report.accuracy_table(data)))",
+        "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",
         "## Throughput by batch size",
         "display(HTML(report.throughput_plot(data)))",
         "display(HTML(report.throughput_table(data)))\ndisplay(HTML(report.e2e_table(data)))",

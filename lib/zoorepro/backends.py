@@ -194,37 +194,5 @@ class TorchBackend(Backend):
                 "version": f"torch {self.torch.__version__}"}
 
 
-# ------------------------------------------------------------------ OpenVINO
-@register("openvino")
-class OpenVinoBackend(Backend):
-    """OpenVINO on the same AIPP ONNX model (optional: pip install openvino)."""
-    name = "openvino"
-
-    def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0, **_):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise BackendUnavailable("openvino is not installed: pip install openvino "
-                                     "(or pip install -e '.[openvino]')") from None
-        if device == "cuda":
-            raise BackendUnavailable("the openvino backend runs on the CPU only here")
-        self.threads = threads or physical_cores()
-        core = ov.Core()
-        model = core.read_model(artifacts.aipp_onnx)
-        self.compiled = core.compile_model(model, "CPU", {
-            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads,
-            "INFERENCE_PRECISION_HINT": "f32"})
-        self.request = self.compiled.create_infer_request()
-        self._version = ov.get_version()
-        super().__init__(f"cpu: {cpu_name()}")
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.request.infer({0: batch})[self.compiled.output(0)])
-
-    def info(self) -> dict:
-        return {**super().info(), "threads": self.threads, "precision": "fp32",
-                "version": f"openvino {self._version}"}
-
-
 # ---------------------------------------------------------------- ais_bench
 from . import aisbench  # noqa: E402,F401  registers "ais_bench" (imports ais_bench lazily)

@@ -9,7 +9,7 @@
     zoorepro kit PARAMS.yaml OUT_DIR             a folder + script to run the recipe on an NPU host
     zoorepro compare RUN_DIR RUN_DIR [...] --out DIR   one comparison report of several run folders
 
-``run``, ``ingest`` and ``compare`` print the folder they wrote as their last line of output.
+``run``, ``bench``, ``ingest`` and ``compare`` print the folder they wrote as their last line.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ PATH_KEYS = ("data_dir", "label_file", "weights", "aipp_config", "output_root", 
 # Paths that must exist when the run starts.
 REQUIRED_EXISTING = ("data_dir", "label_file", "weights", "aipp_config")
 
-KNOWN_BACKENDS = ("onnxruntime", "torch", "openvino", "ais_bench")
+KNOWN_BACKENDS = ("onnxruntime", "torch", "ais_bench")
 OUTFMTS = ("TXT", "NPY", "BIN")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from .backends import cpu_name, physical_cores
 
 PACKAGES = ("zoorepro", "numpy", "pillow", "torch", "torchvision", "onnx", "onnxruntime",
-            "papermill", "nbconvert", "matplotlib", "openvino", "ais_bench", "aclruntime")
+            "papermill", "nbconvert", "matplotlib", "simplejpeg", "ais_bench", "aclruntime")
 
 
 def package_versions(names=PACKAGES) -> dict:

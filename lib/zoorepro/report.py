@@ -182,6 +182,30 @@ def accuracy_table(data: RunData) -> str:
                   "Acc@5 %", "what produced it"], rows)
 
 
+def predictions_sample(data: RunData, limit: int = 12) -> str:
+    """The first images of the headline backend: label and top-1, with class names."""
+    acc = _ok_accuracy(data)
+    if not acc:
+        return ""
+    name = next(iter(acc))
+    path = data.root / "results" / name / "predictions.json"
+    if not path.is_file():
+        return ""
+    from .data import class_names, read_labels
+    preds = read_json(path)
+    label_file = (data.get("dataset") or {}).get("label_file")
+    labels = read_labels(label_file) if label_file and os.path.isfile(label_file) else {}
+    names = class_names()
+
+    def named(c):
+        return f"{c} {names[c]}" if c is not None and 0 <= c < len(names) else str(c)
+    rows = [[k, named(labels.get(k)), named(p), "yes" if labels.get(k) == p else "no"]
+            for k, p in list(preds.items())[:limit]]
+    return (f"<p class='zr-note'>First {len(rows)} of {len(preds)} images, {esc(name)} backend "
+            f"(class names: torchvision's ImageNet metadata).</p>"
+            + table(["image", "label", "top-1", "correct"], rows))
+
+
 def throughput_rows(data: RunData) -> list:
     rows = []
     for r in (data.get("bench") or {}).get("records", []):
