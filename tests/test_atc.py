@@ -69,3 +69,8 @@ def test_detect_soc_version_uses_npu_smi(monkeypatch):
 def test_npu_smi_without_chips():
     assert atc.parse_npu_smi("") == []
     assert atc.parse_npu_smi("npu-smi: command not found") == []
+
+
+def test_unknown_chip_shows_the_recipes_shell_variable():
+    line = atc.shell_line(atc.atc_command("squeezenet1_1.onnx", 8, atc.SOC_PLACEHOLDER))
+    assert line == GOLDEN[8].replace("Ascend310P3", "Ascend${chip_name}")

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Sequence
 
 OM_PREFIX = "squeezenet1_1_bs"
+# soc_version when the chip is not known here: the recipe's own shell variable.
+SOC_PLACEHOLDER = "${chip_name}"
 
 
 class AtcError(RuntimeError):
@@ -31,7 +33,8 @@ def om_name(batch_size: int) -> str:
 
 def atc_command(onnx: str, batch_size: int, soc_version: str, aipp_config: str = "aipp.config",
                 output_dir: str = "", extra: Sequence[str] = ()) -> list[str]:
-    """The recipe's ATC command for one batch size, as an argv list."""
+    """The recipe's ATC command for one batch size, as an argv list (``soc_version`` may be
+    :data:`SOC_PLACEHOLDER` to show the command before the chip is known)."""
     soc = soc_version if soc_version.startswith("Ascend") else f"Ascend{soc_version}"
     out = os.path.join(output_dir, om_name(batch_size)) if output_dir else om_name(batch_size)
     return ["atc", f"--model={onnx}", "--framework=5", f"--output={out}",
@@ -44,7 +47,9 @@ def shell_line(argv: Sequence[str]) -> str:
     """The command as the README writes it (input_shape in double quotes)."""
     parts = []
     for a in argv:
-        if a.startswith("--input_shape="):
+        if a == f"--soc_version=Ascend{SOC_PLACEHOLDER}":
+            parts.append(a)   # left for the shell to fill in, as in the recipe's README
+        elif a.startswith("--input_shape="):
             parts.append('--input_shape="' + a.split("=", 1)[1] + '"')
         else:
             parts.append(shlex.quote(a))

@@ -208,7 +208,7 @@ def run_atc(cfg: RunConfig, run: Run) -> dict:
     """ATC for every batch size when ``atc`` is on PATH; otherwise the exact commands, not run."""
     exp = ensure_exported(cfg, run)
     soc = cfg.soc_version or atc.detect_soc_version()
-    commands = [atc.shell_line(atc.atc_command(exp["onnx"], bs, soc or "<chip, e.g. 310P3>",
+    commands = [atc.shell_line(atc.atc_command(exp["onnx"], bs, soc or atc.SOC_PLACEHOLDER,
                                                cfg.aipp_config, str(run.models), cfg.atc_extra_args))
                 for bs in cfg.batch_sizes]
     record = {"soc_version": soc, "commands": commands}

@@ -138,8 +138,9 @@ def verdict(data: RunData) -> str:
         else:
             check = (f"not checked: the independent figures ({exp['top1']:.2f} / {exp['top5']:.2f}) "
                      f"are for all {exp['images']} demo images, this run scored {n}")
+        fewer = "" if n == ref.FULL_VAL_IMAGES else f", {n:,} images instead of 50,000"
         lines.append(f"Demo check: {check}. The recipe's 57.32 / 80.06 is not comparable: other "
-                     f"weights, {n} images instead of 50,000.")
+                     f"weights{fewer}.")
     else:
         lines.append(f"Not comparable with the recipe's 57.32 / 80.06: {n:,} images "
                      f"(the recipe scores all 50,000).")
@@ -338,7 +339,10 @@ def atc_section(data: RunData) -> str:
         return "<p>ATC step did not run.</p>"
     head = (f"<p><b>ATC: {esc(a['status'])}</b>" + (f" — {esc(a.get('reason'))}" if a.get("reason") else "")
             + ". The recipe's commands for this run:</p>")
-    return head + "<pre>" + esc("\n".join(a.get("commands", []))) + "</pre>"
+    note = ("" if a.get("soc_version") else
+            "<p class='zr-note'>${chip_name}: the chip's name from 'npu-smi info' (e.g. 310P3), "
+            "as in the recipe's README.</p>")
+    return head + "<pre>" + esc("\n".join(a.get("commands", []))) + "</pre>" + note
 
 
 def npu_section(data: RunData) -> str:
