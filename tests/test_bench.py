@@ -107,6 +107,37 @@ def test_measure_validity_rules():
     assert bench.cycled_batch(samples, 4)[:, 0, 0, 0].tolist() == [0, 1, 2, 0]
 
 
+def test_noisy_timings_are_marked_invalid():
+    steady = bench.time_stats([10.0] * 20)
+    noisy = bench.time_stats([10.0] * 15 + [30.0] * 5)     # p90 = 30, median = 10
+    assert bench.validity_problems(steady) == []
+    assert bench.validity_problems(noisy) == ["p90/median 3.00 > 1.5"]
+
+    class Jittery(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def infer(self, batch):
+            self.n += 1
+            import time
+            time.sleep(0.02 if self.n % 4 == 0 else 0.001)
+            return np.zeros((batch.shape[0], 1000), np.float32)
+    samples = np.zeros((2, 224, 224, 3), np.uint8)
+    rec = bench.measure(Jittery(), samples, 1, bench.SweepSettings((1,), iterations=20, warmup=0))
+    assert rec["valid"] is False and rec["validity"].startswith("p90/median")
+
+
+def test_subset_of_a_shared_input_folder(tmp_path):
+    make_bins(tmp_path / "in", 5)
+    be = Recorder()
+    files = [tmp_path / "in" / "img2.bin", tmp_path / "in" / "img4.bin"]
+    s = bench.run_folder(be, tmp_path / "in", tmp_path / "out", "r", 2, "TXT", 0, False, files=files)
+    assert be.calls == [[2, 4]]
+    assert sorted(p.name for p in (tmp_path / "out" / "r").iterdir()) == ["img2_0.txt", "img4_0.txt"]
+    assert s["other_inputs"] == 3
+
+
 def test_records_json_and_csv(tmp_path):
     rec = {k: 1 for k in bench.BENCH_FIELDS}
     j, c = bench.write_records([rec], tmp_path / "bench.json")

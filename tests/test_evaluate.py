@@ -51,12 +51,22 @@ def test_1001_class_outputs_use_label_plus_one(tmp_path):
     assert m["classes"] == 1001 and m["top1"] == pytest.approx(100 / 3) and m["top5"] == pytest.approx(200 / 3)
 
 
-def test_ties_break_to_lower_class():
-    scores = np.zeros((1, 1000), np.float32)
-    scores[0, [5, 3, 9]] = 1.0
-    hits = evaluate.topk_hits(scores, np.array([3]))
-    assert hits[0].tolist() == [True, False, False, False, False]
-    assert evaluate.topk_hits(scores, np.array([9]))[0].tolist() == [False, False, True, False, False]
+def test_ties_break_to_lower_class(tmp_path):
+    scores = np.zeros(1000, np.float32)
+    scores[[5, 3, 9]] = 1.0
+    assert evaluate.top5(scores).tolist() == [3, 5, 9, 0, 1]
+    folder = tmp_path / "r"
+    write_txt(folder, "a", scores)
+    write_txt(folder, "b", scores)
+    m = evaluate.score(evaluate.read_result_folder(folder), {"a": 3, "b": 9})
+    assert [m[f"top{k}"] for k in range(1, 4)] == [50.0, 50.0, 100.0]
+
+
+def test_outputs_of_another_run_are_refused(tmp_path):
+    folder, labels = build(tmp_path, [0, 0, 0])
+    expected = list(labels)[:2]
+    with pytest.raises(evaluate.EvaluationError, match="1 output\\(s\\) are for images that are not part of this run"):
+        evaluate.score(evaluate.read_result_folder(folder), labels, expected=expected)
 
 
 def test_result_json_rounding_matches_recipe():

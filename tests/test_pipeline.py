@@ -85,3 +85,18 @@ def test_disk_space_checked_before_work(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="GiB free, the .bin files need .* set bin_dir"):
         pipeline.run_preprocess(cfg, run)
     assert not list((run.root / "bin").glob("*.bin"))
+
+
+def test_shared_bin_dir_scores_only_this_runs_images(tmp_path):
+    """A bin_dir shared with a larger earlier run: inference and accuracy cover this run only."""
+    shared = tmp_path / "bins"
+    big = config.from_mapping(small_params(tmp_path, bin_dir=str(shared), max_images=6, batch_sizes=[1]))
+    big, run_big = pipeline.open_run(big)
+    pipeline.run_preprocess(big, run_big)
+    small = config.from_mapping(small_params(tmp_path, bin_dir=str(shared), max_images=3, batch_sizes=[1]))
+    small, run = pipeline.open_run(small)
+    acc = pipeline.run_evaluate(small, run)
+    assert acc["onnxruntime"]["images"] == 3
+    assert run.read("preprocess")["reused"] == 3
+    assert run.read("infer")["onnxruntime"]["other_inputs"] == 3
+    assert len(list((run.results / "onnxruntime" / "result_bs1").iterdir())) == 3

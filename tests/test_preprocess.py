@@ -71,11 +71,9 @@ def test_folder_parallel_resume_and_failures_by_name(tmp_path, demo_images):
     assert bins[0].read_bytes() == preprocess.preprocess_bytes(src / (bins[0].stem + ".JPEG"))
 
 
-def test_read_bin_wrong_size_is_named(tmp_path):
-    p = tmp_path / "a.bin"
-    p.write_bytes(b"\0" * 10)
-    with pytest.raises(Exception, match="a.bin: 10 bytes, expected 150528"):
-        preprocess.read_bin(p)
+def test_every_bin_is_exactly_the_recipes_size(tmp_path, demo_images):
+    assert preprocess.BIN_BYTES == 224 * 224 * 3 == 150528
+    assert len(preprocess.preprocess_bytes(demo_images[0])) == preprocess.BIN_BYTES
 
 
 def _bad_images(folder, good):
@@ -148,3 +146,20 @@ def test_fast_decoder_used_on_demo_images(demo_images):
     assert preprocess._fast_jpeg(data) is not None
     assert preprocess._fast_jpeg(data[: len(data) // 2]) is None   # truncated: PIL explains
     assert "simplejpeg" in preprocess.decoder_note()
+
+
+def test_shared_bin_folder_never_reuses_another_images_bin(tmp_path, demo_images):
+    """Same file name, other content (another data_dir): redone, not reused."""
+    from zoorepro import data
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x.JPEG").write_bytes(demo_images[0].read_bytes())
+    (b / "x.JPEG").write_bytes(demo_images[1].read_bytes())
+    out = tmp_path / "bin"
+    assert preprocess.preprocess_folder(data.list_images(a), out, 1, False).written == 1
+    r = preprocess.preprocess_folder(data.list_images(b), out, 1, False)
+    assert r.written == 1 and r.reused == 0
+    assert (out / "x.bin").read_bytes() == preprocess.preprocess_bytes(b / "x.JPEG")
+    # the same image again: reused
+    assert preprocess.preprocess_folder(data.list_images(b), out, 1, False).reused == 1

@@ -61,3 +61,14 @@ def test_file_names_from_disk_render_as_text(tmp_path, demo_images):
     assert "&lt;img src=x onerror=alert(1)&gt;" in html   # the name is shown ...
     assert EVIL_FILE not in html                          # ... as text, never as markup
     assert not re.search(r'<script[^>]+src=', html)
+
+
+def test_throughput_table_headers_match_rows(tmp_path):
+    from zoorepro import bench
+    rec = {k: 1.0 for k in bench.BENCH_FIELDS}
+    rec.update(backend="onnxruntime", device="cpu: X", batch_size=8, iterations=50, valid=True,
+               validity="ok", precision="fp32")
+    data = report.RunData(tmp_path, {"bench": {"records": [rec], "definition": "d"}})
+    rows = report.throughput_rows(data)
+    assert len(rows[0]) == len(report.THROUGHPUT_HEADERS)
+    assert rows[0][report.THROUGHPUT_HEADERS.index("batch")] == 8

@@ -44,23 +44,27 @@ def test_report_is_self_contained_and_complete(outcome):
 
 
 def test_failing_notebook_keeps_partial_report(tmp_path):
-    """A wrong-size .bin in the input folder stops 02_export (its parity check reads the .bin files): notebook kept, banner, exit != 0."""
+    """An aipp.config with an unknown field stops 02_export: the executed notebook is kept
+    with its failing cell, the CLI exits 1 naming notebook and cell, a partial report says so."""
     import subprocess
     import sys
+    from pathlib import Path
     import yaml
-    bins = tmp_path / "bins"
-    bins.mkdir()
-    (bins / "zzz_stray.bin").write_bytes(b"\0" * 99)
+    from conftest import AIPP_CONFIG
+    bad = tmp_path / "aipp.config"
+    bad.write_text(AIPP_CONFIG.read_text().replace("crop: false", "crop: false\n    colour_boost : 1"))
     p = tmp_path / "p.yaml"
-    p.write_text(yaml.safe_dump(small_params(tmp_path, bin_dir=str(bins), max_images=3, batch_sizes=[1])))
+    p.write_text(yaml.safe_dump(small_params(tmp_path, aipp_config=str(bad), max_images=3,
+                                             batch_sizes=[1])))
     r = subprocess.run([sys.executable, "-m", "zoorepro", "run", str(p)], capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 1
-    assert "notebook 02_export.ipynb failed at cell" in r.stderr and "zzz_stray.bin" in r.stderr
-    from pathlib import Path
+    assert "notebook 02_export.ipynb failed at cell" in r.stderr
+    assert "aipp.config:9: unknown AIPP field 'colour_boost'" in r.stderr
     run_dir = Path(r.stdout.strip().splitlines()[-1])
     nb = json.loads((run_dir / "notebooks" / "02_export.ipynb").read_text())
     assert any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
+    assert not (run_dir / "notebooks" / "03_infer.ipynb").exists()       # stopped there
     html = (run_dir / "report.html").read_text()
-    assert "This run failed" in html and "02_export.ipynb" in html and "zzz_stray.bin" in html
+    assert "This run failed" in html and "02_export.ipynb" in html and "colour_boost" in html
     assert (run_dir / "records" / "preprocess.json").is_file()   # what did run is shown

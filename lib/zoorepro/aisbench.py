@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .bench import result_dirname  # noqa: F401  (the recipe's --output_dirname)
 from .backends import Artifacts, Backend, BackendUnavailable, register
 
 NAME = "ais_bench"
@@ -42,11 +43,6 @@ INSTALL_HINT = (
 
 class AisBenchError(RuntimeError):
     """An ais_bench command failed; the message names its log."""
-
-
-def result_dirname(batch_size: int) -> str:
-    """The recipe's ``--output_dirname`` for the accuracy run."""
-    return f"result_bs{batch_size}"
 
 
 def perf_dirname(batch_size: int) -> str:

@@ -173,12 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .aipp import AippError
+    from .aisbench import AisBenchError
+    from .atc import AtcError
+    from .backends import BackendUnavailable
     from .data import DataError
     from .weights import WeightsError
     try:
         return args.func(args)
-    except (config.ConfigError, DataError, AippError, WeightsError) as exc:
+    except (config.ConfigError, DataError, AippError, WeightsError, AtcError, AisBenchError,
+            BackendUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename}: not found ({exc.strerror}); check the path", file=sys.stderr)
         return 2
 
 

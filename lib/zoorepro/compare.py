@@ -174,8 +174,7 @@ def throughput_section(entries: list[Entry]) -> str:
         rows.extend([e.label] + r for r in report.throughput_rows(e.data))
     img = report.figure_html(throughput_figure(entries),
                      "Throughput by batch size of every run, with the recipe's published series")
-    body = img + table(["run", "backend", "device", "batch", "img/s", "mean ms", "median ms",
-                        "p90 ms", "p99 ms", "iterations", "seconds", "validity"], rows)
+    body = img + table(["run"] + report.THROUGHPUT_HEADERS, rows)
     if defs:
         body += "<h3>Throughput definitions</h3>" + table(["run", "definition"], defs)
     return body

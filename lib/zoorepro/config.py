@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -104,7 +105,9 @@ def _coerce(raw: Mapping[str, Any], base_dir: Path, problems: list) -> dict:
         if value is None:
             value = default
         if isinstance(default, tuple):
-            if isinstance(value, (str, int)) and not isinstance(value, bool):
+            if key == "atc_extra_args" and isinstance(value, str):
+                value = shlex.split(value)   # "--precision_mode=allow_fp32_to_fp16 --x=1"
+            elif isinstance(value, (str, int)) and not isinstance(value, bool):
                 value = [value]
             if not isinstance(value, (list, tuple)):
                 problems.append(f"{key}: expected a list, got {value!r}")

@@ -120,7 +120,8 @@ def read_result_folder(folder: str | os.PathLike) -> Predictions:
         warnings.warn(f"{folder}: {len(foreign)} file(s) are not ais_bench outputs and were "
                       f"skipped: {shown}", stacklevel=2)
     if not found:
-        raise EvaluationError(f"{folder}: no <name>_0.txt|.npy|.bin outputs found")
+        raise EvaluationError(f"{folder}: no <name>_0.txt|.npy|.bin outputs found; point at the "
+                              f"folder ais_bench wrote (e.g. result/result_bs1) or rerun inference")
     keys = list(found)
     best = np.empty((len(keys), TOPK), dtype=np.int32)
     n_classes = None
@@ -130,15 +131,10 @@ def read_result_folder(folder: str | os.PathLike) -> Predictions:
             n_classes = vec.size
         elif vec.size != n_classes:
             raise EvaluationError(f"{folder}: outputs have different lengths "
-                                  f"({n_classes} and {vec.size} in {found[k].name})")
+                                  f"({n_classes} and {vec.size} in {found[k].name}); the folder "
+                                  f"mixes runs of different models: rerun inference into a new one")
         best[i] = top5(vec)
     return Predictions(keys, best, int(n_classes), foreign, str(folder), found)
-
-
-def topk_hits(scores: np.ndarray, targets: np.ndarray, k: int = TOPK) -> np.ndarray:
-    """``[N, k]`` bool: hit at rank i (0-based); stable order, lower class wins a tie."""
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return order == targets[:, None]
 
 
 def score(pred: Predictions, labels: dict[str, int], expected: Iterable[str] | None = None,
@@ -153,6 +149,13 @@ def score(pred: Predictions, labels: dict[str, int], expected: Iterable[str] | N
                 f"{pred.folder}: {len(missing)} of {len(expected)} image(s) have no prediction, "
                 f"e.g. {', '.join(missing[:5])}; rerun inference (it reuses nothing, so the "
                 f"folder must be complete)")
+        wanted = set(expected)
+        extra = [k for k in pred.keys if k not in wanted]
+        if extra:
+            raise EvaluationError(
+                f"{pred.folder}: {len(extra)} output(s) are for images that are not part of this "
+                f"run, e.g. {', '.join(extra[:5])}; the folder holds an earlier run's outputs: "
+                f"use a new run folder (leave run_dir empty)")
     unlabelled = [k for k in pred.keys if k not in labels]
     if unlabelled and not allow_subset:
         raise EvaluationError(

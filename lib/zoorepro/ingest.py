@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -32,7 +31,7 @@ import yaml
 from . import atc, bench, data, evaluate, pipeline, provenance
 from .aisbench import NAME, npu_device_name, parse_cann_version
 from .data import DataError
-from .files import atomic_write_json, atomic_write_text, read_json
+from .files import atomic_copy, atomic_write_json, atomic_write_text, read_json
 
 AIS_BENCH_DEFINITION = (
     "ais_bench pure inference (--loop): 1000 * batch_size / mean NPU_compute_time (ms); "
@@ -284,7 +283,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     evaluate.write_results(metrics, folder)
     atomic_write_json(folder / "predictions.json", per_image)
     for fname in ("result.json", "metrics.json"):
-        shutil.copyfile(folder / fname, run_root / fname)
+        atomic_copy(folder / fname, run_root / fname)
 
     acc_throughput = None
     if acc_summary is not None:
@@ -377,7 +376,8 @@ def render_report(run_root: Path, result_dir: Path, labels: Path, aipp_config: s
     try:
         runner.execute(runner.REPORT_NOTEBOOK, cfg, run, kernel)
     except pm.PapermillExecutionError as exc:
-        run.write("failure", {"notebook": runner.REPORT_NOTEBOOK, "cell": "?",
+        run.write("failure", {"notebook": runner.REPORT_NOTEBOOK,
+                              "cell": runner._failing_cell(run.notebooks / runner.REPORT_NOTEBOOK),
                               "error": f"{exc.ename}: {exc.evalue}"})
     executed = run.notebooks / runner.REPORT_NOTEBOOK
     if executed.is_file():

@@ -236,10 +236,8 @@ def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
         raise KitError("cannot write the kit:\n  - " + "\n  - ".join(problems))
     a = aipp_mod.load(cfg.aipp_config)
     out.mkdir(parents=True, exist_ok=True)
-    batch_sizes = list(dict.fromkeys(cfg.batch_sizes))
+    batch_sizes = pipeline.om_batch_sizes(cfg)
     acc_bs = cfg.accuracy_batch_size
-    if acc_bs not in batch_sizes:
-        batch_sizes.append(acc_bs)
 
     # the model
     onnx_dst = out / ONNX_REL

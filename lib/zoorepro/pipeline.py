@@ -20,7 +20,7 @@ from . import aipp as aipp_mod
 from . import backends as backends_mod
 from . import atc, bench, data, evaluate, export, preprocess, provenance
 from .config import RunConfig
-from .files import atomic_write_json, atomic_write_text, read_json
+from .files import atomic_copy, atomic_write_json, atomic_write_text, read_json
 
 NOTEBOOKS = ("01_preprocess.ipynb", "02_export.ipynb", "03_infer.ipynb", "04_evaluate.ipynb",
              "05_report.ipynb")
@@ -171,9 +171,21 @@ def ensure_preprocessed(cfg: RunConfig, run: Run) -> None:
 
 
 # ------------------------------------------------------------------ stage 2
+def run_inputs(cfg: RunConfig, run: Run) -> list[Path]:
+    """This run's ``.bin`` files, in image order: only its own images, also when ``bin_dir``
+    is shared with other runs."""
+    ensure_preprocessed(cfg, run)
+    folder = bin_dir(cfg, run)
+    files = [folder / f"{k}.bin" for k in run.read("dataset")["keys"]]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise data.DataError(f"{folder}: {len(missing)} of this run's .bin files are missing, e.g. "
+                             f"{', '.join(missing[:5])}; rerun preprocessing (01_preprocess)")
+    return files
+
+
 def sample_inputs(cfg: RunConfig, run: Run, n: int) -> np.ndarray:
-    files, _ = bench.list_inputs(bin_dir(cfg, run))
-    return np.stack([bench.load_input(f) for f in files[:n]])
+    return np.stack([bench.load_input(f) for f in run_inputs(cfg, run)[:n]])
 
 
 def run_export(cfg: RunConfig, run: Run) -> dict:
@@ -204,13 +216,19 @@ def run_export(cfg: RunConfig, run: Run) -> dict:
     return record
 
 
+def om_batch_sizes(cfg: RunConfig) -> list[int]:
+    """Batch sizes that need an .om: the sweep's and the accuracy run's."""
+    return sorted(set(cfg.batch_sizes) | {cfg.accuracy_batch_size})
+
+
 def run_atc(cfg: RunConfig, run: Run) -> dict:
     """ATC for every batch size when ``atc`` is on PATH; otherwise the exact commands, not run."""
     exp = ensure_exported(cfg, run)
     soc = cfg.soc_version or atc.detect_soc_version()
+    sizes = om_batch_sizes(cfg)
     commands = [atc.shell_line(atc.atc_command(exp["onnx"], bs, soc or atc.SOC_PLACEHOLDER,
                                                cfg.aipp_config, str(run.models), cfg.atc_extra_args))
-                for bs in cfg.batch_sizes]
+                for bs in sizes]
     record = {"soc_version": soc, "commands": commands}
     if not atc.available():
         record.update(status="not run", reason="atc is not on PATH here (CANN toolkit not "
@@ -219,7 +237,7 @@ def run_atc(cfg: RunConfig, run: Run) -> dict:
         record.update(status="not run", reason="soc_version unknown: set soc_version in params "
                       "(e.g. Ascend310P3) or make npu-smi available")
     else:
-        record.update(status="ok", models=atc.build_all(exp["onnx"], cfg.batch_sizes, soc,
+        record.update(status="ok", models=atc.build_all(exp["onnx"], sizes, soc,
                                                         cfg.aipp_config, run.models,
                                                         cfg.atc_extra_args))
     run.write("atc", record)
@@ -243,25 +261,30 @@ def artifacts(cfg: RunConfig, run: Run) -> backends_mod.Artifacts:
                                   aipp_config=cfg.aipp_config, om_models=om_models)
 
 
-def result_dirname(batch_size: int) -> str:
-    return f"result_bs{batch_size}"
-
-
 def _npu_accuracy(backend, cfg: RunConfig, run: Run, out: Path) -> dict:
     """ais_bench: the recipe's accuracy command."""
-    summary = backend.run_accuracy(bin_dir(cfg, run), out, cfg.accuracy_batch_size, cfg.outfmt)
+    files = run_inputs(cfg, run)
+    inputs = bin_dir(cfg, run)
+    if len(files) != len(bench.list_inputs(inputs)[0]):
+        # ais_bench reads a whole folder; its FAQ's workaround for a subset is symlinks
+        inputs = run.root / "inputs"
+        inputs.mkdir(exist_ok=True)
+        for f in files:
+            if not (inputs / f.name).exists():
+                (inputs / f.name).symlink_to(f)
+    summary = backend.run_accuracy(inputs, out, cfg.accuracy_batch_size, cfg.outfmt)
     summary.setdefault("foreign_files", [])
     summary.setdefault("e2e_throughput", None)
     return summary
 
 
 def _npu_sweep(backend, cfg: RunConfig, out: Path) -> list:
-    """ais_bench: the recipe's --loop sweep (device compute only, zero input)."""
-    from . import ingest
+    """ais_bench: the recipe's --loop=50 sweep (device compute only, zero input)."""
+    from . import aisbench, ingest
     info = backend.info()
-    return [ingest.bench_record(backend.run_perf(bs, out, cfg.bench_iterations),
-                                out / f"perf_bs{bs}_summary.json", info["device"],
-                                info.get("version", ""))
+    return [ingest.bench_record(backend.run_perf(bs, out),
+                                aisbench.summary_path(out, aisbench.perf_dirname(bs)),
+                                info["device"], info.get("version", ""))
             for bs in cfg.batch_sizes]
 
 
@@ -280,8 +303,8 @@ def create_backends(cfg: RunConfig, run: Run) -> tuple[dict, dict]:
 
 def sweep_backends(cfg: RunConfig, run: Run, made: dict) -> list:
     """The batch-size sweep of every backend; writes records/bench.json and bench.csv."""
-    samples = sample_inputs(cfg, run, SWEEP_SAMPLES)
-    files, _ = bench.list_inputs(bin_dir(cfg, run))
+    files = run_inputs(cfg, run)
+    samples = np.stack([bench.load_input(f) for f in files[:SWEEP_SAMPLES]])
     settings = bench.SweepSettings(tuple(cfg.batch_sizes), cfg.bench_iterations,
                                    cfg.bench_min_seconds, cfg.warmup)
     records = []
@@ -313,14 +336,16 @@ def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
             summary = _npu_accuracy(backend, cfg, run, out)
         else:
             summary = bench.run_folder(backend, bin_dir(cfg, run), out,
-                                       result_dirname(cfg.accuracy_batch_size),
-                                       cfg.accuracy_batch_size, cfg.outfmt, cfg.warmup, progress)
+                                       bench.result_dirname(cfg.accuracy_batch_size),
+                                       cfg.accuracy_batch_size, cfg.outfmt, cfg.warmup, progress,
+                                       files=run_inputs(cfg, run))
         status[name] = {"status": "ok", **backend.info(),
-                        "result_dir": str(out / result_dirname(cfg.accuracy_batch_size)),
-                        "summary": str(out / f"{result_dirname(cfg.accuracy_batch_size)}_summary.json"),
+                        "result_dir": str(out / bench.result_dirname(cfg.accuracy_batch_size)),
+                        "summary": str(out / f"{bench.result_dirname(cfg.accuracy_batch_size)}_summary.json"),
                         "accuracy_batch_size": cfg.accuracy_batch_size,
                         "compute_throughput": summary["throughput"],
                         "foreign_files": summary["foreign_files"],
+                        "other_inputs": summary.get("other_inputs", 0),
                         "e2e_throughput": summary["e2e_throughput"]}
     sweep_backends(cfg, run, made)
     status = {name: status[name] for name in cfg.backends if name in status}
@@ -366,8 +391,7 @@ def run_evaluate(cfg: RunConfig, run: Run) -> dict:
     primary = out.get(cfg.primary_backend, {})
     if primary.get("status") == "ok":
         for fname in ("result.json", "metrics.json"):
-            shutil.copyfile(run.results / cfg.primary_backend / fname, run.root / f".{fname}.part")
-            os.replace(run.root / f".{fname}.part", run.root / fname)
+            atomic_copy(run.results / cfg.primary_backend / fname, run.root / fname)
     run.write("accuracy", out)
     names = list(preds)
     run.write("parity", [{"a": x, "b": y, **evaluate.parity(preds[x], preds[y])}

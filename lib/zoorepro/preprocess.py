@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import json
 import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from .data import DataError, image_key
+from .data import image_key
 from .files import atomic_write_bytes
 
 RESIZE = 256
@@ -141,19 +142,42 @@ def _header(src: str) -> tuple[str, str]:
         return im.mode, im.format or "unknown"
 
 
-def _work(args: tuple[str, str]) -> tuple[str, str, str, str]:
-    """Worker: returns (name, status, mode, format-or-reason); status in written/reused/failed."""
-    src, dst = args
+MANIFEST = ".zoorepro-sources.jsonl"   # in the .bin folder: which image made which .bin
+
+
+def source_id(path: str | os.PathLike) -> list:
+    """What identifies an image's content cheaply: absolute path, size, modification time."""
+    st = os.stat(path)
+    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+
+
+def read_manifest(out: Path) -> dict:
+    """``{key: source_id}`` of the .bin files written into ``out`` (a torn last line is skipped)."""
+    entries = {}
+    try:
+        with open(out / MANIFEST, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    entries[rec["key"]] = rec["source"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+    except FileNotFoundError:
+        pass
+    return entries
+
+
+def _work(args: tuple[str, str, bool]) -> tuple[str, str, str, str]:
+    """Worker: returns (name, status, mode, format-or-reason); status in written/reused/failed.
+    A finished .bin is reused only when the manifest says this very image made it."""
+    src, dst, trusted = args
     name = os.path.basename(src)
     try:
-        if os.path.exists(dst) and os.path.getsize(dst) == BIN_BYTES:
+        if trusted and os.path.exists(dst) and os.path.getsize(dst) == BIN_BYTES:
             mode, fmt = _header(src)   # header only: keeps the report's lists complete on resume
             return name, "reused", mode, fmt
         img, mode, fmt = load_rgb(src)
-        arr = np.asarray(center_crop(resize_shorter(img)), dtype=np.uint8)
-        if arr.shape != (CROP, CROP, CHANNELS):
-            return name, "failed", mode, f"unexpected shape {arr.shape} after crop"
-        atomic_write_bytes(dst, arr.tobytes())
+        atomic_write_bytes(dst, np.asarray(center_crop(resize_shorter(img)), np.uint8).tobytes())
         return name, "written", mode, fmt
     except Exception as exc:  # reported by name, never swallowed
         return name, "failed", "", describe_failure(src, exc)
@@ -176,7 +200,8 @@ def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, worker
     out.mkdir(parents=True, exist_ok=True)
     seen: dict[str, str] = {}
     result = PreprocessResult(out_dir=str(out), total=len(images))
-    jobs = []
+    known = read_manifest(out)
+    jobs, ids = [], {}
     for img in images:
         key = image_key(img.name)
         if key in seen:
@@ -184,30 +209,39 @@ def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, worker
                                             f"{key}.bin; rename or remove one"))
             continue
         seen[key] = img.name
-        jobs.append((str(img), str(bin_path_for(img, out))))
+        try:
+            ids[img.name] = source_id(img)
+        except OSError as exc:
+            result.failed.append((img.name, f"cannot be read ({exc.strerror}); check the file"))
+            continue
+        jobs.append((str(img), str(bin_path_for(img, out)), known.get(key) == ids[img.name]))
     workers = workers or os.cpu_count() or 1
     bar = _progress(len(jobs), progress)
     try:
-        if workers == 1 or len(jobs) < 2 * workers:
-            outcomes: Iterable = map(_work, jobs)
-            _collect(outcomes, result, bar)
-        else:
-            chunk = max(1, min(32, len(jobs) // (workers * 8)))
-            with multiprocessing.Pool(workers) as pool:   # imap: streams, bounded memory
-                _collect(pool.imap(_work, jobs, chunksize=chunk), result, bar)
+        with open(out / MANIFEST, "a", encoding="utf-8") as manifest:
+            def record(name):
+                manifest.write(json.dumps({"key": image_key(name), "source": ids[name]}) + "\n")
+                manifest.flush()
+            if workers == 1 or len(jobs) < 2 * workers:
+                _collect(map(_work, jobs), result, bar, record)
+            else:
+                chunk = max(1, min(32, len(jobs) // (workers * 8)))
+                with multiprocessing.Pool(workers) as pool:   # imap: streams, bounded memory
+                    _collect(pool.imap(_work, jobs, chunksize=chunk), result, bar, record)
     finally:
         if bar is not None:
             bar.close()
     return result
 
 
-def _collect(outcomes: Iterable, result: PreprocessResult, bar) -> None:
+def _collect(outcomes: Iterable, result: PreprocessResult, bar, record) -> None:
     for name, status, mode, info in outcomes:
         if status == "failed":
             result.failed.append((name, info))
         else:
             if status == "written":
                 result.written += 1
+                record(name)
             else:
                 result.reused += 1
             if mode and mode != "RGB":
@@ -226,12 +260,3 @@ def failure_message(result: PreprocessResult, limit: int = 10) -> str:
     lines.append("Fix or remove these files, or set max_images, then rerun "
                  "(finished .bin files are reused).")
     return "\n".join(lines)
-
-
-def read_bin(path: str | os.PathLike) -> np.ndarray:
-    """One ``.bin`` as uint8 ``[224, 224, 3]``; a wrong size is an error naming the file."""
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size != BIN_BYTES:
-        raise DataError(f"{path}: {data.size} bytes, expected {BIN_BYTES} (224x224x3 uint8); "
-                        f"delete it and rerun preprocessing")
-    return data.reshape(CROP, CROP, CHANNELS)

@@ -59,7 +59,7 @@ def environment() -> dict:
         "gpu": gpu_name(),
         "packages": package_versions(),
         "zoorepro_git_commit": git_commit(),
-        "cann": os.environ.get("ASCEND_TOOLKIT_HOME") and _cann_version(),
+        "cann": _cann_version() or None,
     }
 
 
@@ -74,9 +74,6 @@ def _memory_gib():
     return None
 
 
-def _cann_version():
-    home = os.environ.get("ASCEND_TOOLKIT_HOME", "")
-    for cand in (Path(home) / "version.cfg", Path(home) / "compiler" / "version.info"):
-        if cand.is_file():
-            return cand.read_text(errors="replace").strip()[:200]
-    return None
+def _cann_version() -> str:
+    from .aisbench import _cann_version_from_env
+    return _cann_version_from_env()

@@ -139,10 +139,12 @@ def verdict(data: RunData) -> str:
             check = (f"not checked: the independent figures ({exp['top1']:.2f} / {exp['top5']:.2f}) "
                      f"are for all {exp['images']} demo images, this run scored {n}")
         fewer = "" if n == ref.FULL_VAL_IMAGES else f", {n:,} images instead of 50,000"
-        lines.append(f"Demo check: {check}. The recipe's 57.32 / 80.06 is not comparable: other "
+        r1, r5 = ref.ACCURACY["recipe Ascend310P3"]
+        lines.append(f"Demo check: {check}. The recipe's {r1} / {r5} is not comparable: other "
                      f"weights{fewer}.")
     else:
-        lines.append(f"Not comparable with the recipe's 57.32 / 80.06: {n:,} images "
+        r1, r5 = ref.ACCURACY["recipe Ascend310P3"]
+        lines.append(f"Not comparable with the recipe's {r1} / {r5}: {n:,} images "
                      f"(the recipe scores all 50,000).")
     best = best_throughput(data)
     if best:
@@ -172,7 +174,8 @@ def accuracy_table(data: RunData) -> str:
             continue
         rows.append([f"zoorepro {name}", m.get("device"), m["images"]] +
                     [f"{m[f'top{i}']:.2f}" for i in range(1, 6)] +
-                    [f"bs {m.get('batch_size')}; weights {describe_weights(m.get('weights_sha256'))}; "
+                    [f"bs {m.get('batch_size')}; weights "
+                     f"{describe_weights(m.get('weights_sha256'), bool(data.get('ingest')))}; "
                      f"weights sha256 {str(m.get('weights_sha256'))[:12]}; images sha256 "
                      f"{str(m.get('image_list_sha256'))[:12]}"])
     for label, (a1, a5) in ref.ACCURACY.items():
@@ -217,14 +220,17 @@ def throughput_rows(data: RunData) -> list:
     return rows
 
 
+THROUGHPUT_HEADERS = ["backend", "device", "precision", "batch", "compute img/s", "end-to-end img/s",
+                      "mean ms", "median ms", "p90 ms", "p99 ms", "iterations", "seconds",
+                      "validity"]
+
+
 def throughput_table(data: RunData) -> str:
     defn = (data.get("bench") or {}).get("definition", "")
     e2e = ("End-to-end img/s: reading the .bin files, batching, inference and writing the "
            "outputs, over at least 64 images per batch size.")
     return (f"<p class='zr-note'>Compute img/s — {esc(defn)}. {esc(e2e)}</p>" +
-            table(["backend", "device", "precision", "batch", "compute img/s", "end-to-end img/s",
-                   "mean ms", "median ms", "p90 ms", "p99 ms", "iterations", "seconds", "validity"],
-                  throughput_rows(data)))
+            table(THROUGHPUT_HEADERS, throughput_rows(data)))
 
 
 def e2e_table(data: RunData) -> str:
@@ -260,7 +266,7 @@ def plot_throughput(groups: dict, title: str):
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
-    ax.set_ylabel("images / s (compute only)")
+    ax.set_ylabel("images / s (inference call)")
     ax.set_title(title + ("" if groups else " — no bench records"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -397,7 +403,7 @@ def provenance_section(data: RunData) -> str:
             ["image list sha256 (name + size)", d.get("image_list_sha256")],
             ["label file", d.get("label_file")], ["label file sha256", d.get("label_file_sha256")],
             ["weights", e.get("weights")], ["weights sha256", e.get("weights_sha256")],
-            ["weights identified as", describe_weights(e.get("weights_sha256"))],
+            ["weights identified as", describe_weights(e.get("weights_sha256"), bool(data.get("ingest")))],
             ["ONNX sha256", e.get("onnx_sha256")], ["aipp.config sha256", e.get("aipp_config_sha256")],
             ["zoorepro git commit", (data.get("environment") or {}).get("zoorepro_git_commit")]]
     pre = data.get("preprocess") or {}
