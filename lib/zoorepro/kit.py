@@ -260,6 +260,8 @@ def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
                            f"{cfg.label_file}, e.g. {matched.unlabelled[0].name}")
         pipeline.check_free_space(out / BIN_DIR, len(images))
         result = preprocess.preprocess_folder(images, out / BIN_DIR, cfg.workers, progress)
+        # the kit travels: leave out the local source manifest (this machine's paths)
+        (out / BIN_DIR / preprocess.MANIFEST).unlink(missing_ok=True)
         if result.failed:
             raise KitError(preprocess.failure_message(result))
         manifest.update(images=len(images), keys=[data.image_key(p.name) for p in images],
