@@ -33,12 +33,18 @@ def test_each_run_gets_its_own_folder(tmp_path):
     assert len(roots) == 3 and all(r.parent == tmp_path / "reports" for r in roots)
 
 
-def test_unlabelled_image_stops_before_inference(tmp_path, demo_images):
+def three_images_and_a_stray(tmp_path, demo_images):
+    """Three labelled demo images plus ``stray.JPEG``, which has no label."""
     src = tmp_path / "imgs"
     src.mkdir()
     for p in demo_images[:3]:
         (src / p.name).write_bytes(p.read_bytes())
     (src / "stray.JPEG").write_bytes(demo_images[0].read_bytes())
+    return src
+
+
+def test_unlabelled_image_stops_before_inference(tmp_path, demo_images):
+    src = three_images_and_a_stray(tmp_path, demo_images)
     cfg = config.from_mapping(small_params(tmp_path, data_dir=str(src), max_images=0))
     cfg, run = pipeline.open_run(cfg)
     with pytest.raises(Exception) as e:
@@ -51,11 +57,7 @@ def test_unlabelled_image_stops_before_inference(tmp_path, demo_images):
 
 
 def test_label_mismatch_allowed_evaluates_intersection(tmp_path, demo_images):
-    src = tmp_path / "imgs"
-    src.mkdir()
-    for p in demo_images[:3]:
-        (src / p.name).write_bytes(p.read_bytes())
-    (src / "stray.JPEG").write_bytes(demo_images[0].read_bytes())
+    src = three_images_and_a_stray(tmp_path, demo_images)
     cfg = config.from_mapping(small_params(tmp_path, data_dir=str(src), max_images=0,
                                            allow_label_mismatch=True, batch_sizes=[1]))
     cfg, run = pipeline.open_run(cfg)

@@ -281,10 +281,11 @@ BENCH_FIELDS = ("backend", "device", "batch_size", "iterations", "seconds", "min
                 "valid", "validity")
 
 
-def write_records(records: list[dict], json_path: str | os.PathLike) -> tuple[Path, Path]:
+def write_records(records: list[dict], json_path: str | os.PathLike,
+                  definition: str = THROUGHPUT_DEFINITION) -> tuple[Path, Path]:
     """``bench.json`` and ``bench.csv`` side by side (flat records)."""
     json_path = Path(json_path)
-    atomic_write_json(json_path, {"definition": THROUGHPUT_DEFINITION, "records": records})
+    atomic_write_json(json_path, {"definition": definition, "records": records})
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=BENCH_FIELDS, extrasaction="ignore")
     w.writeheader()

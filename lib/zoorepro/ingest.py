@@ -349,10 +349,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
            "label_file_sha256": data.sha256_file(labels_path),
            "warnings": read_warnings + notes, "source": "ingested from an NPU host"}
     run.write("accuracy", {NAME: {"status": "ok", **acc}})
-    bench.write_records(sweep_records, run.record("bench"))
-    bench_json = run.read("bench")
-    bench_json["definition"] = AIS_BENCH_DEFINITION
-    run.write("bench", bench_json)
+    bench.write_records(sweep_records, run.record("bench"), AIS_BENCH_DEFINITION)
 
     atomic_write_text(run_root / "params.yaml", yaml.safe_dump({
         "source": "zoorepro ingest", "result_dir": str(result_dir), "labels": str(labels_path),

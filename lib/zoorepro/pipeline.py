@@ -307,13 +307,16 @@ def sweep_backends(cfg: RunConfig, run: Run, made: dict) -> list:
     samples = np.stack([bench.load_input(f) for f in files[:SWEEP_SAMPLES]])
     settings = bench.SweepSettings(tuple(cfg.batch_sizes), cfg.bench_iterations,
                                    cfg.bench_min_seconds, cfg.warmup)
-    records = []
+    records, npu_only = [], bool(made)
     for name, backend in made.items():
         if hasattr(backend, "run_perf"):
             records.extend(_npu_sweep(backend, cfg, run.results / name))
         else:
+            npu_only = False
             records.extend(bench.sweep(backend, samples, settings, files, cfg.outfmt))
-    bench.write_records(records, run.record("bench"))
+    from .ingest import AIS_BENCH_DEFINITION
+    bench.write_records(records, run.record("bench"),
+                        AIS_BENCH_DEFINITION if npu_only else bench.THROUGHPUT_DEFINITION)
     return records
 
 
