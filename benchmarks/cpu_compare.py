@@ -5,6 +5,8 @@
 Inference (same SqueezeNet 1.1 weights, same real preprocessed demo images, img/s = images /
 wall time of the inference call, including whatever input conversion the contender needs):
   * zoorepro      the default CPU backend: ONNX Runtime on the AIPP model, uint8 NHWC input
+  * zoorepro-streams  the same model as the accuracy run uses it: one single-threaded
+                  session per physical core, each inferring its own batch at the same time
   * ort-default   ONNX Runtime with default SessionOptions on the plain exported ONNX,
                   normalisation done on the host with numpy (what the recipe's float model needs)
   * torch-eager   torchvision squeezenet1_1 in PyTorch eager, normalisation with torch
@@ -53,6 +55,8 @@ def contenders(tmp: Path, threads: int):
                               aipp_config=str(ROOT / "aipp.config"))
     ours = backends.create("onnxruntime", arts, device="cpu", threads=threads)
     out = {"zoorepro": ours.infer}
+    if ours.auto_streams() > 1:
+        out["zoorepro-streams"] = streams_infer(ours)
 
     default = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
     mean = (np.asarray(TORCHVISION_MEAN, np.float32) * 255).reshape(1, 1, 1, 3)
@@ -80,6 +84,19 @@ def contenders(tmp: Path, threads: int):
     return out
 
 
+def streams_infer(ours):
+    """zoorepro's accuracy-run path: one single-threaded session per physical core, each
+    inferring its own batch concurrently; one call = one batch per stream."""
+    from concurrent.futures import ThreadPoolExecutor
+    reps = ours.replicas(ours.auto_streams())
+    pool = ThreadPoolExecutor(len(reps))
+
+    def fn(x):
+        return list(pool.map(lambda r: r.infer(x), reps))[0]
+    fn.batches_per_call = len(reps)
+    return fn
+
+
 def openvino_infer(model_path: Path, threads: int):
     """OpenVINO (latency hint, fp32) on the same AIPP model.  Evaluated as a candidate CPU
     backend; it did not beat ONNX Runtime at any batch size here (benchmarks/README.md), so
@@ -96,12 +113,13 @@ def openvino_infer(model_path: Path, threads: int):
 
 def time_infer(fn, x: np.ndarray, images: int) -> float:
     """img/s over at least ``images`` images (at least 3 calls), after one warm-up call."""
-    iterations = max(3, images // x.shape[0])
+    per_call = x.shape[0] * getattr(fn, "batches_per_call", 1)
+    iterations = max(3, images // per_call)
     fn(x)
     t0 = time.perf_counter()
     for _ in range(iterations):
         fn(x)
-    return iterations * x.shape[0] / (time.perf_counter() - t0)
+    return iterations * per_call / (time.perf_counter() - t0)
 
 
 # -------------------------------------------------------------- preprocessing
@@ -195,16 +213,17 @@ def main() -> int:
           f"{torch.__version__}, Pillow {PIL.__version__}; {threads} inference threads; "
           f"{args.rounds} interleaved rounds, median shown (±spread = (max-min)/median).\n")
     names = [k for k in inf]
-    print("| batch | " + " | ".join(f"{n} img/s (best)" for n in names) +
-          " | zoorepro / ort-default (best) | zoorepro / torch-eager (best) |")
-    print("|" + "---|" * (len(names) + 3))
+    ours = [n for n in ("zoorepro", "zoorepro-streams") if n in inf]
+    ratios = [(a, b) for a in ours for b in ("ort-default", "torch-eager")]
+    print("| batch | " + " | ".join(f"{n} img/s (best)" for n in names) + " | " +
+          " | ".join(f"{a} / {b} (best)" for a, b in ratios) + " |")
+    print("|" + "---|" * (len(names) + 1 + len(ratios)))
     for bs in BATCHES:
         cells = [f"{med[('inf', n, bs)]:.1f} ±{100 * spread[('inf', n, bs)]:.0f}% ({best[('inf', n, bs)]:.1f})"
                  for n in names]
-        z, zb = med[("inf", "zoorepro", bs)], best[("inf", "zoorepro", bs)]
-        print(f"| {bs} | " + " | ".join(cells) +
-              f" | {z / med[('inf', 'ort-default', bs)]:.2f}x ({zb / best[('inf', 'ort-default', bs)]:.2f}x)"
-              f" | {z / med[('inf', 'torch-eager', bs)]:.2f}x ({zb / best[('inf', 'torch-eager', bs)]:.2f}x) |")
+        cells += [f"{med[('inf', a, bs)] / med[('inf', b, bs)]:.2f}x "
+                  f"({best[('inf', a, bs)] / best[('inf', b, bs)]:.2f}x)" for a, b in ratios]
+        print(f"| {bs} | " + " | ".join(cells) + " |")
     print(f"\nPreprocessing, {len(images)} images (bytes identical across all three):\n")
     print("| contender | img/s median (best) | zoorepro / contender, median (best) |")
     print("|---|---|---|")

@@ -40,3 +40,19 @@ def test_cuda_requested_without_cuda_is_clear(arts):
 def test_missing_model_is_named():
     with pytest.raises(backends.BackendUnavailable, match="run the export step"):
         backends.create("onnxruntime", backends.Artifacts(aipp_onnx="/nope.onnx"))
+
+
+def test_onnxruntime_streams_split_threads_and_agree(arts, demo_batch):
+    o = backends.create("onnxruntime", arts, device="cpu", threads=2)
+    assert o.auto_streams() == min(2, backends.physical_cores())
+    reps = o.replicas(2)
+    assert len(reps) == 2 and all(r.info()["threads"] == 1 for r in reps)
+    assert reps[0].session is not reps[1].session
+    ref = o.infer(demo_batch)
+    for r in reps:   # same model, same bytes in, same logits out (fp32, single thread)
+        np.testing.assert_allclose(r.infer(demo_batch), ref, rtol=0, atol=1e-4)
+    assert o.replicas(1) == [o]
+    o.release_memory()          # arena shrunk; the session still works and gives the same
+    np.testing.assert_array_equal(o.infer(demo_batch), ref)
+    t = backends.create("torch", arts, device="cpu", threads=1)
+    assert t.auto_streams() == 1 and t.replicas(4) == [t]

@@ -143,3 +143,80 @@ def test_records_json_and_csv(tmp_path):
     j, c = bench.write_records([rec], tmp_path / "bench.json")
     assert json.loads(j.read_text())["records"][0]["batch_size"] == 1
     assert c.read_text().splitlines()[0].split(",") == list(bench.BENCH_FIELDS)
+
+
+class Replicated(Recorder):
+    """Two replicas writing into one shared call log, each slowed a little so both run."""
+    def __init__(self, log=None, delay=0.0):
+        super().__init__()
+        self.log = log if log is not None else []
+        self.delay = delay
+
+    def auto_streams(self):
+        return 2
+
+    def replicas(self, n):
+        return [Replicated(self.log, 0.002) for _ in range(n)]
+
+    def infer(self, batch):
+        import threading
+        import time
+        time.sleep(self.delay)
+        self.log.append(threading.current_thread().name)
+        return super().infer(batch)
+
+
+def test_streams_write_the_same_outputs_in_order(tmp_path):
+    make_bins(tmp_path / "in", 11)
+    one = bench.run_folder(Recorder(), tmp_path / "in", tmp_path / "o1", "r", 2, "TXT", 0, False)
+    be = Replicated()
+    two = bench.run_folder(be, tmp_path / "in", tmp_path / "o2", "r", 2, "TXT", 0, False,
+                           streams=0)                   # 0: the backend's own choice (2)
+    assert two["streams"] == 2 and len(set(be.log)) == 2   # both streams did work
+    for p in (tmp_path / "o1" / "r").iterdir():
+        assert (tmp_path / "o2" / "r" / p.name).read_bytes() == p.read_bytes()
+    assert len(list((tmp_path / "o2" / "r").iterdir())) == 11
+    # filesinfo keeps batch order whatever stream finished first
+    assert [v["infiles"] for v in two["filesinfo"].values()] == \
+        [v["infiles"] for v in one["filesinfo"].values()]
+    assert list(two["filesinfo"]) == list(range(6))
+    assert two["NPU_compute_time"]["count"] == 6
+    # summary throughput: ais_bench's formula per stream, summed (as over devices)
+    assert two["throughput"] == pytest.approx(sum(two["stream_throughputs"]))
+    assert "2 concurrent streams" in two["throughput_definition"]
+    assert one["streams"] == 1 and "concurrent" not in one["throughput_definition"]
+
+
+def test_stream_throughput_sums_streams():
+    assert bench.stream_throughput(4, [[2.0, 2.0], [4.0]]) == pytest.approx(2000 + 1000)
+    assert bench.stream_throughput(4, [[], []]) is None
+
+
+def test_a_failing_stream_stops_the_run(tmp_path):
+    make_bins(tmp_path / "in", 20)
+
+    class Failing(Replicated):
+        def replicas(self, n):
+            reps = super().replicas(n)
+            reps[1].infer = lambda batch: (_ for _ in ()).throw(RuntimeError("boom"))
+            return reps
+    with pytest.raises(RuntimeError, match="boom"):
+        bench.run_folder(Failing(), tmp_path / "in", tmp_path / "o", "r", 1, "TXT", 0, False,
+                         streams=2)
+    assert len(list((tmp_path / "o" / "r").iterdir())) < 20
+
+
+def test_onnxruntime_streams_give_byte_identical_outputs(tmp_path, onnx_models, demo_batch):
+    from zoorepro import backends
+    for i, img in enumerate(demo_batch):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        img.tofile(tmp_path / "in" / f"img{i}.bin")
+    be = backends.create("onnxruntime", backends.Artifacts(aipp_onnx=str(onnx_models[1])),
+                         device="cpu", threads=2)
+    for streams in (1, 2):
+        bench.run_folder(be, tmp_path / "in", tmp_path / f"s{streams}", "r", 1, "TXT", 1, False,
+                         streams=streams)
+    one = sorted((tmp_path / "s1" / "r").iterdir())
+    assert len(one) == 8
+    for p in one:
+        assert (tmp_path / "s2" / "r" / p.name).read_bytes() == p.read_bytes()

@@ -93,3 +93,10 @@ def test_notebook_defaults_are_the_demo_params():
         os.chdir(cwd)
     from_yaml = config.load(ROOT / "params" / "demo.yaml")
     assert from_nb == from_yaml
+
+
+def test_infer_streams_is_validated(tmp_path):
+    assert config.from_mapping(small_params(tmp_path, infer_streams=2)).infer_streams == 2
+    assert config.RunConfig().infer_streams == 0      # auto
+    with pytest.raises(config.ConfigError, match="infer_streams: must be >= 0"):
+        config.from_mapping(small_params(tmp_path, infer_streams=-1))

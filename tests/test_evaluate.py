@@ -121,3 +121,27 @@ def test_write_results(tmp_path):
     assert json.loads(p.read_text())["top4"] == 100.0
     assert "per_image_top1" not in json.loads(p.read_text())
     assert json.loads(r.read_text())["value"][5]["value"] == "100.0%"
+
+
+def test_reading_pool_gives_the_same_answer_in_order(tmp_path, monkeypatch):
+    ranks = [0, 0, 1, 2, 4, 7, 9, 0, 3, 5] * 3
+    folder, labels = build(tmp_path, ranks)
+    serial = evaluate.read_result_folder(folder)
+    monkeypatch.setattr(evaluate, "_CHUNK", 4)           # 8 chunks over 2 processes
+    monkeypatch.setattr(evaluate, "_PARALLEL_FROM", 1)
+    pooled = evaluate.read_result_folder(folder)
+    assert pooled.keys == serial.keys and (pooled.top5 == serial.top5).all()
+    m = evaluate.score(pooled, labels, expected=labels)
+    assert [m[f"top{k}"] for k in range(1, 6)] == [30.0, 40.0, 50.0, 60.0, 70.0]
+    # an error inside a worker reaches the caller with the file named
+    (folder / "ILSVRC2012_val_00000029_0.txt").write_text("0.5 oops 0.1\n")
+    with pytest.raises(evaluate.EvaluationError, match=r"val_00000029_0.txt: 'oops' is not a number"):
+        evaluate.read_result_folder(folder)
+
+
+def test_mixed_class_counts_across_chunks(tmp_path, monkeypatch):
+    folder, _ = build(tmp_path, [0, 1, 2, 3])
+    write_txt(folder, "ILSVRC2012_val_00000009", scores_with_rank(3, 0, 1001))
+    monkeypatch.setattr(evaluate, "_CHUNK", 2)
+    with pytest.raises(evaluate.EvaluationError, match="different lengths"):
+        evaluate.read_result_folder(folder)

@@ -41,6 +41,18 @@ class Backend:
         """Flat description for records: backend, device (in words), versions, threads."""
         return {"backend": self.name, "device": self.device}
 
+    def auto_streams(self) -> int:
+        """How many concurrent inference streams a folder run uses when not told (1)."""
+        return 1
+
+    def replicas(self, n: int) -> list["Backend"]:
+        """``n`` independent instances for concurrent streams, the threads split among them.
+        Backends that cannot run concurrently return ``[self]`` (one stream)."""
+        return [self]
+
+    def release_memory(self) -> None:
+        """Give back working memory kept for the largest batch seen (no-op by default)."""
+
 
 _REGISTRY: dict[str, Callable[..., Backend]] = {}
 
@@ -106,6 +118,9 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable("device cuda asked for, but this onnxruntime has no "
                                      "CUDAExecutionProvider: pip install onnxruntime-gpu")
         self.threads = threads or physical_cores()
+        self.artifacts = artifacts
+        self.cuda = use_cuda
+        self._ort = ort
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
@@ -131,6 +146,26 @@ class OnnxRuntimeBackend(Backend):
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
+
+    def auto_streams(self) -> int:
+        """On the CPU, one single-threaded session per physical core: on this model the
+        intra-op synchronisation of one multi-threaded session costs more than it gives
+        (benchmarks/README.md); on CUDA, one stream."""
+        return 1 if self.cuda else max(1, min(self.threads, physical_cores()))
+
+    def replicas(self, n: int) -> list[Backend]:
+        if self.cuda or n <= 1:
+            return [self]
+        per = max(1, self.threads // n)
+        return [OnnxRuntimeBackend(self.artifacts, device="cpu", threads=per) for _ in range(n)]
+
+    def release_memory(self) -> None:
+        """Shrink ONNX Runtime's CPU arena to what a batch of 1 needs: after batch 64 it holds
+        about 320 MB per session, and each stream is a session of its own."""
+        ro = self._ort.RunOptions()
+        ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        shape = [d if isinstance(d, int) else 1 for d in self.session.get_inputs()[0].shape]
+        self.session.run(None, {self.input_name: np.zeros(shape, np.uint8)}, ro)
 
     def info(self) -> dict:
         return {**super().info(), "providers": ",".join(self.providers), "threads": self.threads,

@@ -13,7 +13,9 @@ import csv
 import io
 import os
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -29,7 +31,8 @@ THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms);
                          "batching and pre/post-processing excluded; on a GPU the call includes "
                          "the host-device copies, which ais_bench's NPU figure excludes")
 E2E_DEFINITION = ("end to end: images / wall time of the whole folder run (reading .bin files, "
-                  "batching, inference, writing outputs)")
+                  "batching, inference, writing outputs), with the accuracy run's concurrent "
+                  "streams")
 
 
 def time_stats(ms: Sequence[float]) -> dict:
@@ -105,11 +108,99 @@ def result_dirname(batch_size: int) -> str:
     return f"result_bs{batch_size}"
 
 
+def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out_dir: Path,
+                 outfmt: str, stems: Sequence[str] | None = None, bar=None):
+    """Infer ``files`` in batches across ``replicas``, one thread per replica (ONNX Runtime
+    and torch release the GIL while computing, so stream k reads and writes files while
+    stream j computes).  Each batch's outputs are written by the thread that computed it.
+    Returns (per-stream compute ms lists, filesinfo by batch index, wall seconds)."""
+    ext = outfmt.lower()
+    work = iter(list(enumerate(batches(range(len(files)), batch_size))))
+    lock = threading.Lock()
+    stop = threading.Event()
+    per_stream: list[list[float]] = [[] for _ in replicas]
+    filesinfo: dict = {}
+
+    def worker(k: int) -> None:
+        backend = replicas[k]
+        try:
+            while not stop.is_set():
+                with lock:
+                    item = next(work, None)
+                if item is None:
+                    return
+                i, (real, padded) = item
+                x = np.stack([load_input(files[p]) for p in padded])
+                t0 = time.perf_counter()
+                y = backend.infer(x)
+                per_stream[k].append((time.perf_counter() - t0) * 1000.0)
+                outs = []
+                for j, p in enumerate(real):  # padding slots are not saved
+                    stem = stems[p] if stems is not None else image_key(files[p].name)
+                    dst = out_dir / f"{stem}_0.{ext}"
+                    write_output(dst, y[j:j + 1], outfmt)
+                    outs.append(str(dst))
+                filesinfo[i] = {"infiles": [str(files[p]) for p in real], "outfiles": outs}
+                if bar is not None:
+                    with lock:
+                        bar.update(len(real))
+        except BaseException:
+            stop.set()
+            raise
+
+    wall0 = time.perf_counter()
+    if len(replicas) == 1:
+        worker(0)
+    else:
+        with ThreadPoolExecutor(len(replicas), thread_name_prefix="zoorepro-stream") as ex:
+            futures = [ex.submit(worker, k) for k in range(len(replicas))]
+            try:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                stop.set()
+                raise
+    wall_s = time.perf_counter() - wall0
+    return per_stream, {i: filesinfo[i] for i in sorted(filesinfo)}, wall_s
+
+
+def stream_throughput(batch_size: int, per_stream: Sequence[Sequence[float]]) -> float | None:
+    """ais_bench's formula per stream, summed over streams (as ais_bench's ``summary
+    throughput`` sums its devices)."""
+    parts = [throughput(batch_size, float(np.mean(ms))) for ms in per_stream if len(ms)]
+    return float(sum(parts)) if parts else None
+
+
+def streams_definition(n: int) -> str:
+    if n <= 1:
+        return THROUGHPUT_DEFINITION
+    return (f"{THROUGHPUT_DEFINITION}; {n} concurrent streams (independent sessions, threads "
+            f"split among them): the formula per stream, summed over streams, as ais_bench "
+            f"sums its devices in 'summary throughput'")
+
+
+def replicas_for(backend, streams: int) -> list:
+    """``backend.replicas(n)``, ``n`` = ``streams`` or the backend's own choice (0); a
+    backend without replicas (any object with ``infer``/``info``) runs as one stream."""
+    if not hasattr(backend, "replicas"):
+        return [backend]
+    return backend.replicas(streams or backend.auto_streams())
+
+
+def warm(replicas: Sequence, x: np.ndarray, times: int) -> None:
+    for b in replicas:
+        for _ in range(times):
+            b.infer(x)
+
+
 def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike, dirname: str,
                batch_size: int, outfmt: str = "TXT", warmup: int = 1,
-               progress: bool = True, files: Sequence[Path] | None = None) -> dict:
+               progress: bool = True, files: Sequence[Path] | None = None,
+               streams: int = 1) -> dict:
     """ais_bench ``--input DIR --output OUT --output_dirname NAME --outfmt FMT --batchsize N``.
-    ``files``: only these inputs of the folder (a run's own images in a shared folder)."""
+    ``files``: only these inputs of the folder (a run's own images in a shared folder).
+    ``streams``: concurrent inference streams (``backend.replicas``); 0 = the backend's
+    :meth:`auto_streams`."""
     inputs, foreign = list_inputs(input_dir)
     if files is None:
         files, others = inputs, []
@@ -121,13 +212,10 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
         raise DataError(f"{input_dir}: no .bin or .npy inputs; run preprocessing first")
     out_dir = Path(output) / dirname
     out_dir.mkdir(parents=True, exist_ok=True)
-    ext = outfmt.lower()
+    replicas = replicas_for(backend, streams)
     if warmup:
-        first = np.stack([load_input(f) for f in next(batches(files, batch_size))[1]])
-        for _ in range(warmup):
-            backend.infer(first)
-    compute_ms: list[float] = []
-    filesinfo = {}
+        first = np.stack([load_input(files[p]) for p in next(batches(range(len(files)), batch_size))[1]])
+        warm(replicas, first, warmup)
     bar = None
     if progress:
         try:
@@ -136,25 +224,16 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
                        file=sys.stderr)
         except ImportError:
             bar = None
-    wall0 = time.perf_counter()
-    for i, (real, padded) in enumerate(batches(files, batch_size)):
-        x = np.stack([load_input(f) for f in padded])
-        t0 = time.perf_counter()
-        y = backend.infer(x)
-        compute_ms.append((time.perf_counter() - t0) * 1000.0)
-        outs = []
-        for j, f in enumerate(real):  # padding slots are not saved
-            dst = out_dir / f"{image_key(f.name)}_0.{ext}"
-            write_output(dst, y[j:j + 1], outfmt)
-            outs.append(str(dst))
-        filesinfo[i] = {"infiles": [str(f) for f in real], "outfiles": outs}
+    try:
+        per_stream, filesinfo, wall_s = _infer_files(replicas, files, batch_size, out_dir,
+                                                     outfmt, bar=bar)
+    finally:
         if bar is not None:
-            bar.update(len(real))
-    wall_s = time.perf_counter() - wall0
-    if bar is not None:
-        bar.close()
+            bar.close()
+    compute_ms = [t for ms in per_stream for t in ms]
     stats = time_stats(compute_ms)
     info = backend.info()
+    n = len(replicas)
     summary = {
         "filesinfo": filesinfo,
         "args": ["--model", info.get("backend"), "--batchsize", str(batch_size), "--input",
@@ -163,13 +242,17 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
         "NPU_compute_time": stats,
         "H2D_latency": time_stats([]),
         "D2H_latency": time_stats([]),
-        "throughput": throughput(batch_size, stats["mean"]),
+        "throughput": stream_throughput(batch_size, per_stream),
         "npu_compute_time_list": compute_ms,
         "pid": os.getpid(),
         # our own fields
         "backend": info.get("backend"),
         "device": info.get("device"),
         "backend_info": info,
+        "streams": n,
+        "threads_per_stream": replicas[0].info().get("threads"),
+        "stream_throughputs": [throughput(batch_size, float(np.mean(ms))) if ms else None
+                               for ms in per_stream],
         "batchsize": batch_size,
         "images": len(files),
         "padding": (-len(files)) % batch_size,
@@ -177,7 +260,7 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
         "other_inputs": len(others), "other_inputs_examples": others[:10],
         "wall_s": wall_s,
         "e2e_throughput": len(files) / wall_s if wall_s > 0 else None,
-        "throughput_definition": THROUGHPUT_DEFINITION,
+        "throughput_definition": streams_definition(n),
         "e2e_definition": E2E_DEFINITION,
         "compute_time_note": ("NPU_compute_time keeps ais_bench's key name; here it is this "
                               "backend's compute time on the device named in 'device'. "
@@ -245,39 +328,48 @@ def measure(backend, samples: np.ndarray, batch_size: int, s: SweepSettings) -> 
     }
 
 
-def measure_e2e(backend, files: Sequence[Path], batch_size: int, outfmt: str = "TXT",
-                min_images: int = 64) -> dict:
+def measure_e2e(replicas: Sequence, files: Sequence[Path], batch_size: int,
+                outfmt: str = "TXT", min_images: int = 64) -> dict:
     """End to end at ``batch_size``: read ``.bin`` files, batch, infer, write outputs (to a
-    temporary folder), over at least ``min_images`` images (files cycled)."""
+    temporary folder), over at least ``min_images`` images (files cycled), with the
+    accuracy run's concurrent streams (``replicas``)."""
     import tempfile
-    n = max(min_images, 2 * batch_size)
-    order = [files[i % len(files)] for i in range(n)]
-    ext = outfmt.lower()
+    n = max(min_images, 2 * batch_size * len(replicas))
+    order = [Path(files[i % len(files)]) for i in range(n)]
+    stems = [f"{i}_{image_key(f.name)}" for i, f in enumerate(order)]
     with tempfile.TemporaryDirectory(prefix="zoorepro-e2e-") as tmp:
-        t0 = time.perf_counter()
-        for real, padded in batches(order, batch_size):
-            y = backend.infer(np.stack([load_input(f) for f in padded]))
-            for j, f in enumerate(real):
-                write_output(Path(tmp) / f"{j}_{image_key(f.name)}_0.{ext}", y[j:j + 1], outfmt)
-        wall = time.perf_counter() - t0
-    return {"e2e_throughput": n / wall, "e2e_images": n, "e2e_definition": E2E_DEFINITION}
+        _, _, wall = _infer_files(replicas, order, batch_size, Path(tmp), outfmt, stems)
+    return {"e2e_throughput": n / wall, "e2e_images": n, "e2e_streams": len(replicas),
+            "e2e_definition": E2E_DEFINITION}
 
 
 def sweep(backend, samples: np.ndarray, s: SweepSettings, files: Sequence[Path] = (),
-          outfmt: str = "TXT") -> list[dict]:
-    """Compute-time record per batch size, plus end-to-end throughput when ``files`` given."""
+          outfmt: str = "TXT", streams: int = 1) -> list[dict]:
+    """Compute-time record per batch size (one stream: ais_bench's per-call definition),
+    plus end-to-end throughput with the accuracy run's ``streams`` when ``files`` given."""
     out = []
+    replicas = replicas_for(backend, streams) if files else []
     for bs in s.batch_sizes:
         rec = measure(backend, samples, bs, s)
+        _release(backend)
         if files:
-            rec.update(measure_e2e(backend, files, bs, outfmt))
+            warm(replicas, cycled_batch(samples, bs), s.warmup)
+            rec.update(measure_e2e(replicas, files, bs, outfmt))
+            for r in replicas:
+                _release(r)
         out.append(rec)
     return out
 
 
+def _release(backend) -> None:
+    """Keep one batch size's working memory at a time (sessions x streams add up)."""
+    if hasattr(backend, "release_memory"):
+        backend.release_memory()
+
+
 BENCH_FIELDS = ("backend", "device", "batch_size", "iterations", "seconds", "min_ms", "mean_ms",
                 "median_ms", "p90_ms", "p99_ms", "max_ms", "throughput", "throughput_definition",
-                "e2e_throughput", "e2e_images", "threads", "version", "precision", "input",
+                "e2e_throughput", "e2e_images", "e2e_streams", "threads", "version", "precision", "input",
                 "valid", "validity")
 
 

@@ -48,7 +48,8 @@ class RunConfig:
     bench_iterations: int = 50    # timed iterations per batch size (like --loop=50)
     bench_min_seconds: float = 0.0
     warmup: int = 1
-    threads: int = 0              # 0: physical cores
+    threads: int = 0              # inference threads in all; 0: physical cores
+    infer_streams: int = 0        # concurrent inference streams; 0: auto (CPU ORT: one per core)
     workers: int = 0              # preprocessing processes; 0: all cores
     max_images: int = 0           # 0: every image in data_dir
     output_root: str = "reports"
@@ -145,7 +146,7 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
         if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
             problems.append(f"batch_sizes: every batch size must be an integer > 0, got {bs!r}")
     for key, minimum in (("accuracy_batch_size", 1), ("bench_iterations", 1), ("warmup", 0),
-                         ("threads", 0), ("workers", 0), ("max_images", 0), ("opset", 7),
+                         ("threads", 0), ("infer_streams", 0), ("workers", 0), ("max_images", 0), ("opset", 7),
                          ("device_id", 0)):
         if isinstance(v[key], int) and not isinstance(v[key], bool) and v[key] < minimum:
             problems.append(f"{key}: must be >= {minimum}, got {v[key]}")

@@ -41,7 +41,7 @@ def _read_txt(path: Path) -> np.ndarray:
         lines = [ln for ln in fh.read().splitlines() if ln.strip()]
     if not lines:
         raise EvaluationError(f"{path}: empty output file; rerun inference")
-    rows = [np.array(ln.split(), dtype=np.float32) for ln in lines]
+    rows = [_parse_row(path, ln) for ln in lines]
     if len(rows) == 1:
         return rows[0]
     if rows[0].size in CLASSES and all(r.size == rows[0].size for r in rows):
@@ -56,6 +56,27 @@ def _read_txt(path: Path) -> np.ndarray:
         f"{path}: {total} values over {len(rows)} rows, expected 1000 (or 1001): if an older "
         f"ais_infer appended to this TXT on a rerun, which rows are current cannot be told; "
         f"delete the result folder and run inference again")
+
+
+def _parse_row(path: Path, line: str) -> np.ndarray:
+    """Whitespace-separated numbers of one line (numpy's C parser; about 30 % faster than
+    splitting in Python).  A token that is not a number is an error naming the file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)   # numpy: "could not be read to its end"
+        try:
+            return np.fromstring(line, dtype=np.float32, sep=" ")
+        except (DeprecationWarning, ValueError):
+            bad = next((t for t in line.split() if not _is_number(t)), line[:20])
+            raise EvaluationError(f"{path}: {bad!r} is not a number; the file is not an "
+                                  f"ais_bench TXT output: rerun inference") from None
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
 
 
 def read_prediction(path: str | os.PathLike) -> np.ndarray:
@@ -123,18 +144,43 @@ def read_result_folder(folder: str | os.PathLike) -> Predictions:
         raise EvaluationError(f"{folder}: no <name>_0.txt|.npy|.bin outputs found; point at the "
                               f"folder ais_bench wrote (e.g. result/result_bs1) or rerun inference")
     keys = list(found)
-    best = np.empty((len(keys), TOPK), dtype=np.int32)
+    paths = [found[k] for k in keys]
+    chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    workers = min(os.cpu_count() or 1, len(chunks)) if len(paths) >= _PARALLEL_FROM else 1
+    if workers > 1:   # parsing is CPU-bound: one process per core, chunks in order
+        import multiprocessing   # spawn: small workers (numpy only), safe beside threads
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            parts = pool.map(_top5_of_files, chunks, chunksize=1)
+    else:
+        parts = [_top5_of_files(c) for c in chunks]
+    n_classes = parts[0][1]
+    for (_, n, first), chunk in zip(parts, chunks):
+        if n != n_classes:
+            raise EvaluationError(f"{folder}: outputs have different lengths "
+                                  f"({n_classes} and {n} in {first}); the folder "
+                                  f"mixes runs of different models: rerun inference into a new one")
+    best = np.concatenate([p[0] for p in parts])
+    return Predictions(keys, best, int(n_classes), foreign, str(folder), found)
+
+
+_CHUNK = 1000            # files per task of the reading pool
+_PARALLEL_FROM = 4000    # below this a pool costs more than it saves
+
+
+def _top5_of_files(paths: list) -> tuple[np.ndarray, int, str]:
+    """(top-5 per file, the class count they share, the name of a file with that count)."""
+    best = np.empty((len(paths), TOPK), dtype=np.int32)
     n_classes = None
-    for i, k in enumerate(keys):
-        vec = read_prediction(found[k])
+    for i, path in enumerate(paths):
+        vec = read_prediction(path)
         if n_classes is None:
             n_classes = vec.size
         elif vec.size != n_classes:
-            raise EvaluationError(f"{folder}: outputs have different lengths "
-                                  f"({n_classes} and {vec.size} in {found[k].name}); the folder "
+            raise EvaluationError(f"{Path(path).parent}: outputs have different lengths "
+                                  f"({n_classes} and {vec.size} in {Path(path).name}); the folder "
                                   f"mixes runs of different models: rerun inference into a new one")
         best[i] = top5(vec)
-    return Predictions(keys, best, int(n_classes), foreign, str(folder), found)
+    return best, int(n_classes), Path(paths[0]).name
 
 
 def score(pred: Predictions, labels: dict[str, int], expected: Iterable[str] | None = None,

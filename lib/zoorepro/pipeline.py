@@ -313,7 +313,8 @@ def sweep_backends(cfg: RunConfig, run: Run, made: dict) -> list:
             records.extend(_npu_sweep(backend, cfg, run.results / name))
         else:
             npu_only = False
-            records.extend(bench.sweep(backend, samples, settings, files, cfg.outfmt))
+            records.extend(bench.sweep(backend, samples, settings, files, cfg.outfmt,
+                                       cfg.infer_streams))
     from .ingest import AIS_BENCH_DEFINITION
     bench.write_records(records, run.record("bench"),
                         AIS_BENCH_DEFINITION if npu_only else bench.THROUGHPUT_DEFINITION)
@@ -341,12 +342,15 @@ def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
             summary = bench.run_folder(backend, bin_dir(cfg, run), out,
                                        bench.result_dirname(cfg.accuracy_batch_size),
                                        cfg.accuracy_batch_size, cfg.outfmt, cfg.warmup, progress,
-                                       files=run_inputs(cfg, run))
+                                       files=run_inputs(cfg, run), streams=cfg.infer_streams)
         status[name] = {"status": "ok", **backend.info(),
                         "result_dir": str(out / bench.result_dirname(cfg.accuracy_batch_size)),
                         "summary": str(out / f"{bench.result_dirname(cfg.accuracy_batch_size)}_summary.json"),
                         "accuracy_batch_size": cfg.accuracy_batch_size,
                         "compute_throughput": summary["throughput"],
+                        "streams": summary.get("streams", 1),
+                        "threads_per_stream": summary.get("threads_per_stream"),
+                        "throughput_definition": summary.get("throughput_definition"),
                         "foreign_files": summary["foreign_files"],
                         "other_inputs": summary.get("other_inputs", 0),
                         "e2e_throughput": summary["e2e_throughput"]}

@@ -241,9 +241,19 @@ def e2e_table(data: RunData) -> str:
             continue
         rows.append([name, st.get("device"), st.get("accuracy_batch_size"),
                      fmt(st.get("compute_throughput"), 1), fmt(st.get("e2e_throughput"), 1),
-                     st.get("throughput_note") or "accuracy run over the whole folder"])
+                     st.get("throughput_note") or accuracy_run_note(st)])
     return table(["backend", "device", "batch", "compute img/s (ais_bench def.)",
                   "end-to-end img/s (read + infer + write)", "note"], rows)
+
+
+def accuracy_run_note(st: dict) -> str:
+    n = st.get("streams") or 1
+    if n <= 1:
+        return "accuracy run over the whole folder"
+    per = st.get("threads_per_stream")
+    return (f"accuracy run over the whole folder in {n} concurrent streams"
+            + (f" of {per} thread(s)" if per else "")
+            + "; compute img/s = ais_bench's formula per stream, summed over streams")
 
 
 def plot_throughput(groups: dict, title: str):
