@@ -15,8 +15,10 @@ Preprocessing (the recipe's exact bytes; demo images copied --copies times):
   * pil-1proc     plain PIL loop in one process
   * pil-allcores  the same function mapped over a multiprocessing.Pool of all cores
   * zoorepro      zoorepro.preprocess.preprocess_folder (pool, atomic writes, failure report)
-Every round runs every contender once in a shuffled order; the tables show the median over
-rounds (best round in brackets) and ratios against zoorepro.  Prints a Markdown table.
+Every round runs every contender once: batch sizes in a shuffled order, and for each the
+contenders back to back in a shuffled order.  The tables show the median over rounds (best
+round in brackets) and paired ratios: the median over rounds of the ratio within a round
+(its range in brackets), which cancels most of a noisy machine's drift.  Prints Markdown.
 """
 from __future__ import annotations
 
@@ -192,8 +194,15 @@ def main() -> int:
 
     speeds: dict = {}
     for _ in range(args.rounds):
-        order = [(k, bs) for k in inf for bs in BATCHES] + [(k, None) for k in pre]
-        rng.shuffle(order)
+        # paired design: within a round, the contenders of one batch size (or the three
+        # preprocessing contenders) run back to back in a shuffled order, so their ratio is
+        # taken over the same few seconds of this machine's drifting speed
+        groups = [[(k, bs) for k in inf] for bs in BATCHES] + [[(k, None) for k in pre]]
+        rng.shuffle(groups)
+        order = []
+        for g in groups:
+            rng.shuffle(g)
+            order += g
         for name, bs in order:
             if bs is None:
                 t0 = time.perf_counter()
@@ -203,6 +212,11 @@ def main() -> int:
                 x = np.ascontiguousarray(samples[np.arange(bs) % len(samples)])
                 speeds.setdefault(("inf", name, bs), []).append(time_infer(inf[name], x, args.images))
     med = {k: statistics.median(v) for k, v in speeds.items()}
+
+    def paired(a, b, kind, bs):
+        """Median over rounds of the per-round ratio a/b, and its range."""
+        r = [x / y for x, y in zip(speeds[(kind, a, bs)], speeds[(kind, b, bs)])]
+        return f"{statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})"
     best = {k: max(v) for k, v in speeds.items()}
     spread = {k: (max(v) - min(v)) / statistics.median(v) for k, v in speeds.items()}
 
@@ -216,22 +230,20 @@ def main() -> int:
     ours = [n for n in ("zoorepro", "zoorepro-streams") if n in inf]
     ratios = [(a, b) for a in ours for b in ("ort-default", "torch-eager")]
     print("| batch | " + " | ".join(f"{n} img/s (best)" for n in names) + " | " +
-          " | ".join(f"{a} / {b} (best)" for a, b in ratios) + " |")
+          " | ".join(f"{a} / {b}, paired (range)" for a, b in ratios) + " |")
     print("|" + "---|" * (len(names) + 1 + len(ratios)))
     for bs in BATCHES:
         cells = [f"{med[('inf', n, bs)]:.1f} ±{100 * spread[('inf', n, bs)]:.0f}% ({best[('inf', n, bs)]:.1f})"
                  for n in names]
-        cells += [f"{med[('inf', a, bs)] / med[('inf', b, bs)]:.2f}x "
-                  f"({best[('inf', a, bs)] / best[('inf', b, bs)]:.2f}x)" for a, b in ratios]
+        cells += [paired(a, b, "inf", bs) for a, b in ratios]
         print(f"| {bs} | " + " | ".join(cells) + " |")
     print(f"\nPreprocessing, {len(images)} images (bytes identical across all three):\n")
-    print("| contender | img/s median (best) | zoorepro / contender, median (best) |")
+    print("| contender | img/s median (best) | zoorepro / contender, paired (range) |")
     print("|---|---|---|")
-    z, zb = med[("pre", "zoorepro", None)], best[("pre", "zoorepro", None)]
     for n in pre:
         v, vb = med[("pre", n, None)], best[("pre", n, None)]
         print(f"| {n} | {v:.1f} ±{100 * spread[('pre', n, None)]:.0f}% ({vb:.1f}) | "
-              f"{z / v:.2f}x ({zb / vb:.2f}x) |")
+              f"{paired('zoorepro', n, 'pre', None)} |")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -72,3 +72,21 @@ def test_throughput_table_headers_match_rows(tmp_path):
     rows = report.throughput_rows(data)
     assert len(rows[0]) == len(report.THROUGHPUT_HEADERS)
     assert rows[0][report.THROUGHPUT_HEADERS.index("batch")] == 8
+
+
+def test_streams_are_named_where_figures_depend_on_them(tmp_path):
+    from zoorepro import bench
+    rec = {k: 1.0 for k in bench.BENCH_FIELDS}
+    rec.update(backend="onnxruntime", device="cpu: X", batch_size=8, iterations=50, valid=True,
+               validity="ok", precision="fp32", e2e_streams=2)
+    data = report.RunData(tmp_path, {
+        "bench": {"records": [rec], "definition": "d"},
+        "infer": {"onnxruntime": {"status": "ok", "device": "cpu: X", "accuracy_batch_size": 1,
+                                  "compute_throughput": 170.0, "e2e_throughput": 150.0,
+                                  "streams": 2, "threads_per_stream": 1}}})
+    assert "in the accuracy run&#x27;s 2 concurrent streams" in report.throughput_table(data)
+    e2e = report.e2e_table(data)
+    assert "2 concurrent streams of 1 thread(s)" in e2e and "summed over streams" in e2e
+    one = report.RunData(tmp_path, {"infer": {"onnxruntime": {
+        "status": "ok", "device": "cpu: X", "accuracy_batch_size": 1, "streams": 1}}})
+    assert "concurrent" not in report.e2e_table(one)

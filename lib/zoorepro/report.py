@@ -226,9 +226,14 @@ THROUGHPUT_HEADERS = ["backend", "device", "precision", "batch", "compute img/s"
 
 
 def throughput_table(data: RunData) -> str:
-    defn = (data.get("bench") or {}).get("definition", "")
+    bench = data.get("bench") or {}
+    defn = bench.get("definition", "")
+    streams = sorted({r.get("e2e_streams") or 1 for r in bench.get("records", [])
+                      if r.get("e2e_throughput")})
     e2e = ("End-to-end img/s: reading the .bin files, batching, inference and writing the "
-           "outputs, over at least 64 images per batch size.")
+           "outputs, over at least 64 images per batch size"
+           + (f", in the accuracy run's {'/'.join(map(str, streams))} concurrent streams "
+              f"(compute img/s: one session)" if streams and streams != [1] else "") + ".")
     return (f"<p class='zr-note'>Compute img/s — {esc(defn)}. {esc(e2e)}</p>" +
             table(THROUGHPUT_HEADERS, throughput_rows(data)))
 
