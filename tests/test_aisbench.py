@@ -81,6 +81,8 @@ def test_infer_uses_infersession_per_batch_size(tmp_path, fake_ais):
     assert CALLS[:2] == [("init", 3, str(oms[4])), ("infer", (4, 224, 224, 3), "uint8")]
     with pytest.raises(backends.BackendUnavailable, match="squeezenet1_1_bs2.om"):
         b.infer(np.zeros((2, 224, 224, 3), np.uint8))
+    with pytest.raises(backends.BackendUnavailable, match=r"have 1, 4\).*squeezenet1_1_bs8.om"):
+        b.run_perf(8, tmp_path / "perf")      # the CLI paths name the missing OM the same way
     info = b.info()
     assert info["backend"] == "ais_bench" and info["device_id"] == 3
     b.close()

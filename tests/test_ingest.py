@@ -258,3 +258,31 @@ def test_without_atc_or_ais_bench_the_report_says_the_npu_path_did_not_run(demo_
     assert rows and all(r[0] != "ais_bench" and not str(r[1]).startswith("npu") for r in rows)
     acc_html = report.accuracy_table(data)
     assert "zoorepro ais_bench" in acc_html and "not run" in acc_html
+
+
+PIP_SHOW = """Name: ais_bench
+Version: 0.0.2
+Summary: ais_bench tool
+Requires:
+---
+Name: aclruntime
+Version: 0.0.2
+Location: /usr/local/lib/python3.9/site-packages
+WARNING: Package(s) not found: nothing
+"""
+
+
+def test_kit_tool_versions_reach_the_records(tmp_path):
+    assert ingest.parse_pip_show(PIP_SHOW) == "ais_bench 0.0.2, aclruntime 0.0.2"
+    assert ingest.parse_pip_show("WARNING: Package(s) not found: ais_bench\n") == ""
+    folder = make_result(tmp_path)
+    (tmp_path / ingest.TOOL_VERSIONS).write_text(PIP_SHOW)   # the kit's OUT folder
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r",
+                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1", render=False)
+    infer = json.loads((run / "records" / "infer.json").read_text())["ais_bench"]
+    assert infer["version"] == "ais_bench 0.0.2, aclruntime 0.0.2 (on the NPU host)"
+    (tmp_path / ingest.TOOL_VERSIONS).unlink()
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r",
+                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1", render=False)
+    infer = json.loads((run / "records" / "infer.json").read_text())["ais_bench"]
+    assert infer["version"] == "ais_bench (on the NPU host)"

@@ -157,3 +157,22 @@ def test_script_runs_end_to_end_with_fakes_and_ingest_reads_it(kit_dir, tmp_path
     # a second run refuses to mix with the first one's results
     r2 = subprocess.run(["bash", str(work / "run_on_npu.sh")], env=env, capture_output=True, text=True)
     assert r2.returncode == 1 and "exists from an earlier run" in r2.stderr
+
+
+def test_kit_matches_images_and_labels_like_a_run(tmp_path, demo_images, onnx_models):
+    """Same rules as ``zoorepro run``: a mismatch stops before any work, unless allowed."""
+    from zoorepro.data import DataError
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for p in demo_images[:3]:
+        shutil.copyfile(p, src / p.name)
+    shutil.copyfile(demo_images[3], src / "unlabelled_photo.JPEG")
+    base = small_params(tmp_path, data_dir=str(src), max_images=0, onnx_model=str(onnx_models[0]))
+    with pytest.raises(DataError, match=r"(?s)1 of 4 image.*no label.*allow_label_mismatch"):
+        kit.make_kit(config.from_mapping(base), tmp_path / "k1")
+    assert not list((tmp_path / "k1").rglob("*.bin"))
+    kit.make_kit(config.from_mapping(dict(base, allow_label_mismatch=True)), tmp_path / "k2")
+    man = json.loads((tmp_path / "k2" / "kit.json").read_text())
+    assert man["images"] == 3 and man["unlabelled_images"] == 1
+    assert man["unlabelled_examples"] == ["unlabelled_photo.JPEG"]
+    assert len(list((tmp_path / "k2" / "prep_dataset").glob("*.bin"))) == 3

@@ -84,7 +84,7 @@ def test_disk_space_checked_before_work(tmp_path, monkeypatch):
     cfg, run = pipeline.open_run(config.from_mapping(small_params(tmp_path)))
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9, 1000))
-    with pytest.raises(Exception, match="GiB free, the .bin files need .* set bin_dir"):
+    with pytest.raises(Exception, match=r"GiB free, the run needs .* \.bin file.* set bin_dir"):
         pipeline.run_preprocess(cfg, run)
     assert not list((run.root / "bin").glob("*.bin"))
 
@@ -102,3 +102,25 @@ def test_shared_bin_dir_scores_only_this_runs_images(tmp_path):
     assert run.read("preprocess")["reused"] == 3
     assert run.read("infer")["onnxruntime"]["other_inputs"] == 3
     assert len(list((run.results / "onnxruntime" / "result_bs1").iterdir())) == 3
+
+
+def test_disk_space_credits_finished_bins_and_counts_outputs(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    from zoorepro import preprocess
+    imgs = [tmp_path / f"img{i}.JPEG" for i in range(10)]
+    bins = tmp_path / "bins"
+    bins.mkdir()
+    for p in imgs[:6]:   # six finished .bin files, one truncated
+        (bins / f"{p.stem}.bin").write_bytes(b"\0" * preprocess.BIN_BYTES)
+    (bins / "img6.bin").write_bytes(b"\0" * 10)
+    Usage = namedtuple("Usage", "total used free")
+    need_bins = 4 * preprocess.BIN_BYTES
+    need_txt = 2 * 10 * pipeline.OUTPUT_BYTES["TXT"]
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(0, 0, int((need_bins + need_txt) * 1.06)))
+    pipeline.check_free_space(bins, imgs, tmp_path / "results", 2, "TXT")     # just enough
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(0, 0, int(need_bins * 1.06)))
+    pipeline.check_free_space(bins, imgs)                                     # bins only: fits
+    with pytest.raises(Exception, match=r"4 .bin file\(s\) x 150528 bytes \(6 already there\) \+ "
+                                        r"2 backend\(s\) x 10 TXT output\(s\)"):
+        pipeline.check_free_space(bins, imgs, tmp_path / "results", 2, "TXT")

@@ -245,8 +245,7 @@ def prepend_to_onnx(model, aipp: Aipp, input_name: str = "image"):
                 node.input[i] = inner
     batch = old.type.tensor_type.shape.dim[0]
     nodes, inits = [], []
-    cur = input_name + "__u8" if input_name == old_name else input_name
-    src = cur
+    src = input_name   # free again: nothing reads the old input any more
     # Layout first, on uint8 (4x less memory traffic than on float), then the per-element
     # arithmetic -- the same float32 operations in the same order as the hardware's.
     nodes.append(helper.make_node("Transpose", [src], ["aipp_nchw_u8"], perm=[0, 3, 1, 2],
@@ -283,12 +282,6 @@ def prepend_to_onnx(model, aipp: Aipp, input_name: str = "image"):
         d0.dim_value = batch.dim_value
     graph.input.remove(old)
     graph.input.insert(0, new_input)
-    if src != input_name:  # rename so the model's input keeps the recipe's name
-        for node in graph.node:
-            for i, name in enumerate(node.input):
-                if name == src:
-                    node.input[i] = input_name
-        graph.input[0].name = input_name
     return model
 
 

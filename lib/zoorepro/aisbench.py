@@ -158,13 +158,7 @@ class AisBenchBackend(Backend):
 
     def session(self, batch_size: int):
         if batch_size not in self._sessions:
-            om = self.artifacts.om_models.get(batch_size)
-            if om is None:
-                raise BackendUnavailable(
-                    f"no .om for batch size {batch_size} (have "
-                    f"{', '.join(map(str, sorted(self.artifacts.om_models)))}); the recipe's OMs "
-                    f"are static-batch: build squeezenet1_1_bs{batch_size}.om with ATC")
-            self._sessions[batch_size] = self._session_cls(self.device_id, str(om))
+            self._sessions[batch_size] = self._session_cls(self.device_id, self._om(batch_size))
         return self._sessions[batch_size]
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -175,7 +169,10 @@ class AisBenchBackend(Backend):
     def _om(self, batch_size: int) -> str:
         om = self.artifacts.om_models.get(batch_size)
         if om is None:
-            raise BackendUnavailable(f"no .om for batch size {batch_size}")
+            raise BackendUnavailable(
+                f"no .om for batch size {batch_size} (have "
+                f"{', '.join(map(str, sorted(self.artifacts.om_models)))}); the recipe's OMs "
+                f"are static-batch: build squeezenet1_1_bs{batch_size}.om with ATC")
         return str(om)
 
     def run_accuracy(self, input_dir: str | os.PathLike, output: str | os.PathLike,

@@ -53,6 +53,7 @@ def build_aipp_model(onnx_path: str | os.PathLike, aipp: "aipp_mod.Aipp",
     import onnx
     model = onnx.load(str(onnx_path))
     dims = model.graph.input[0].type.tensor_type.shape.dim
+    # symbolic H/W: the recipe's ATC command fixes them (--input_shape image:N,3,224,224)
     aipp.check_model_input(dims[2].dim_value or 224, dims[3].dim_value or 224)
     fused = aipp_mod.prepend_to_onnx(model, aipp, INPUT_NAME)
     onnx.checker.check_model(fused, full_check=True)

@@ -212,6 +212,32 @@ def _aipp_config_path(manifest_path: str | os.PathLike | None) -> str:
     raise IngestError("no aipp.config found (put the kit's aipp.config beside kit.json)")
 
 
+TOOL_VERSIONS = "ais_bench_version.txt"   # the kit writes `pip show ais_bench aclruntime` there
+
+
+def parse_pip_show(text: str) -> str:
+    """``"ais_bench 0.0.2, aclruntime 0.0.2"`` from ``pip show`` output ("" if none)."""
+    found, name = [], None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Name":
+            name = value.strip()
+        elif key.strip() == "Version" and name:
+            found.append(f"{name} {value.strip()}")
+            name = None
+    return ", ".join(found)
+
+
+def tool_versions(folders: Iterable) -> str:
+    """The ais_bench/aclruntime versions the kit recorded, from the first folder holding
+    its ``ais_bench_version.txt`` ("" when none does)."""
+    for folder in folders:
+        path = Path(folder) / TOOL_VERSIONS
+        if path.is_file():
+            return parse_pip_show(path.read_text(encoding="utf-8", errors="replace"))
+    return ""
+
+
 # --------------------------------------------------------------------- ingest
 def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
            out_root: str | os.PathLike = "reports", summaries: Iterable = (),
@@ -265,7 +291,9 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     if not npu_smi_text and not soc_version:
         notes.append("no npu-smi info given: the chip is "
                      + (f"{soc} from the kit's params" if soc else "not recorded"))
-    version = "ais_bench (on the NPU host)"
+    tools = tool_versions(([Path(manifest).resolve().parent] if manifest else [])
+                          + [result_dir.parent.parent, result_dir.parent])
+    version = f"{tools or 'ais_bench'} (on the NPU host)"
 
     # sweep summaries
     sweep_records, sweep_paths = [], []

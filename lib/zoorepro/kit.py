@@ -252,19 +252,16 @@ def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
     # the inputs
     manifest: dict = {}
     if bins:
-        images = data.list_images(cfg.data_dir, cfg.max_images)
-        labels = data.read_labels(cfg.label_file)
-        matched = data.match_labels(images, labels)
-        if matched.unlabelled:
-            raise KitError(f"{cfg.data_dir}: {len(matched.unlabelled)} image(s) have no label in "
-                           f"{cfg.label_file}, e.g. {matched.unlabelled[0].name}")
-        pipeline.check_free_space(out / BIN_DIR, len(images))
+        images, unlabelled, missing = pipeline.run_images(cfg)   # same rules as a run
+        pipeline.check_free_space(out / BIN_DIR, images)
         result = preprocess.preprocess_folder(images, out / BIN_DIR, cfg.workers, progress)
         # the kit travels: leave out the local source manifest (this machine's paths)
         (out / BIN_DIR / preprocess.MANIFEST).unlink(missing_ok=True)
         if result.failed:
             raise KitError(preprocess.failure_message(result))
         manifest.update(images=len(images), keys=[data.image_key(p.name) for p in images],
+                        unlabelled_images=len(unlabelled), unlabelled_examples=unlabelled[:20],
+                        labels_without_image=len(missing),
                         image_list_sha256=data.image_list_hash(images),
                         preprocess=result.to_dict())
     else:

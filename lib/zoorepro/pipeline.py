@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 import shutil
 import warnings
+from typing import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,17 +115,50 @@ def bin_dir(cfg: RunConfig, run: Run) -> Path:
 
 
 # ------------------------------------------------------------------ stage 1
-def check_free_space(folder: Path, n_images: int) -> None:
-    need = preprocess.BIN_BYTES * n_images
+# Bytes one image's output takes per backend (1000 float32 scores): TXT is ais_bench's
+# "%f " per value -- up to 12 characters for the logits this model gives.
+OUTPUT_BYTES = {"TXT": 12_000, "NPY": 4_128, "BIN": 4_000}
+
+
+def check_free_space(folder: Path, images: Sequence[Path], results: Path | None = None,
+                     outputs: int = 0, outfmt: str = "TXT") -> None:
+    """Stop before any work when the disk cannot take the ``.bin`` files still to write (those
+    already in ``folder`` at full size are credited) plus ``outputs`` backends' result files
+    under ``results``."""
     folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if free < need * 1.05:
-        raise data.DataError(f"{folder}: {free / 2**30:.2f} GiB free, the .bin files need "
-                             f"{need / 2**30:.2f} GiB ({n_images} x {preprocess.BIN_BYTES} bytes); "
-                             f"free space or set bin_dir to a larger disk")
+    todo = sum(1 for p in images if not _full_bin(preprocess.bin_path_for(Path(p), folder)))
+    needs = {folder: preprocess.BIN_BYTES * todo}
+    parts = [f"{todo} .bin file(s) x {preprocess.BIN_BYTES} bytes"
+             + (f" ({len(images) - todo} already there)" if todo < len(images) else "")]
+    if results is not None and outputs:
+        results.mkdir(parents=True, exist_ok=True)
+        out_bytes = OUTPUT_BYTES.get(outfmt, OUTPUT_BYTES["TXT"]) * len(images) * outputs
+        parts.append(f"{outputs} backend(s) x {len(images)} {outfmt} output(s)")
+        same = _device(results) == _device(folder)
+        needs[folder if same else results] = needs.get(folder if same else results, 0) + out_bytes
+    for where, need in needs.items():
+        free = shutil.disk_usage(where).free
+        if free < need * 1.05:
+            raise data.DataError(f"{where}: {free / 2**30:.2f} GiB free, the run needs "
+                                 f"{need / 2**30:.2f} GiB ({' + '.join(parts)}); free space, or "
+                                 f"set bin_dir / output_root to a larger disk")
 
 
-def run_preprocess(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
+def _full_bin(path: Path) -> bool:
+    try:
+        return path.stat().st_size == preprocess.BIN_BYTES
+    except OSError:
+        return False
+
+
+def _device(path: Path) -> int:
+    return os.stat(path).st_dev
+
+
+def run_images(cfg: RunConfig) -> tuple[list[Path], list[str], list[str]]:
+    """(images to run, names of unlabelled images, labels without an image): the images of
+    ``data_dir`` matched against ``label_file``; a mismatch stops here, before any work,
+    unless ``allow_label_mismatch`` (then only labelled images run)."""
     images = data.list_images(cfg.data_dir, cfg.max_images)
     labels = data.read_labels(cfg.label_file)
     matched = data.match_labels(images, labels)
@@ -142,12 +176,15 @@ def run_preprocess(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
                              + "\n  - ".join(problems) + "\nUse the val_label.txt that belongs to "
                              "these images, or set allow_label_mismatch: true to evaluate only the "
                              "images that have labels (the report then shows these counts).")
-    unlabelled = [p.name for p in matched.unlabelled]
-    images = matched.images
-    if not images:
+    if not matched.images:
         raise data.DataError(f"{cfg.data_dir}: no image has a label in {cfg.label_file}")
+    return matched.images, [p.name for p in matched.unlabelled], missing
+
+
+def run_preprocess(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
+    images, unlabelled, missing = run_images(cfg)
     out = bin_dir(cfg, run)
-    check_free_space(out, len(images))
+    check_free_space(out, images, run.results, len(cfg.backends), cfg.outfmt)
     result = preprocess.preprocess_folder(images, out, cfg.workers, progress=progress)
     record = result.to_dict()
     run.write("preprocess", record)
