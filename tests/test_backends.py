@@ -52,6 +52,9 @@ def test_onnxruntime_streams_split_threads_and_agree(arts, demo_batch):
     for r in reps:   # same model, same bytes in, same logits out (fp32, single thread)
         np.testing.assert_allclose(r.infer(demo_batch), ref, rtol=0, atol=1e-4)
     assert o.replicas(1) == [o]
+    three = backends.create("onnxruntime", arts, device="cpu", threads=3)
+    assert [r.info()["threads"] for r in three.replicas(2)] == [2, 1]   # threads in all: 3
+    assert len(o.replicas(8)) == 2                                      # a stream per thread at most
     o.release_memory()          # arena shrunk; the session still works and gives the same
     np.testing.assert_array_equal(o.infer(demo_batch), ref)
     t = backends.create("torch", arts, device="cpu", threads=1)

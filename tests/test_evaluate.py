@@ -129,14 +129,33 @@ def test_reading_pool_gives_the_same_answer_in_order(tmp_path, monkeypatch):
     serial = evaluate.read_result_folder(folder)
     monkeypatch.setattr(evaluate, "_CHUNK", 4)           # 8 chunks over 2 processes
     monkeypatch.setattr(evaluate, "_PARALLEL_FROM", 1)
-    pooled = evaluate.read_result_folder(folder)
+    pooled = evaluate.read_result_folder(folder, workers=2)
+    assert serial.readers == 1 and pooled.readers == 2
     assert pooled.keys == serial.keys and (pooled.top5 == serial.top5).all()
     m = evaluate.score(pooled, labels, expected=labels)
     assert [m[f"top{k}"] for k in range(1, 6)] == [30.0, 40.0, 50.0, 60.0, 70.0]
     # an error inside a worker reaches the caller with the file named
     (folder / "ILSVRC2012_val_00000029_0.txt").write_text("0.5 oops 0.1\n")
-    with pytest.raises(evaluate.EvaluationError, match=r"val_00000029_0.txt: 'oops' is not a number"):
-        evaluate.read_result_folder(folder)
+    (folder / "ILSVRC2012_val_00000030_0.txt").write_text("0.5 later 0.1\n")
+    for _ in range(3):   # always the first bad file in folder order, whichever process is first
+        with pytest.raises(evaluate.EvaluationError, match=r"val_00000029_0.txt: 'oops' is not"):
+            evaluate.read_result_folder(folder, workers=2)
+
+
+def test_a_pool_that_cannot_start_falls_back_to_reading_here(tmp_path, monkeypatch):
+    folder, labels = build(tmp_path, [0, 1, 2, 3])
+    monkeypatch.setattr(evaluate, "_PARALLEL_FROM", 1)
+    monkeypatch.setattr(evaluate, "_CHUNK", 1)
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Broken:
+        def __init__(self, *a, **k):
+            raise BrokenProcessPool("a worker died while starting")
+    import concurrent.futures
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Broken)
+    with pytest.warns(UserWarning, match="reading them in this process"):
+        pred = evaluate.read_result_folder(folder, workers=2)
+    assert pred.readers == 1 and len(pred.keys) == 4
 
 
 def test_mixed_class_counts_across_chunks(tmp_path, monkeypatch):

@@ -154,18 +154,31 @@ class OnnxRuntimeBackend(Backend):
         return 1 if self.cuda else max(1, min(self.threads, physical_cores()))
 
     def replicas(self, n: int) -> list[Backend]:
+        """``n`` sessions sharing ``threads`` (at most one stream per thread; the remainder
+        goes to the first streams).  Each session keeps its own working memory: about
+        90 MB plus 5 MB per image of the largest batch it ran."""
+        n = min(n, self.threads)
         if self.cuda or n <= 1:
             return [self]
-        per = max(1, self.threads // n)
-        return [OnnxRuntimeBackend(self.artifacts, device="cpu", threads=per) for _ in range(n)]
+        per, extra = divmod(self.threads, n)
+        return [OnnxRuntimeBackend(self.artifacts, device="cpu", threads=per + (k < extra))
+                for k in range(n)]
 
     def release_memory(self) -> None:
-        """Shrink ONNX Runtime's CPU arena to what a batch of 1 needs: after batch 64 it holds
-        about 320 MB per session, and each stream is a session of its own."""
+        """Shrink ONNX Runtime's CPU arena to what one image needs (after batch 64 a session
+        holds about 320 MB, and each stream is a session of its own).  Best effort: a model
+        whose input cannot be guessed keeps its arena."""
+        inp = self.session.get_inputs()[0]
+        dtype = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}.get(inp.type)
+        dims = list(inp.shape)
+        if dtype is None or not dims or not all(isinstance(d, int) for d in dims[1:]):
+            return
         ro = self._ort.RunOptions()
         ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        shape = [d if isinstance(d, int) else 1 for d in self.session.get_inputs()[0].shape]
-        self.session.run(None, {self.input_name: np.zeros(shape, np.uint8)}, ro)
+        try:
+            self.session.run(None, {self.input_name: np.zeros([1, *dims[1:]], dtype)}, ro)
+        except Exception:   # noqa: BLE001 - best effort; the next real call still works
+            pass
 
     def info(self) -> dict:
         return {**super().info(), "providers": ",".join(self.providers), "threads": self.threads,

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,8 +31,8 @@ THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms);
                          "batching and pre/post-processing excluded; on a GPU the call includes "
                          "the host-device copies, which ais_bench's NPU figure excludes")
 E2E_DEFINITION = ("end to end: images / wall time of the whole folder run (reading .bin files, "
-                  "batching, inference, writing outputs), with the accuracy run's concurrent "
-                  "streams")
+                  "batching, inference, writing outputs), in as many concurrent streams as the "
+                  "accuracy run uses (e2e_streams)")
 
 
 def time_stats(ms: Sequence[float]) -> dict:
@@ -141,13 +141,15 @@ def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out
                     write_output(dst, y[j:j + 1], outfmt)
                     outs.append(str(dst))
                 filesinfo[i] = {"infiles": [str(files[p]) for p in real], "outfiles": outs}
-                if bar is not None:
-                    with lock:
-                        bar.update(len(real))
+                with lock:
+                    done[0] += len(real)
+                if bar is not None and len(replicas) == 1:
+                    bar.update(len(real))
         except BaseException:
             stop.set()
             raise
 
+    done = [0]
     wall0 = time.perf_counter()
     if len(replicas) == 1:
         worker(0)
@@ -155,6 +157,13 @@ def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out
         with ThreadPoolExecutor(len(replicas), thread_name_prefix="zoorepro-stream") as ex:
             futures = [ex.submit(worker, k) for k in range(len(replicas))]
             try:
+                shown = 0   # the progress bar is updated from this thread only (notebook widgets)
+                while wait(futures, timeout=0.25).not_done:
+                    if bar is not None and done[0] > shown:
+                        bar.update(done[0] - shown)
+                        shown = done[0]
+                if bar is not None and done[0] > shown:
+                    bar.update(done[0] - shown)
                 for f in futures:
                     f.result()
             except BaseException:
@@ -176,7 +185,9 @@ def streams_definition(n: int) -> str:
         return THROUGHPUT_DEFINITION
     return (f"{THROUGHPUT_DEFINITION}; {n} concurrent streams (independent sessions, threads "
             f"split among them): the formula per stream, summed over streams, as ais_bench "
-            f"sums its devices in 'summary throughput'")
+            f"sums its devices in 'summary throughput' (so it is not 1000 * batch_size / the "
+            f"mean of the pooled NPU_compute_time); a call's time can include waiting for "
+            f"Python's interpreter lock while another stream formats its outputs")
 
 
 def replicas_for(backend, streams: int) -> list:

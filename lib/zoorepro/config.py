@@ -50,7 +50,7 @@ class RunConfig:
     warmup: int = 1
     threads: int = 0              # inference threads in all; 0: physical cores
     infer_streams: int = 0        # concurrent inference streams; 0: auto (CPU ORT: one per core)
-    workers: int = 0              # preprocessing processes; 0: all cores
+    workers: int = 0              # preprocessing and output-reading processes; 0: all cores
     max_images: int = 0           # 0: every image in data_dir
     output_root: str = "reports"
     bin_dir: str = ""             # "": <run_dir>/bin

@@ -112,6 +112,7 @@ class Predictions:
     foreign: list = field(default_factory=list)
     folder: str = ""
     paths: dict = field(default_factory=dict)   # key -> output file
+    readers: int = 1                            # processes that parsed the outputs
 
 
 def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
@@ -134,7 +135,9 @@ def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
     return found, foreign
 
 
-def read_result_folder(folder: str | os.PathLike) -> Predictions:
+def read_result_folder(folder: str | os.PathLike, workers: int = 1) -> Predictions:
+    """Read every output once, keeping the top-5.  ``workers`` > 1 (0: the CPUs this process
+    may use) parses big folders in that many processes, chunks in order."""
     found, foreign = list_result_folder(folder)
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
@@ -146,21 +149,44 @@ def read_result_folder(folder: str | os.PathLike) -> Predictions:
     keys = list(found)
     paths = [found[k] for k in keys]
     chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    workers = min(os.cpu_count() or 1, len(chunks)) if len(paths) >= _PARALLEL_FROM else 1
-    if workers > 1:   # parsing is CPU-bound: one process per core, chunks in order
-        import multiprocessing   # spawn: small workers (numpy only), safe beside threads
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            parts = pool.map(_top5_of_files, chunks, chunksize=1)
-    else:
+    n = min(workers or usable_cpus(), len(chunks)) if len(paths) >= _PARALLEL_FROM else 1
+    parts = _read_chunks(chunks, n) if n > 1 else None
+    readers = n if parts is not None else 1
+    if parts is None:
         parts = [_top5_of_files(c) for c in chunks]
     n_classes = parts[0][1]
-    for (_, n, first), chunk in zip(parts, chunks):
-        if n != n_classes:
+    for _, n_c, first in parts:
+        if n_c != n_classes:
             raise EvaluationError(f"{folder}: outputs have different lengths "
-                                  f"({n_classes} and {n} in {first}); the folder "
+                                  f"({n_classes} and {n_c} in {first}); the folder "
                                   f"mixes runs of different models: rerun inference into a new one")
     best = np.concatenate([p[0] for p in parts])
-    return Predictions(keys, best, int(n_classes), foreign, str(folder), found)
+    return Predictions(keys, best, int(n_classes), foreign, str(folder), found, readers)
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not Linux
+        return os.cpu_count() or 1
+
+
+def _read_chunks(chunks: list, workers: int) -> list | None:
+    """Parse ``chunks`` in ``workers`` processes, results in chunk order (so an error names the
+    first bad file in folder order); None when the pool cannot run (the caller reads them
+    itself).  Fork where there is one: no re-import of the caller's script."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+            return list(ex.map(_top5_of_files, chunks))
+    except (BrokenProcessPool, OSError) as exc:
+        warnings.warn(f"reading outputs in {workers} processes failed ({exc}); "
+                      f"reading them in this process", stacklevel=3)
+        return None
 
 
 _CHUNK = 1000            # files per task of the reading pool

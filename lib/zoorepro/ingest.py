@@ -161,7 +161,7 @@ def read_predictions(folder: str | os.PathLike) -> tuple[evaluate.Predictions, l
                           f"wrote, e.g. result/result_bs1)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pred = evaluate.read_result_folder(folder)
+        pred = evaluate.read_result_folder(folder, workers=0)
     return pred, [str(w.message) for w in caught]
 
 

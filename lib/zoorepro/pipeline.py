@@ -417,7 +417,7 @@ def run_evaluate(cfg: RunConfig, run: Run) -> dict:
             continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            pred = evaluate.read_result_folder(st["result_dir"])
+            pred = evaluate.read_result_folder(st["result_dir"], cfg.workers)
         preds[name] = pred
         metrics = evaluate.score(pred, labels, expected=dataset["keys"])
         per_image = metrics.pop("per_image_top1")
