@@ -83,11 +83,11 @@ def test_streams_are_named_where_figures_depend_on_them(tmp_path):
         "bench": {"records": [rec], "definition": "d"},
         "infer": {"onnxruntime": {"status": "ok", "device": "cpu: X", "accuracy_batch_size": 1,
                                   "compute_throughput": 170.0, "e2e_throughput": 150.0,
-                                  "streams": 2, "threads_per_stream": 1}}})
+                                  "streams": 2, "stream_threads": [2, 1]}}})
     table = report.throughput_table(data)
     assert "in the accuracy run&#x27;s N concurrent streams" in table and "1.0 (2 streams)" in table
     e2e = report.e2e_table(data)
-    assert "2 concurrent streams of 1 thread(s)" in e2e and "summed over streams" in e2e
+    assert "2 concurrent streams (2+1 threads)" in e2e and "summed over streams" in e2e
     one = report.RunData(tmp_path, {"infer": {"onnxruntime": {
         "status": "ok", "device": "cpu: X", "accuracy_batch_size": 1, "streams": 1}}})
     assert "concurrent" not in report.e2e_table(one)

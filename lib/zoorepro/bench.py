@@ -120,6 +120,7 @@ def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out
     stop = threading.Event()
     per_stream: list[list[float]] = [[] for _ in replicas]
     filesinfo: dict = {}
+    done = [0]   # images finished, for the progress bar
 
     def worker(k: int) -> None:
         backend = replicas[k]
@@ -149,7 +150,6 @@ def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out
             stop.set()
             raise
 
-    done = [0]
     wall0 = time.perf_counter()
     if len(replicas) == 1:
         worker(0)
@@ -261,7 +261,7 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
         "device": info.get("device"),
         "backend_info": info,
         "streams": n,
-        "threads_per_stream": replicas[0].info().get("threads"),
+        "stream_threads": [r.info().get("threads") for r in replicas],
         "stream_throughputs": [throughput(batch_size, float(np.mean(ms))) if ms else None
                                for ms in per_stream],
         "batchsize": batch_size,

@@ -127,20 +127,21 @@ def check_free_space(folder: Path, images: Sequence[Path], results: Path | None 
     under ``results``."""
     folder.mkdir(parents=True, exist_ok=True)
     todo = sum(1 for p in images if not _full_bin(preprocess.bin_path_for(Path(p), folder)))
-    needs = {folder: preprocess.BIN_BYTES * todo}
-    parts = [f"{todo} .bin file(s) x {preprocess.BIN_BYTES} bytes"
-             + (f" ({len(images) - todo} already there)" if todo < len(images) else "")]
+    needs = {folder: [preprocess.BIN_BYTES * todo,
+                      f"{todo} .bin file(s) x {preprocess.BIN_BYTES} bytes"
+                      + (f" ({len(images) - todo} already there)" if todo < len(images) else "")]}
     if results is not None and outputs:
         results.mkdir(parents=True, exist_ok=True)
-        out_bytes = OUTPUT_BYTES.get(outfmt, OUTPUT_BYTES["TXT"]) * len(images) * outputs
-        parts.append(f"{outputs} backend(s) x {len(images)} {outfmt} output(s)")
-        same = _device(results) == _device(folder)
-        needs[folder if same else results] = needs.get(folder if same else results, 0) + out_bytes
-    for where, need in needs.items():
+        where = folder if _device(results) == _device(folder) else results
+        need = needs.setdefault(where, [0, ""])
+        need[0] += OUTPUT_BYTES.get(outfmt, OUTPUT_BYTES["TXT"]) * len(images) * outputs
+        need[1] = " + ".join(filter(None, [need[1], f"{outputs} backend(s) x {len(images)} "
+                                                    f"{outfmt} output(s)"]))
+    for where, (need, what) in needs.items():
         free = shutil.disk_usage(where).free
         if free < need * 1.05:
             raise data.DataError(f"{where}: {free / 2**30:.2f} GiB free, the run needs "
-                                 f"{need / 2**30:.2f} GiB ({' + '.join(parts)}); free space, or "
+                                 f"{need / 2**30:.2f} GiB there ({what}); free space, or "
                                  f"set bin_dir / output_root to a larger disk")
 
 
@@ -386,7 +387,7 @@ def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
                         "accuracy_batch_size": cfg.accuracy_batch_size,
                         "compute_throughput": summary["throughput"],
                         "streams": summary.get("streams", 1),
-                        "threads_per_stream": summary.get("threads_per_stream"),
+                        "stream_threads": summary.get("stream_threads"),
                         "throughput_definition": summary.get("throughput_definition"),
                         "foreign_files": summary["foreign_files"],
                         "other_inputs": summary.get("other_inputs", 0),

@@ -260,9 +260,9 @@ def accuracy_run_note(st: dict) -> str:
     n = st.get("streams") or 1
     if n <= 1:
         return "accuracy run over the whole folder"
-    per = st.get("threads_per_stream")
+    per = st.get("stream_threads") or []
     return (f"accuracy run over the whole folder in {n} concurrent streams"
-            + (f" of {per} thread(s)" if per else "")
+            + (f" ({'+'.join(map(str, per))} threads)" if per else "")
             + "; compute img/s = ais_bench's formula per stream, summed over streams")
 
 
