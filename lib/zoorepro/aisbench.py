@@ -99,14 +99,63 @@ def available() -> bool:
     return True
 
 
+# ais_bench (infer/common/path_security_check.py) refuses inputs and models that group or
+# others can write, and an existing --output folder that they can write or read.
+UMASK = 0o027
+_INPUT_FORBIDDEN = 0o022
+_OUTPUT_FORBIDDEN = 0o027
+
+
+def prepare_paths(inputs: Sequence = (), output: str | os.PathLike | None = None) -> list[str]:
+    """Make what ais_bench will read or write pass its permission checks: take group/other
+    write permission off inputs (a folder and its files, or files), and group/other access
+    off an existing output folder.  Returns what was changed; a path this user cannot change
+    is an error naming it and the command that fixes it."""
+    changed = []
+
+    def tighten(path: Path, forbidden: int) -> None:
+        mode = path.stat().st_mode & 0o7777
+        if mode & forbidden:
+            try:
+                os.chmod(path, mode & ~forbidden)
+            except OSError as exc:
+                raise AisBenchError(
+                    f"{path}: ais_bench refuses it (mode {mode:o}: group or others may "
+                    f"{'write' if forbidden == _INPUT_FORBIDDEN else 'read or write'} it) and "
+                    f"it cannot be changed here ({exc.strerror}); run: chmod go-w "
+                    f"{shlex.quote(str(path))}") from None
+            changed.append(str(path))
+
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            tighten(path, _INPUT_FORBIDDEN)
+            for e in os.scandir(path):
+                if e.is_file(follow_symlinks=False):
+                    tighten(Path(e.path), _INPUT_FORBIDDEN)
+        elif path.is_file():
+            tighten(path, _INPUT_FORBIDDEN)
+    if output is not None and Path(output).is_dir():
+        tighten(Path(output), _OUTPUT_FORBIDDEN)
+    return changed
+
+
+def log_path(output: str | os.PathLike, dirname: str) -> Path:
+    """Where a backend call keeps ais_bench's log: beside ``--output``, never inside it
+    (ais_bench checks an existing output folder's permissions)."""
+    output = Path(output)
+    return output.parent / f"{output.name}_logs" / f"{dirname}.log"
+
+
 def run_command(argv: Sequence[str], log: str | os.PathLike) -> int:
-    """Run one ais_bench command, stdout and stderr kept in ``log``; raise on failure."""
+    """Run one ais_bench command under umask 027, stdout and stderr kept in ``log``; raise on
+    failure."""
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as fh:
         fh.write("+ " + shell_line(argv) + "\n")
         fh.flush()
-        proc = subprocess.run(list(argv), stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.run(list(argv), stdout=fh, stderr=subprocess.STDOUT, umask=UMASK)
     if proc.returncode != 0:
         raise AisBenchError(f"ais_bench failed (exit {proc.returncode}); see {log}. Check that "
                             f"CANN's set_env.sh was sourced, the .om exists and the device id "
@@ -117,8 +166,14 @@ def run_command(argv: Sequence[str], log: str | os.PathLike) -> int:
 def _read_summary(path: Path, log: Path) -> dict:
     if not path.is_file():
         raise AisBenchError(f"ais_bench wrote no {path.name} beside {path.parent}; see {log}")
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            summary = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise AisBenchError(f"{path}: not a readable ais_bench summary ({exc}); see {log}") from None
+    if not isinstance(summary, dict):
+        raise AisBenchError(f"{path}: not an ais_bench summary (a JSON object); see {log}")
+    return summary
 
 
 @register(NAME)
@@ -179,28 +234,43 @@ class AisBenchBackend(Backend):
                      batch_size: int, outfmt: str = "TXT") -> dict:
         """The recipe's accuracy command; returns its summary JSON."""
         dirname = result_dirname(batch_size)
-        argv = accuracy_argv(self._om(batch_size), batch_size, str(input_dir), str(output),
+        om = self._om(batch_size)
+        argv = accuracy_argv(om, batch_size, str(input_dir), str(output),
                              dirname, outfmt, self.device_id, python=sys.executable)
-        log = Path(output) / f"{dirname}.log"
+        log = log_path(output, dirname)
+        prepare_paths([input_dir, om], output)
         run_command(argv, log)
         return _read_summary(summary_path(output, dirname), log)
 
     def run_perf(self, batch_size: int, output: str | os.PathLike, loop: int = PERF_LOOP) -> dict:
         """The recipe's ``--loop`` pure-inference command (zero input); returns its summary."""
         dirname = perf_dirname(batch_size)
-        argv = perf_argv(self._om(batch_size), batch_size, loop, self.device_id, str(output),
+        om = self._om(batch_size)
+        argv = perf_argv(om, batch_size, loop, self.device_id, str(output),
                          dirname, python=sys.executable)
-        log = Path(output) / f"{dirname}.log"
+        log = log_path(output, dirname)
+        prepare_paths([om], output)
         run_command(argv, log)
         return _read_summary(summary_path(output, dirname), log)
 
     def close(self) -> None:
+        """ais_bench's teardown (``infer_process.main``): ``free_resource()`` on each session,
+        then the static ``InferSession.finalize()`` once."""
+        if not self._sessions:
+            return
+        problems = []
         for s in self._sessions.values():
             try:
-                s.finalize()
-            except Exception:
-                pass
+                s.free_resource()
+            except Exception as exc:     # keep freeing the others
+                problems.append(f"free_resource: {exc}")
         self._sessions.clear()
+        try:
+            self._session_cls.finalize()
+        except Exception as exc:
+            problems.append(f"finalize: {exc}")
+        if problems:
+            raise AisBenchError("ais_bench teardown failed: " + "; ".join(problems))
 
     def info(self) -> dict:
         versions = []

@@ -53,6 +53,9 @@ class Backend:
     def release_memory(self) -> None:
         """Give back working memory kept for the largest batch seen (no-op by default)."""
 
+    def close(self) -> None:
+        """Release sessions and devices (no-op by default); the stages call it once."""
+
 
 _REGISTRY: dict[str, Callable[..., Backend]] = {}
 

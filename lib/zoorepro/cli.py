@@ -42,7 +42,9 @@ def cmd_run(args) -> int:
 def cmd_bench(args) -> int:
     from . import pipeline
     cfg, run = pipeline.open_run(config.load(args.params, _overrides(args.param)))
-    records = pipeline.run_bench(cfg, run)
+    records, skipped = pipeline.run_bench(cfg, run)
+    for name, st in skipped.items():
+        print(f"note: backend {name} not run: {st['reason']}", file=sys.stderr)
     cols = ("backend", "precision", "batch_size", "throughput", "e2e_throughput", "median_ms",
             "p90_ms", "p99_ms", "iterations", "validity")
     print(" | ".join(cols))

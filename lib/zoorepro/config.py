@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -165,6 +166,18 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
         problems.append(f"precision: must be fp32 or fp16, got {v['precision']!r}")
     if v["device"] not in ("auto", "cpu", "cuda"):
         problems.append(f"device: must be auto, cpu or cuda, got {v['device']!r}")
+    soc = v.get("soc_version")
+    if soc and (not isinstance(soc, str) or not re.fullmatch(r"(Ascend)?[0-9A-Za-z]{2,32}", soc)):
+        problems.append(f"soc_version: {soc!r} is not a chip name such as Ascend310P3 "
+                        f"(letters and digits, as 'npu-smi info' prints); leave it empty to "
+                        f"read it from npu-smi")
+    if isinstance(v["device_id"], int) and v["device_id"] > 255:
+        problems.append(f"device_id: an NPU id is 0-255, got {v['device_id']}")
+    for a in v["atc_extra_args"] or ():
+        if not isinstance(a, str) or not re.fullmatch(r"--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:=+/@%-]*)?", a):
+            problems.append(f"atc_extra_args: {a!r} is not an ATC option such as "
+                            f"--precision_mode=allow_fp32_to_fp16 (letters, digits and "
+                            f"_.,:=+/@%- only)")
     if not str(v["name"]).strip() or any(c in str(v["name"]) for c in "/\\"):
         problems.append(f"name: must be a non-empty name without slashes, got {v['name']!r}")
     if check_paths:

@@ -32,6 +32,9 @@ class EvaluationError(DataError):
 
 
 CLASSES = (1000, 1001)
+# A BIN output is raw scores without a header: its size says the dtype (no class count in
+# CLASSES shares a size between float32 and float16).
+BIN_DTYPES = {4 * c: np.float32 for c in CLASSES} | {2 * c: np.float16 for c in CLASSES}
 
 
 def _read_txt(path: Path) -> np.ndarray:
@@ -88,10 +91,14 @@ def read_prediction(path: str | os.PathLike) -> np.ndarray:
     elif ext == ".npy":
         vec = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
     else:
-        vec = np.fromfile(path, dtype=np.float32)
-        if vec.size not in CLASSES:
-            raise EvaluationError(f"{path}: {vec.size * 4} bytes is not 1000 or 1001 float32 "
-                                  f"scores; BIN outputs must be raw float32")
+        size = path.stat().st_size
+        dtype = BIN_DTYPES.get(size)
+        if dtype is None:
+            raise EvaluationError(
+                f"{path}: {size} bytes is not 1000 or 1001 scores in float32 (4000/4004 bytes) "
+                f"or float16 (2000/2002 bytes, ATC's fp16 output); BIN outputs are raw scores "
+                f"as ais_bench writes them: rerun inference with --outfmt BIN, TXT or NPY")
+        vec = np.fromfile(path, dtype=dtype).astype(np.float32)
     if vec.size not in CLASSES:
         raise EvaluationError(f"{path}: {vec.size} scores; expected 1000 (or 1001 with a "
                               f"background class)")
@@ -124,7 +131,9 @@ def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
     foreign: list[str] = []
     for name in natural_sorted(e.name for e in os.scandir(folder) if e.is_file()):
         m = _RESULT.match(name)
-        if not m or m.group("idx") != "0" or name.startswith("."):
+        if m and m.group("idx") != "0" and not name.startswith("."):
+            continue   # another output of the model (ais_bench writes <stem>_<i>); scored: _0
+        if not m or name.startswith("."):
             foreign.append(name)
             continue
         key = m.group("key")

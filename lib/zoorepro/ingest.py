@@ -38,6 +38,8 @@ AIS_BENCH_DEFINITION = (
     "NPU_compute_time = host wall time around each synchronous model execute on the NPU, "
     "i.e. device compute only; zero-filled input (--pure_data_type zero), H2D/D2H copies "
     "excluded, file I/O and pre/post-processing excluded")
+AIS_BENCH_REAL_DEFINITION = AIS_BENCH_DEFINITION.replace(
+    "zero-filled input (--pure_data_type zero)", "real images")
 SUMMARY_KEYS = ("NPU_compute_time", "H2D_latency", "D2H_latency", "throughput")
 
 
@@ -106,41 +108,104 @@ def summary_is_pure(summary: dict) -> bool:
 
 def _stat(s: dict, key: str, field: str):
     v = (s.get(key) or {}).get(field)
-    return float(v) if isinstance(v, (int, float)) else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+PIPELINE_MEAN = ("ais_bench --pipeline with several threads: mean = total time during which "
+                 "at least one inference ran (union of the [start, end] intervals) / inferences")
+
+
+def compute_times(summary: dict, path: str | os.PathLike = "") -> tuple[list, float | None, str]:
+    """(per-inference ms, the mean ais_bench's throughput uses, how it was computed) from a
+    summary's ``npu_compute_time_list``.
+
+    ais_bench writes durations (ms) in its usual modes, and ``[start, end]`` pairs with
+    ``--pipeline --threads N`` (N > 1), where its mean is the union of the intervals divided by
+    their count (``Summary.get_list_info(merge=True)``).  Non-numbers, non-finite or
+    non-positive times are errors naming the file: they are never turned into figures."""
+    raw = summary.get("npu_compute_time_list") or []
+    where = f"{path or 'summary'}: npu_compute_time_list"
+    if not isinstance(raw, list):
+        raise IngestError(f"{where} is not a list; not an ais_bench summary")
+    if not raw:
+        return [], _stat(summary, "NPU_compute_time", "mean"), "NPU_compute_time.mean"
+    pairs = all(isinstance(t, (list, tuple)) for t in raw)
+    if pairs:
+        if not all(len(t) == 2 for t in raw):
+            raise IngestError(f"{where}: expected [start, end] pairs (ais_bench --pipeline)")
+        flat = [v for t in raw for v in t]
+    else:
+        flat = raw
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in flat):
+        bad = next(v for v in flat if isinstance(v, bool) or not isinstance(v, (int, float)))
+        raise IngestError(f"{where} holds {bad!r}, not a time in ms; the summary is damaged: "
+                          f"copy it again from the NPU host")
+    a = np.asarray(flat, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise IngestError(f"{where} holds non-finite times (nan or inf); the summary is "
+                          f"damaged or the run failed: rerun ais_bench")
+    if pairs:
+        iv = a.reshape(-1, 2)
+        durations = iv[:, 1] - iv[:, 0]
+        if np.any(durations <= 0):
+            raise IngestError(f"{where}: an interval ends before it starts; rerun ais_bench")
+        merged, total = None, 0.0
+        for start, end in sorted(iv.tolist()):
+            if merged is None or merged[1] < start:
+                if merged is not None:
+                    total += merged[1] - merged[0]
+                merged = [start, end]
+            else:
+                merged[1] = max(merged[1], end)
+        total += merged[1] - merged[0]
+        return durations.tolist(), total / len(iv), PIPELINE_MEAN
+    if np.any(a <= 0):
+        raise IngestError(f"{where} holds a time <= 0 ms; impossible for an inference: the "
+                          f"summary is damaged: rerun ais_bench")
+    return a.tolist(), float(a.mean()), "mean of npu_compute_time_list"
 
 
 def bench_record(summary: dict, path: str | os.PathLike, device: str, version: str = "") -> dict:
     """One bench record (``bench.BENCH_FIELDS`` plus NPU extras) from an ais_bench summary."""
     bs = summary_batch_size(summary, path)
-    times = [float(t) for t in summary.get("npu_compute_time_list") or []]
+    times, mean, mean_from = compute_times(summary, path)
     st = bench.time_stats(times) if times else None
-    mean = st["mean"] if st else _stat(summary, "NPU_compute_time", "mean")
-    median = st["median"] if st else _stat(summary, "NPU_compute_time", "median")
-    count = st["count"] if st else int((summary.get("NPU_compute_time") or {}).get("count") or 0)
+    pipeline = mean_from == PIPELINE_MEAN
+    median = st["median"] if st and not pipeline else _stat(summary, "NPU_compute_time", "median")
+    count = st["count"] if st else int(_stat(summary, "NPU_compute_time", "count") or 0)
     problems = []
-    if not mean:
+    if not mean or not np.isfinite(mean) or mean <= 0:
         problems.append("no NPU compute time in the summary")
+        mean = None
     spread_note = ""
-    if st and st["median"]:
+    if st and st["median"] and not pipeline:
         spread = st["p90"] / st["median"]
         if spread > bench.VALIDITY_SPREAD:
             problems.append(f"p90/median {spread:.2f} > {bench.VALIDITY_SPREAD}")
+    elif pipeline:
+        spread_note = " (pipeline mode: overlapping inferences, spread not checked)"
     elif not st:
         spread_note = " (no npu_compute_time_list: spread not checked)"
     ours = bench.throughput(bs, mean)
     reported = summary.get("throughput")
     pure = summary_is_pure(summary)
     pure_type = _arg_value(summary.get("args") or [], "--pure_data_type") or "zero"
+    definition = AIS_BENCH_DEFINITION if pure else AIS_BENCH_REAL_DEFINITION
+    if pipeline:
+        definition += "; " + PIPELINE_MEAN
+    per_call = st if st and not pipeline else None
     return {
         "backend": NAME, "device": device, "batch_size": bs, "iterations": count,
-        "seconds": round(sum(times) / 1000.0, 4) if times else None,
-        "min_ms": st["min"] if st else _stat(summary, "NPU_compute_time", "min"),
-        "mean_ms": mean, "median_ms": median, "p90_ms": st["p90"] if st else None,
-        "p99_ms": st["percentile(99%)"] if st else _stat(summary, "NPU_compute_time", "percentile(99%)"),
-        "max_ms": st["max"] if st else _stat(summary, "NPU_compute_time", "max"),
+        "seconds": round(sum(times) / 1000.0, 4) if times and not pipeline else None,
+        "min_ms": per_call["min"] if per_call else _stat(summary, "NPU_compute_time", "min"),
+        "mean_ms": mean, "median_ms": median, "p90_ms": per_call["p90"] if per_call else None,
+        "p99_ms": per_call["percentile(99%)"] if per_call else
+        _stat(summary, "NPU_compute_time", "percentile(99%)"),
+        "max_ms": per_call["max"] if per_call else _stat(summary, "NPU_compute_time", "max"),
         "throughput": ours, "throughput_reported": reported,
-        "throughput_definition": AIS_BENCH_DEFINITION if pure else
-        AIS_BENCH_DEFINITION.replace("zero-filled input (--pure_data_type zero)", "real images"),
+        "throughput_definition": definition,
         "threads": None, "version": version,
         "input": (f"{pure_type} bytes (ais_bench pure inference)" if pure
                   else f"real images from {_arg_value(summary.get('args') or [], '--input', '-i')}"),
@@ -163,6 +228,66 @@ def read_predictions(folder: str | os.PathLike) -> tuple[evaluate.Predictions, l
         warnings.simplefilter("always")
         pred = evaluate.read_result_folder(folder, workers=0)
     return pred, [str(w.message) for w in caught]
+
+
+DEVICE_DIR = re.compile(r"^device(\d+)_(\d+)$")
+
+
+def device_shards(result_dir: str | os.PathLike) -> list[dict]:
+    """The ``device<K>_<i>/`` folders of a multi-device ais_bench run (``--device 0,1``), in
+    process order, each with its ``device<K>_<i>_summary.json`` path; [] for a plain folder."""
+    folder = Path(result_dir)
+    if not folder.is_dir():
+        return []
+    out = []
+    for e in os.scandir(folder):
+        m = DEVICE_DIR.match(e.name)
+        if m and e.is_dir():
+            out.append({"device_id": int(m.group(1)), "index": int(m.group(2)),
+                        "folder": folder / e.name, "summary": folder / f"{e.name}_summary.json"})
+    if out and evaluate.list_result_folder(folder)[0]:
+        raise IngestError(f"{folder}: holds both outputs and device<K>_<i>/ folders; give the "
+                          f"folder of one ais_bench run")
+    return sorted(out, key=lambda d: d["index"])
+
+
+def read_device_predictions(result_dir: Path, shards: list[dict]):
+    """Every device folder read and joined; an image that several devices inferred (a
+    multi-device run without --divide_input infers every image on every device) is scored
+    once, from the first device, and the note says whether the devices agreed."""
+    parts, warns = [], []
+    for sh in shards:
+        pred, w = read_predictions(sh["folder"])
+        sh["images"] = len(pred.keys)
+        parts.append(pred)
+        warns += w
+    seen: dict[str, tuple[int, int]] = {}
+    keys, rows, paths, dup, disagree = [], [], {}, 0, 0
+    for p_i, pred in enumerate(parts):
+        if pred.n_classes != parts[0].n_classes:
+            raise IngestError(f"{result_dir}: device folders hold outputs of different lengths "
+                              f"({parts[0].n_classes} and {pred.n_classes}); not one run")
+        for j, k in enumerate(pred.keys):
+            if k in seen:
+                dup += 1
+                a, b = seen[k]
+                disagree += int(not np.array_equal(parts[a].top5[b], pred.top5[j]))
+                continue
+            seen[k] = (p_i, j)
+            keys.append(k)
+            rows.append(pred.top5[j])
+            paths[k] = pred.paths[k]
+    order = sorted(range(len(keys)), key=lambda i: data.natural_key(keys[i]))
+    merged = evaluate.Predictions([keys[i] for i in order], np.stack([rows[i] for i in order]),
+                                  parts[0].n_classes, [f for p in parts for f in p.foreign],
+                                  str(result_dir), paths)
+    if dup:
+        warns.append(f"{dup} output(s) were written by more than one device (ais_bench without "
+                     f"--divide_input infers every image on every device); each image was "
+                     f"scored once; the devices' top-5 "
+                     + ("agreed on every one" if not disagree else
+                        f"DIFFERED on {disagree} image(s)"))
+    return merged, warns
 
 
 # -------------------------------------------------------------------- helpers
@@ -255,20 +380,43 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     result_dir = Path(result_dir).resolve()
     labels_path = Path(labels_path).resolve()
     labels = data.read_labels(labels_path)
-    pred, read_warnings = read_predictions(result_dir)
+    shards = device_shards(result_dir)
+    if shards:
+        pred, read_warnings = read_device_predictions(result_dir, shards)
+    else:
+        pred, read_warnings = read_predictions(result_dir)
     man = read_manifest(manifest)
     expected = man.get("keys") or None
     metrics = evaluate.score(pred, labels, expected=expected)
     per_image = metrics.pop("per_image_top1")
 
-    # the accuracy run's summary
-    acc_summary_path = Path(accuracy_summary) if accuracy_summary else \
-        result_dir.parent / f"{result_dir.name}_summary.json"
-    acc_summary = read_summary(acc_summary_path) if acc_summary_path.is_file() else None
-    if accuracy_summary and acc_summary is None:
-        raise IngestError(f"{acc_summary_path}: summary not found")
+    # the accuracy run's summary (one per device when ais_bench ran on several)
     notes = []
     summary_note = None
+    per_device = []
+    if shards:
+        if accuracy_summary:
+            raise IngestError("--accuracy-summary: a multi-device result folder holds one "
+                              "summary per device (device<K>_<i>_summary.json); leave it out")
+        for sh in shards:
+            if not sh["summary"].is_file():
+                raise IngestError(f"{sh['summary']}: summary of {sh['folder'].name} not found; "
+                                  f"copy the whole result folder from the NPU host")
+            s_ = read_summary(sh["summary"])
+            _, mean, _ = compute_times(s_, sh["summary"])
+            bs_ = summary_batch_size(s_, sh["summary"])
+            per_device.append({"device_id": sh["device_id"], "process": sh["index"],
+                               "images": sh["images"], "batch_size": bs_,
+                               "throughput": bench.throughput(bs_, mean),
+                               "summary": str(sh["summary"])})
+        acc_summary_path = shards[0]["summary"]
+        acc_summary = read_summary(acc_summary_path)
+    else:
+        acc_summary_path = Path(accuracy_summary) if accuracy_summary else \
+            result_dir.parent / f"{result_dir.name}_summary.json"
+        acc_summary = read_summary(acc_summary_path) if acc_summary_path.is_file() else None
+        if accuracy_summary and acc_summary is None:
+            raise IngestError(f"{acc_summary_path}: summary not found")
     if acc_summary is None:
         summary_note = (f"no {acc_summary_path.name} beside {result_dir.name}: accuracy scored "
                         f"from the outputs alone; no throughput and no device id from the "
@@ -280,6 +428,12 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     else:
         acc_bs = summary_batch_size(acc_summary, acc_summary_path)
         device_id = summary_device_id(acc_summary)
+    if per_device:
+        device_id = per_device[0]["device_id"]
+        notes.append(f"ais_bench ran on {len(per_device)} NPU devices "
+                     f"({', '.join(str(d['device_id']) for d in per_device)}); each image was "
+                     f"scored once; throughput is summed over devices as ais_bench's "
+                     f"'summary throughput'")
 
     # the device, in words
     detected, chips = chip_for(npu_smi_text, device_id)
@@ -314,10 +468,17 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         atomic_copy(folder / fname, run_root / fname)
 
     acc_throughput = None
-    if acc_summary is not None:
-        t = acc_summary.get("npu_compute_time_list") or []
-        mean = float(np.mean(t)) if t else _stat(acc_summary, "NPU_compute_time", "mean")
+    acc_definition = AIS_BENCH_REAL_DEFINITION
+    if per_device:
+        if all(d["throughput"] for d in per_device):
+            acc_throughput = sum(d["throughput"] for d in per_device)
+        acc_definition += ("; summed over the NPU devices the accuracy run used (ais_bench's "
+                           "'summary throughput' of a multi-device run)")
+    elif acc_summary is not None:
+        _, mean, mean_from = compute_times(acc_summary, acc_summary_path)
         acc_throughput = bench.throughput(acc_bs, mean) if acc_bs else None
+        if mean_from == PIPELINE_MEAN:
+            acc_definition += "; " + PIPELINE_MEAN
 
     record = {
         "source": "zoorepro ingest: results produced by ais_bench on an Ascend NPU host",
@@ -327,6 +488,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         "sweep_summaries": sweep_paths, "manifest": str(manifest) if manifest else None,
         "device": device, "soc_version": soc, "cann": cann, "npu_chips": chips,
         "device_id": device_id, "notes": notes, "read_warnings": read_warnings,
+        "devices": per_device or None,
         "ais_bench_args": (acc_summary or {}).get("args"),
     }
     run.write("ingest", record)
@@ -364,8 +526,8 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         "result_dir": str(result_dir),
         "summary": str(acc_summary_path) if acc_summary is not None else None,
         "accuracy_batch_size": acc_bs, "compute_throughput": acc_throughput,
-        "e2e_throughput": None, "throughput_definition": AIS_BENCH_DEFINITION.replace(
-            "zero-filled input (--pure_data_type zero)", "real images"),
+        "e2e_throughput": None, "throughput_definition": acc_definition,
+        "devices": per_device or None,
         "throughput_note": None if acc_throughput else
         (summary_note or "the accuracy summary holds no NPU compute time"),
         "source": "ingested",

@@ -21,6 +21,7 @@ from . import aipp as aipp_mod
 from . import backends as backends_mod
 from . import atc, bench, data, evaluate, export, preprocess, provenance
 from .config import RunConfig
+from .data import DataError
 from .files import atomic_copy, atomic_write_json, atomic_write_text, read_json
 
 NOTEBOOKS = ("01_preprocess.ipynb", "02_export.ipynb", "03_infer.ipynb", "04_evaluate.ipynb",
@@ -304,12 +305,16 @@ def _npu_accuracy(backend, cfg: RunConfig, run: Run, out: Path) -> dict:
     files = run_inputs(cfg, run)
     inputs = bin_dir(cfg, run)
     if len(files) != len(bench.list_inputs(inputs)[0]):
-        # ais_bench reads a whole folder; its FAQ's workaround for a subset is symlinks
+        # ais_bench reads a whole folder and refuses symbolic links (path_security_check):
+        # the subset is hard-linked (copied across file systems) into a folder of its own
         inputs = run.root / "inputs"
         inputs.mkdir(exist_ok=True)
         for f in files:
             if not (inputs / f.name).exists():
-                (inputs / f.name).symlink_to(f)
+                try:
+                    os.link(f, inputs / f.name)
+                except OSError:
+                    atomic_copy(f, inputs / f.name)
     summary = backend.run_accuracy(inputs, out, cfg.accuracy_batch_size, cfg.outfmt)
     summary.setdefault("foreign_files", [])
     summary.setdefault("e2e_throughput", None)
@@ -359,19 +364,49 @@ def sweep_backends(cfg: RunConfig, run: Run, made: dict) -> list:
     return records
 
 
-def run_bench(cfg: RunConfig, run: Run) -> list:
-    """``zoorepro bench``: preprocessing and export when missing, then the sweep only."""
+def close_backends(made: dict) -> None:
+    for backend in made.values():
+        backend.close()
+
+
+class NoBackendRan(DataError):
+    """No backend of the config could run here; the message says what each needs."""
+
+
+def no_backend_message(skipped: dict) -> str:
+    return ("no backend produced a result:\n" +
+            "\n".join(f"  - {name}: {st['reason']}" for name, st in skipped.items()))
+
+
+def run_bench(cfg: RunConfig, run: Run) -> tuple[list, dict]:
+    """``zoorepro bench``: preprocessing and export when missing, then the sweep only.
+    Returns (records, {backend: not-run status}); no backend at all is an error."""
     ensure_preprocessed(cfg, run)
     made, skipped = create_backends(cfg, run)
-    for name, st in skipped.items():
-        warnings.warn(f"backend {name} not run: {st['reason']}", stacklevel=2)
-    return sweep_backends(cfg, run, made)
+    if not made:
+        raise NoBackendRan(no_backend_message(skipped))
+    try:
+        return sweep_backends(cfg, run, made), skipped
+    finally:
+        close_backends(made)
 
 
 def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
     """Accuracy run (ais_bench layout) and throughput sweep for every backend."""
     ensure_preprocessed(cfg, run)
     made, status = create_backends(cfg, run)
+    try:
+        _infer_all(cfg, run, made, status, progress)
+    finally:
+        close_backends(made)
+    status = {name: status[name] for name in cfg.backends if name in status}
+    run.write("infer", status)
+    if not made:
+        raise NoBackendRan(no_backend_message(status))
+    return status
+
+
+def _infer_all(cfg: RunConfig, run: Run, made: dict, status: dict, progress: bool) -> None:
     for name, backend in made.items():
         out = run.results / name
         if hasattr(backend, "run_accuracy"):
@@ -393,9 +428,6 @@ def run_infer(cfg: RunConfig, run: Run, progress: bool = True) -> dict:
                         "other_inputs": summary.get("other_inputs", 0),
                         "e2e_throughput": summary["e2e_throughput"]}
     sweep_backends(cfg, run, made)
-    status = {name: status[name] for name in cfg.backends if name in status}
-    run.write("infer", status)
-    return status
 
 
 def ensure_inferred(cfg: RunConfig, run: Run) -> dict:
