@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import backends  # noqa: E402
+from zoorepro import host  # noqa: E402
 from zoorepro.weights import build_model  # noqa: E402
 
 WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
@@ -64,11 +64,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=0, help="0: physical cores")
     args = ap.parse_args()
-    threads = args.threads or backends.physical_cores()
+    threads = args.threads or host.physical_cores()
     macs = conv_macs()
     flops, n = sgemm_flops(threads)
     one, n1 = sgemm_flops(1)
-    print(f"# {backends.cpu_name()}, {threads} threads")
+    print(f"# {host.cpu_name()}, {threads} threads")
     print(f"convolution MACs per image (224x224): {macs / 1e6:.1f} M  ({2 * macs / 1e9:.3f} GFLOP)")
     print(f"best fp32 matmul, {threads} thread(s): {flops / 1e9:.1f} GFLOP/s (n={n}); "
           f"1 thread: {one / 1e9:.1f} GFLOP/s (n={n1})")

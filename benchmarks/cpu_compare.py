@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import aipp, backends, data, export, preprocess  # noqa: E402
+from zoorepro import aipp, backends, data, export, host, preprocess  # noqa: E402
 from zoorepro.weights import TORCHVISION_MEAN, TORCHVISION_STD, build_model  # noqa: E402
 
 WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
@@ -169,7 +169,7 @@ def main() -> int:
     ap.add_argument("--copies", type=int, default=4, help="copies of the 100 demo images")
     ap.add_argument("--threads", type=int, default=0, help="inference threads (0: physical cores)")
     args = ap.parse_args()
-    threads = args.threads or backends.physical_cores()
+    threads = args.threads or host.physical_cores()
     rng = random.Random(0)
     tmp = Path(tempfile.mkdtemp(prefix="zoorepro-bench-"))
     src = tmp / "images"
@@ -221,8 +221,8 @@ def main() -> int:
     spread = {k: (max(v) - min(v)) / statistics.median(v) for k, v in speeds.items()}
 
     import onnxruntime, torch, PIL
-    print(f"Machine: {platform.processor() or platform.machine()} / {backends.cpu_name()}, "
-          f"{os.cpu_count()} logical cores, {backends.physical_cores()} physical; Python "
+    print(f"Machine: {platform.processor() or platform.machine()} / {host.cpu_name()}, "
+          f"{os.cpu_count()} logical cores, {host.physical_cores()} physical; Python "
           f"{platform.python_version()}; onnxruntime {onnxruntime.__version__}, torch "
           f"{torch.__version__}, Pillow {PIL.__version__}; {threads} inference threads; "
           f"{args.rounds} interleaved rounds, median shown (±spread = (max-min)/median).\n")

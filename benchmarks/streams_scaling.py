@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import aipp, backends, bench, data, export, preprocess  # noqa: E402
+from zoorepro import aipp, backends, bench, data, export, host, preprocess  # noqa: E402
 
 WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
 IMAGES = ROOT / "demo" / "imagenet-sample-100" / "images"
@@ -45,7 +45,7 @@ def main() -> int:
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--model", help="AIPP ONNX model (default: export from the demo weights)")
     args = ap.parse_args()
-    cores = backends.physical_cores()
+    cores = host.physical_cores()
     with tempfile.TemporaryDirectory(prefix="zoorepro-streams-") as tmp:
         tmp = Path(tmp)
         model = args.model
@@ -73,7 +73,7 @@ def main() -> int:
                 shutil.rmtree(out)
                 e2e[(bs, st)].append(s["e2e_throughput"])
                 comp[(bs, st)].append(s["throughput"])
-    print(f"# {backends.cpu_name()}, {cores} physical cores, {platform.python_version()}, "
+    print(f"# {host.cpu_name()}, {cores} physical cores, {platform.python_version()}, "
           f"{be.info()['version']}; {args.images} images per point, {args.rounds} rounds")
     print("| batch | streams x threads | end-to-end img/s, median (best) | compute img/s (sum over streams) | vs 1 stream |")
     print("|---|---|---|---|---|")

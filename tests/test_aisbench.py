@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from zoorepro import aisbench, backends
+from zoorepro import aiscommands, atc, backends
+from zoorepro.backends import ascend
 
 
 # The recipe's README commands with ${bs}=8 and ${save_dir}=prep_dataset.
@@ -19,25 +20,25 @@ def squash(s: str) -> str:
 
 
 def test_accuracy_argv_golden():
-    argv = aisbench.accuracy_argv("squeezenet1_1_bs8.om", 8, "prep_dataset", "result",
+    argv = aiscommands.accuracy_argv("squeezenet1_1_bs8.om", 8, "prep_dataset", "result",
                                   device_id=0)
-    assert aisbench.shell_line(argv) == (
+    assert aiscommands.shell_line(argv) == (
         "python3 -m ais_bench --model=squeezenet1_1_bs8.om --batchsize=8 --input prep_dataset "
         "--output result --output_dirname result_bs8 --outfmt TXT --device 0")
-    assert aisbench.shell_line(argv).startswith(squash(RECIPE_ACCURACY) + " ")
+    assert aiscommands.shell_line(argv).startswith(squash(RECIPE_ACCURACY) + " ")
 
 
 @pytest.mark.parametrize("bs", [1, 4, 8, 16, 32, 64])
 def test_perf_argv_golden(bs):
-    argv = aisbench.perf_argv(f"squeezenet1_1_bs{bs}.om", bs, device_id=1)
-    assert aisbench.shell_line(argv) == (
+    argv = aiscommands.perf_argv(f"squeezenet1_1_bs{bs}.om", bs, device_id=1)
+    assert aiscommands.shell_line(argv) == (
         f"python3 -m ais_bench --model=squeezenet1_1_bs{bs}.om --loop=50 --batchsize={bs} --device 1")
-    with_out = aisbench.perf_argv(f"squeezenet1_1_bs{bs}.om", bs, device_id=1, output="perf")
-    assert aisbench.shell_line(with_out) == (
+    with_out = aiscommands.perf_argv(f"squeezenet1_1_bs{bs}.om", bs, device_id=1, output="perf")
+    assert aiscommands.shell_line(with_out) == (
         f"python3 -m ais_bench --model=squeezenet1_1_bs{bs}.om --loop=50 --batchsize={bs} "
         f"--device 1 --output perf --output_dirname perf_bs{bs}")
     if bs == 8:
-        assert aisbench.shell_line(argv).startswith(RECIPE_PERF + " ")
+        assert aiscommands.shell_line(argv).startswith(RECIPE_PERF + " ")
 
 
 def test_registered_and_not_installed_message(monkeypatch):
@@ -49,7 +50,7 @@ def test_registered_and_not_installed_message(monkeypatch):
     for needle in ("ais_bench is not installed", "aclruntime", "ais_bench' from Ascend/tools",
                    "ais-bench_workload/tool/ais_bench", "CANN", "set_env.sh"):
         assert needle in msg
-    assert not aisbench.available()
+    assert not ascend.available()
 
 
 @pytest.mark.parametrize("text,want", [
@@ -59,10 +60,10 @@ def test_registered_and_not_installed_message(monkeypatch):
     ("", ""),
 ])
 def test_parse_cann_version(text, want):
-    assert aisbench.parse_cann_version(text) == want
+    assert atc.parse_cann_version(text) == want
 
 
 def test_npu_device_name():
-    assert aisbench.npu_device_name("310P3", "6.0.RC1") == "npu: Ascend310P3 (CANN 6.0.RC1)"
-    assert aisbench.npu_device_name(None, None) == \
+    assert atc.npu_device_name("310P3", "6.0.RC1") == "npu: Ascend310P3 (CANN 6.0.RC1)"
+    assert atc.npu_device_name(None, None) == \
         "npu: Ascend (chip not recorded) (CANN version not recorded)"

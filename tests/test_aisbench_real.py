@@ -32,7 +32,7 @@ def host(tmp_path_factory):
 
 def ingest_metrics(result_dir, labels, out, **kw):
     from zoorepro import ingest
-    run = ingest.ingest(result_dir, labels, out, render=False, **kw)
+    run = ingest.ingest(result_dir, labels, out, **kw)
     return run, json.loads((run / "metrics.json").read_text())
 
 
@@ -219,7 +219,8 @@ def test_backend_infersession_and_teardown(host, tmp_path, real_ais_in_process):
 def test_backend_cli_paths_under_umask(host, tmp_path, real_ais_in_process, umask):
     """run_accuracy / run_perf through the real CLI: nothing the backend creates (output and
     log folders) or hands over (inputs, OM) trips ais_bench's permission checks."""
-    from zoorepro import aisbench, backends
+    from zoorepro import backends
+    from zoorepro.errors import AisBenchError
     d, bins, labels = host
     old = os.umask(umask)
     try:
@@ -234,15 +235,15 @@ def test_backend_cli_paths_under_umask(host, tmp_path, real_ais_in_process, umas
         results.mkdir(parents=True)                             # 0755 or 0775: ais_bench
         b = backends.create("ais_bench", backends.Artifacts(om_models=oms), device_id=0,
                             soc_version="Ascend310P3")
-        s = b.run_accuracy(prep, results, 2, "TXT")
+        s = b.run_folder(prep, results, 2, "TXT")
         p = b.run_perf(4, results, loop=3)
         b.close()
     finally:
         os.umask(old)
     assert s["args"][-2:] == ["--device", "0"] and p["NPU_compute_time"]["count"] == 3
     b.artifacts.om_models[2] = str(tmp_path / "gone.om")
-    with pytest.raises(aisbench.AisBenchError, match="see .*r2_logs/result_bs2.log"):
-        b.run_accuracy(prep, tmp_path / "r2", 2)
+    with pytest.raises(AisBenchError, match="see .*r2_logs/result_bs2.log"):
+        b.run_folder(prep, tmp_path / "r2", 2)
     assert (tmp_path / "results" / "ais_bench_logs" / "result_bs2.log").is_file()
     _, m = ingest_metrics(results / "result_bs2", labels, tmp_path / "reports")
     assert ar.scores(m) == EXPECTED
@@ -427,3 +428,55 @@ def test_run_fails_when_no_backend_ran(ais_params, capsys):
     assert rc == 1 and "no backend produced a result" in err and "ais_bench is not installed" in err
     run = Path(out.strip().splitlines()[-1])
     assert (run / "report.html").is_file() and not (run / "result.json").exists()
+
+
+# ------------------------------------------------------- review: found by trying to break it
+def test_a_multi_device_folder_missing_a_device_is_refused(host, tmp_path):
+    from zoorepro.errors import IngestError
+    d, bins, labels = host
+    model = ar.om(tmp_path / "m_bs2.om", 2)
+    (tmp_path / "res" / "result_bs2").mkdir(parents=True)
+    for p in (tmp_path / "res", tmp_path / "res" / "result_bs2"):
+        os.chmod(p, 0o750)
+    ar.run_ais(["--model", model, "--batchsize", 2, "--input", d / "prep", "--output",
+                tmp_path / "res", "--output_dirname", "result_bs2", "--device", "0,1",
+                "--divide_input", "1"], tmp_path, ar.env(tmp_path))
+    out = tmp_path / "res" / "result_bs2"
+    shutil.rmtree(out / "device0_0")
+    (out / "device0_0_summary.json").unlink()
+    with pytest.raises(IngestError, match="--device 0,1 but the folder holds device1_1"):
+        ingest_metrics(out, labels, tmp_path / "reports")
+
+
+@pytest.mark.parametrize("devices,message", [("0,0", "listed twice"), ("300", "0-255"),
+                                             ("0,1,2,3,4,5,6,7,8,9,10", "list fewer devices")])
+def test_the_script_checks_device_lists_before_any_work(kit_dir, tmp_path, devices, message):
+    work, proc = run_script(kit_dir, tmp_path, 0o022, DEVICE_ID=devices)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert not (work / "om").exists() or not list((work / "om").glob("*.om"))
+
+
+def test_kit_refuses_image_names_ais_bench_refuses(tmp_path, demo_images):
+    from zoorepro import config, kit
+    src = tmp_path / "imgs"
+    src.mkdir()
+    shutil.copyfile(demo_images[0], src / demo_images[0].name)
+    shutil.copyfile(demo_images[1], src / "a+b.JPEG")
+    labels = tmp_path / "l.txt"
+    labels.write_text(f"{demo_images[0].name} 0\na+b.JPEG 1\n")
+    cfg = config.from_mapping(small_params(tmp_path, data_dir=str(src), label_file=str(labels),
+                                           max_images=0))
+    with pytest.raises(kit.KitError, match=r"1 image name\(s\).*A-Z a-z 0-9 _ - \..*a\+b.JPEG"):
+        kit.make_kit(cfg, tmp_path / "k", progress=False)
+
+
+def test_the_kit_script_follows_the_physical_path(kit_dir, tmp_path):
+    """A symlinked kit folder whose real path ais_bench would refuse is caught up front."""
+    real = tmp_path / "with space"
+    shutil.copytree(kit_dir, real / "kit")
+    (tmp_path / "link").symlink_to(real)
+    env = ar.env(tmp_path, CANN_SET_ENV=tmp_path / "none.sh", CDPATH=str(tmp_path))
+    proc = subprocess.run(["bash", str(tmp_path / "link" / "kit" / "run_on_npu.sh")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "ais_bench accepts only" in proc.stderr
+    assert not (real / "kit" / "om").exists()

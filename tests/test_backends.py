@@ -44,7 +44,8 @@ def test_missing_model_is_named():
 
 def test_onnxruntime_streams_split_threads_and_agree(arts, demo_batch):
     o = backends.create("onnxruntime", arts, device="cpu", threads=2)
-    assert o.auto_streams() == min(2, backends.physical_cores())
+    from zoorepro import host
+    assert o.auto_streams() == min(2, host.physical_cores())
     reps = o.replicas(2)
     assert len(reps) == 2 and all(r.info()["threads"] == 1 for r in reps)
     assert reps[0].session is not reps[1].session

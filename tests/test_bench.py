@@ -138,13 +138,6 @@ def test_subset_of_a_shared_input_folder(tmp_path):
     assert s["other_inputs"] == 3
 
 
-def test_records_json_and_csv(tmp_path):
-    rec = {k: 1 for k in bench.BENCH_FIELDS}
-    j, c = bench.write_records([rec], tmp_path / "bench.json")
-    assert json.loads(j.read_text())["records"][0]["batch_size"] == 1
-    assert c.read_text().splitlines()[0].split(",") == list(bench.BENCH_FIELDS)
-
-
 class Replicated(Recorder):
     """Replicas writing into one shared call log, each slowed a little so all run; the batch
     holding image 1 is slowed much more, so later batches finish before the first."""

@@ -18,6 +18,8 @@ import pytest
 
 from conftest import ROOT, small_params
 
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
                                 "(pip install -e '.[test]')")
 
@@ -155,11 +157,12 @@ def report_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def compare_report(report_run, tmp_path_factory):
     """The comparison of that run with a second, cheaper run (onnxruntime, batch 1)."""
-    from zoorepro import compare, config, pipeline
+    from zoorepro import compare, config, stages
+    from zoorepro.run import Run
     tmp = tmp_path_factory.mktemp("browser-compare")
     cfg = config.from_mapping(small_params(tmp, name="ort-only", batch_sizes=[1]))
-    cfg, run = pipeline.open_run(cfg)
-    pipeline.run_evaluate(cfg, run)
+    run = Run.create(cfg)
+    stages.ensure(run, "evaluate")
     return compare.compare([report_run, run.root], tmp / "out") / "report.html"
 
 

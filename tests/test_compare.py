@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from zoorepro import cli, compare, config, pipeline
+from zoorepro import cli, compare, config, stages
+from zoorepro.run import Run
 
 from conftest import small_params
 
@@ -17,8 +18,8 @@ EVIL_DIR = "<img src=x onerror=alert(1)>"     # '/' cannot be in a folder name; 
 def _run(tmp, name, backend):
     cfg = config.from_mapping(small_params(tmp, name=name, backends=[backend], batch_sizes=[1],
                                            bench_iterations=2, max_images=8))
-    cfg, run = pipeline.open_run(cfg)
-    pipeline.run_evaluate(cfg, run)
+    run = Run.create(cfg)
+    stages.ensure(run, "evaluate")
     return run.root
 
 
@@ -163,5 +164,40 @@ def test_damaged_record_names_the_file(runs, tmp_path):
     with pytest.raises(compare.CompareError) as e:
         compare.compare([runs[1], bad], tmp_path / "o")
     msg = str(e.value)
-    assert str(bad / "records" / "bench.json") in msg and "cannot be read as JSON" in msg
+    assert str(bad / "records" / "bench.json") in msg and "not valid JSON" in msg
     assert "rerun" in msg
+
+
+def test_hostile_values_render_as_text_in_every_part(tmp_path):
+    """Constructed records (no run needed): a <script> / <img onerror> anywhere is text."""
+    from zoorepro import report
+    for bad in (EVIL, EVIL_DIR):
+        bench = {"backend": bad, "device": bad, "precision": bad, "batch_size": 1,
+                 "throughput": 9.0, "e2e_throughput": 8.0, "mean_ms": 1.0, "median_ms": 1.0,
+                 "p90_ms": 1.0, "p99_ms": 1.0, "iterations": bad, "seconds": 1.0, "valid": True,
+                 "validity": bad}
+        acc = {"status": "ok", "images": 2, "device": bad, "weights_sha256": bad,
+               "image_list_sha256": bad, "batch_size": bad, **{f"top{i}": 1.0 for i in range(1, 6)}}
+        records = {"accuracy": {bad: acc, "x": {"status": "failed", "reason": bad}},
+                   "bench": {"definition": bad, "records": [bench]},
+                   "infer": {bad: {"status": "failed", "reason": bad}},
+                   "environment": {"cpu": bad, bad: bad, "packages": {bad: bad}},
+                   "dataset": {"images": bad, "image_list_sha256": bad},
+                   "ingest": {"soc_version": bad, "cann": bad},
+                   "failure": {"notebook": bad, "cell": bad, "error": bad}}
+        entries = [compare.Entry(bad, report.RunData(tmp_path, records), {bad: {bad: 1, "a": 2}},
+                                 {"x": bad}),
+                   compare.Entry(f"{bad} #2", report.RunData(tmp_path, dict(records, environment={})),
+                                 {bad: {bad: 1, "a": 3}})]
+        html = compare.render(entries)
+        assert "<script>" not in html and "<img src=x" not in html
+        assert html.count(report.esc(bad)) > 20
+        marked = re.findall(r'<tr( class="zr-diff")?><td>([^<]*)</td>', html)
+        assert (' class="zr-diff"', "cpu") in marked and ("", "images") in marked
+
+
+def test_page_uses_the_one_stylesheet(html):
+    from zoorepro import report
+    css = (report.TEMPLATE_DIR / "zoorepro.css").read_text(encoding="utf-8")
+    assert css.strip() in html
+    assert '<body class="jp-Notebook zr-compare">' in html

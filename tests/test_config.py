@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from zoorepro import config
-from zoorepro.pipeline import NOTEBOOKS, notebooks_dir
+from zoorepro.runner import notebooks_dir
+from zoorepro.stages import NOTEBOOKS
 
 from conftest import ROOT, small_params
 
@@ -81,7 +82,7 @@ def test_notebooks_committed_without_outputs(nb):
 
 def test_notebook_defaults_are_the_demo_params():
     """Running a notebook as it is in JupyterLab == zoorepro run params/demo.yaml."""
-    from zoorepro.pipeline import notebooks_dir
+    from zoorepro.runner import notebooks_dir
     ns: dict = {}
     exec(config.notebook_parameters_source(), ns)
     import os
@@ -100,3 +101,12 @@ def test_infer_streams_is_validated(tmp_path):
     assert config.RunConfig().infer_streams == 0      # auto
     with pytest.raises(config.ConfigError, match="infer_streams: must be >= 0"):
         config.from_mapping(small_params(tmp_path, infer_streams=-1))
+
+
+def test_atc_extra_args_cannot_override_the_recipes_options(tmp_path):
+    from conftest import small_params
+    for arg in ("--insert_op_conf=/etc/passwd", "--input_shape=image:8,3,224,224", "--output=x"):
+        with pytest.raises(config.ConfigError, match="set by the recipe's ATC command"):
+            config.from_mapping(small_params(tmp_path, atc_extra_args=[arg]))
+    cfg = config.from_mapping(small_params(tmp_path, atc_extra_args=["--precision_mode=allow_fp32_to_fp16"]))
+    assert cfg.atc_extra_args == ("--precision_mode=allow_fp32_to_fp16",)

@@ -1,13 +1,13 @@
 """``zoorepro ingest`` on result folders built from ais_bench's documented formats, each
 with a known top-1..top-5; and on the ais_bench-layout output of a real zoorepro run."""
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from zoorepro import cli, config, ingest, pipeline, report
+from zoorepro import cli, config, ingest, records, report, stages
+from zoorepro.run import Run
 from zoorepro.data import DataError
 
 from conftest import small_params
@@ -65,7 +65,7 @@ def test_formats_padding_natural_order_known_topk(tmp_path, fmt):
         assert line.endswith(" \n") and line.count("\n") == 1     # trailing space, one row
         assert line.split()[0].count(".") == 1 and len(line.split()[0].split(".")[1]) == 6  # %f
     run = ingest.ingest(folder, write_labels(tmp_path / "val_label.txt"), tmp_path / "reports",
-                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1", render=False)
+                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1")
     check_known(run)
     recs = run / "records"
     acc = json.loads((recs / "accuracy.json").read_text())["ais_bench"]
@@ -84,7 +84,7 @@ def test_formats_padding_natural_order_known_topk(tmp_path, fmt):
 
 def test_1001_class_outputs_shift_labels(tmp_path):
     folder = make_result(tmp_path, classes=1001)
-    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
     m = check_known(run, classes=1001)
     assert m["label_offset"] == 1
 
@@ -93,7 +93,7 @@ def test_output_spread_over_rows_is_joined(tmp_path):
     # an output of shape [1, 1000, 1, 1] is saved as 1000 rows of one value
     folder = make_result(tmp_path, shape=(1, 1000, 1, 1))
     assert (folder / "img_3_0.txt").read_text().count("\n") == 1000
-    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
     check_known(run)
 
 
@@ -102,7 +102,7 @@ def test_appended_txt_is_refused(tmp_path):
     p = folder / "img_5_0.txt"
     p.write_text(p.read_text() + p.read_text())      # older ais_infer: "ab" on rerun
     with pytest.raises(DataError, match="appended") as e:
-        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
     assert "img_5_0.txt" in str(e.value) and "run inference again" in str(e.value)
     assert not (tmp_path / "r").exists()              # no run folder for refused input
 
@@ -112,12 +112,12 @@ def test_appended_multirow_txt_is_refused(tmp_path):
     p = folder / "img_5_0.txt"
     p.write_text(p.read_text() * 2)
     with pytest.raises(DataError, match="appended"):
-        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
 
 
 def test_missing_summary_proceeds_without_throughput(tmp_path):
     folder = make_result(tmp_path, with_summary=False)
-    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", render=False)
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
     check_known(run)
     rec = json.loads((run / "records" / "ingest.json").read_text())
     assert rec["accuracy_summary"] is None and rec["throughput_from_accuracy_run"] == "no"
@@ -129,7 +129,7 @@ def test_missing_summary_proceeds_without_throughput(tmp_path):
     assert acc["device"] == "npu: Ascend (chip not recorded) (CANN version not recorded)"
     with pytest.raises(DataError, match="summary not found"):
         ingest.ingest(folder, tmp_path / "l.txt", tmp_path / "r",
-                      accuracy_summary=tmp_path / "nope.json", render=False)
+                      accuracy_summary=tmp_path / "nope.json")
 
 
 def test_sweep_summaries_become_bench_records(tmp_path):
@@ -140,8 +140,7 @@ def test_sweep_summaries_become_bench_records(tmp_path):
                            summary(perf_args(bs), t, bs, [0.05], [0.02]))
              for bs, t in sorted(times.items(), reverse=True)]
     run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r",
-                        summaries=paths, npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1",
-                        render=False)
+                        summaries=paths, npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1")
     b = json.loads((run / "records" / "bench.json").read_text())
     assert "device compute only" in b["definition"] and "zero-filled input" in b["definition"]
     assert "H2D/D2H copies excluded" in b["definition"]
@@ -162,8 +161,7 @@ def test_bad_summary_is_an_error(tmp_path):
     folder = make_result(tmp_path)
     bad = write_summary(tmp_path / "x_summary.json", {"throughput": 1})
     with pytest.raises(DataError, match="missing NPU_compute_time"):
-        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", summaries=[bad],
-                      render=False)
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", summaries=[bad])
 
 
 def test_manifest_keys_require_every_image(tmp_path):
@@ -171,11 +169,17 @@ def test_manifest_keys_require_every_image(tmp_path):
     man = tmp_path / "kit.json"
     man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 12)], "soc_version": "Ascend310B1"}))
     with pytest.raises(DataError, match="1 of 11 image"):
-        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man,
-                      render=False)
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man)
+    export = {"weights_sha256": "f364aa15" + "0" * 56, "opset": 11}
     man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 11)], "soc_version": "Ascend310B1",
-                               "export": {"weights_sha256": "f364aa15" + "0" * 56, "opset": 11}}))
-    run = ingest.ingest(folder, tmp_path / "l.txt", tmp_path / "r", manifest=man, render=False)
+                               "export": export}))
+    with pytest.raises(DataError, match=r"kit.json \(export\): missing key\(s\) onnx, onnx_sha256"):
+        ingest.ingest(folder, tmp_path / "l.txt", tmp_path / "r", manifest=man)
+    export.update(onnx="model/squeezenet1_1.onnx", onnx_sha256="ab" * 32, aipp={},
+                  aipp_config_sha256="cd" * 32)
+    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 11)], "soc_version": "Ascend310B1",
+                               "export": export}))
+    run = ingest.ingest(folder, tmp_path / "l.txt", tmp_path / "r", manifest=man)
     acc = json.loads((run / "records" / "accuracy.json").read_text())["ais_bench"]
     assert acc["device"].startswith("npu: Ascend310B1 ") and acc["weights_sha256"].startswith("f364aa15")
 
@@ -214,23 +218,21 @@ def demo_run(tmp_path_factory, onnx_models):
     cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "ais_bench"],
                                            batch_sizes=[1], bench_iterations=1,
                                            onnx_model=str(onnx_models[0])))
-    cfg, run = pipeline.open_run(cfg)
-    pipeline.run_preprocess(cfg, run, progress=False)
-    pipeline.run_export(cfg, run)
-    pipeline.run_atc(cfg, run)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipeline.run_infer(cfg, run, progress=False)
-    pipeline.run_evaluate(cfg, run)
-    return cfg, run
+    run = Run.create(cfg)
+    stages.run_preprocess(run, progress=False)
+    stages.run_export(run)
+    stages.run_atc(run)
+    stages.run_infer(run, progress=False)
+    stages.run_evaluate(run)
+    return run.config, run
 
 
 def test_ingest_of_a_zoorepro_run_gives_the_same_topk(demo_run, tmp_path):
     cfg, run = demo_run
-    acc = run.read("accuracy")["onnxruntime"]
+    acc = run.read_json("accuracy")["onnxruntime"]
     assert acc["status"] == "ok" and acc["images"] == 8
     folder = run.results / "onnxruntime" / "result_bs1"
-    got = ingest.ingest(folder, cfg.label_file, tmp_path / "r", render=False)
+    got = ingest.ingest(folder, cfg.label_file, tmp_path / "r")
     m = json.loads((got / "metrics.json").read_text())
     for k in ("top1", "top2", "top3", "top4", "top5", "images", "classes"):
         assert m[k] == acc[k], k
@@ -241,14 +243,15 @@ def test_ingest_of_a_zoorepro_run_gives_the_same_topk(demo_run, tmp_path):
 
 
 def test_without_atc_or_ais_bench_the_report_says_the_npu_path_did_not_run(demo_run):
-    from zoorepro import aisbench, atc
-    if atc.available() or aisbench.available():
+    from zoorepro import atc
+    from zoorepro.backends import ascend
+    if atc.available() or ascend.available():
         pytest.skip("atc or ais_bench is installed here")
     cfg, run = demo_run
-    infer = run.read("infer")
+    infer = run.read_json("infer")
     assert infer["ais_bench"]["status"] == "not run"
     assert "ais_bench is not installed" in infer["ais_bench"]["reason"]
-    assert run.read("atc")["status"] == "not run"
+    assert run.read(records.AtcRecord).status == "not run"
     data = report.load(run.root)
     text = report.npu_section(data)
     assert "Ascend NPU (ATC + ais_bench): not run here." in text
@@ -278,11 +281,11 @@ def test_kit_tool_versions_reach_the_records(tmp_path):
     folder = make_result(tmp_path)
     (tmp_path / ingest.TOOL_VERSIONS).write_text(PIP_SHOW)   # the kit's OUT folder
     run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r",
-                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1", render=False)
+                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1")
     infer = json.loads((run / "records" / "infer.json").read_text())["ais_bench"]
     assert infer["version"] == "ais_bench 0.0.2, aclruntime 0.0.2 (on the NPU host)"
     (tmp_path / ingest.TOOL_VERSIONS).unlink()
     run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r",
-                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1", render=False)
+                        npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1")
     infer = json.loads((run / "records" / "infer.json").read_text())["ais_bench"]
     assert infer["version"] == "ais_bench (on the NPU host)"

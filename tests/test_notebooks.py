@@ -5,7 +5,10 @@ import json
 import papermill as pm
 import pytest
 
-from zoorepro.pipeline import NOTEBOOKS, notebooks_dir
+from zoorepro.runner import notebooks_dir
+from zoorepro.stages import NOTEBOOKS
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS)

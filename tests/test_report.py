@@ -1,8 +1,11 @@
 """Report sections: escaping, verdict wording, rendering to self-contained HTML."""
 import re
 
+import pytest
 
-from zoorepro import config, pipeline, references, report, runner
+
+from zoorepro import config, records, references, report, runner, stages
+from zoorepro.run import Run
 
 from conftest import small_params
 
@@ -11,7 +14,8 @@ EVIL_FILE = "<img src=x onerror=alert(1)>"   # '/' cannot be in a file name; sam
 
 
 def test_table_escapes_every_cell():
-    html = report.table(["a", EVIL], [[EVIL, 1], [report.Raw("<b>x</b>"), None]])
+    from markupsafe import Markup
+    html = report.table(["a", EVIL], [[EVIL, 1], [Markup("<b>x</b>"), None]])
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>x</b>" in html
 
@@ -54,18 +58,16 @@ def test_file_names_from_disk_render_as_text(tmp_path, demo_images):
     (src / f"{EVIL_FILE}.JPEG").write_bytes(demo_images[2].read_bytes())
     cfg = config.from_mapping(small_params(tmp_path, data_dir=str(src), max_images=0,
                                            allow_label_mismatch=True, batch_sizes=[1]))
-    cfg, run = pipeline.open_run(cfg)
-    pipeline.run_evaluate(cfg, run)
-    runner.execute(runner.REPORT_NOTEBOOK, cfg, run)
-    html = report.render_html(run.notebooks / runner.REPORT_NOTEBOOK, run.root / "report.html").read_text()
+    run = Run.create(cfg)
+    stages.ensure(run, "evaluate")
+    html = runner.render_report(run).report.read_text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in html   # the name is shown ...
     assert EVIL_FILE not in html                          # ... as text, never as markup
     assert not re.search(r'<script[^>]+src=', html)
 
 
 def test_throughput_table_headers_match_rows(tmp_path):
-    from zoorepro import bench
-    rec = {k: 1.0 for k in bench.BENCH_FIELDS}
+    rec = {k: 1.0 for k in records.BENCH_CSV_FIELDS}
     rec.update(backend="onnxruntime", device="cpu: X", batch_size=8, iterations=50, valid=True,
                validity="ok", precision="fp32")
     data = report.RunData(tmp_path, {"bench": {"records": [rec], "definition": "d"}})
@@ -75,8 +77,7 @@ def test_throughput_table_headers_match_rows(tmp_path):
 
 
 def test_streams_are_named_where_figures_depend_on_them(tmp_path):
-    from zoorepro import bench
-    rec = {k: 1.0 for k in bench.BENCH_FIELDS}
+    rec = {k: 1.0 for k in records.BENCH_CSV_FIELDS}
     rec.update(backend="onnxruntime", device="cpu: X", batch_size=8, iterations=50, valid=True,
                validity="ok", precision="fp32", e2e_streams=2)
     data = report.RunData(tmp_path, {
@@ -91,3 +92,144 @@ def test_streams_are_named_where_figures_depend_on_them(tmp_path):
     one = report.RunData(tmp_path, {"infer": {"onnxruntime": {
         "status": "ok", "device": "cpu: X", "accuracy_batch_size": 1, "streams": 1}}})
     assert "concurrent" not in report.e2e_table(one)
+
+
+# ------------------------------------------------------------ templates, escaping, the verdict
+HOSTILE = (EVIL, EVIL_FILE)
+
+
+def _hostile_records(bad: str) -> dict:
+    """Every string a section shows, set to ``bad``."""
+    bench = {"backend": bad, "device": bad, "precision": bad, "batch_size": 4,
+             "throughput": 10.0, "e2e_throughput": 5.0, "mean_ms": 1.0, "median_ms": 1.0,
+             "p90_ms": 1.0, "p99_ms": 1.0, "iterations": bad, "seconds": 1.0, "valid": False,
+             "validity": bad, "e2e_streams": 2}
+    acc = {"status": "ok", "images": 100, "device": bad, "batch_size": bad, "warnings": [bad],
+           "weights_sha256": bad, "image_list_sha256": bad,
+           **{f"top{i}": 50.0 for i in range(1, 6)}}
+    return {
+        "failure": {"notebook": bad, "cell": bad, "error": bad},
+        "dataset": {"images": bad, "data_dir": bad, "label_file": bad, "label_file_sha256": bad,
+                    "image_list_sha256": bad, "unlabelled_images": bad, "unlabelled_examples": [bad],
+                    "labels_without_image": bad, "labels_without_image_examples": [bad]},
+        "accuracy": {bad: acc, "other": {"status": "failed", "reason": bad}},
+        "bench": {"definition": bad, "records": [bench, dict(bench, valid=True, throughput=20.0)]},
+        "infer": {bad: {"status": "ok", "device": bad, "accuracy_batch_size": bad,
+                        "throughput_note": bad, "foreign_files": [bad]},
+                  "ais_bench": {"status": "failed", "reason": bad}},
+        "atc": {"status": bad, "reason": bad, "commands": [bad, bad], "soc_version": None},
+        "parity": [{"a": bad, "b": bad, "images": bad, "top1_agreement_pct": 1.0,
+                    "max_abs_logit_diff": 1.0}],
+        "export": {"opset": bad, "onnx_sha256": bad, "weights": bad, "weights_sha256": bad,
+                   "parity_not_run": bad, "aipp": {"min_chn": bad, "crop": bad}},
+        "preprocess": {"total": bad, "out_dir": bad, "failed": [[bad, bad]], "non_rgb": [[bad, bad]],
+                       "not_jpeg": [[bad, bad]]},
+        "environment": {"cpu": bad, bad: bad, "zoorepro_git_commit": bad, "packages": {bad: bad}},
+        "ingest": {"soc_version": bad, "cann": bad, "notes": [bad], "source": bad},
+        "params_text": f"name: '{bad}'\n",
+    }
+
+
+def test_every_section_renders_hostile_values_as_text(tmp_path):
+    """A <script> or <img onerror> in any record value is shown as text by every section."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / f"{EVIL_FILE}.ipynb").write_text("{}")
+    for bad in HOSTILE:
+        data = report.RunData(tmp_path, _hostile_records(bad))
+        ran = dict(data.records, infer={"ais_bench": {"status": "ok", "device": bad}})
+        for name in report.SECTIONS:
+            for d in (data, report.RunData(tmp_path, ran)):
+                out = getattr(report, name)(d)
+                assert "<script" not in out and "<img src=x" not in out, name
+                assert "onerror=" not in out.replace("&lt;img src=x onerror=alert(1)&gt;", ""), name
+                if name not in ("throughput_plot", "predictions_sample"):    # no text from records
+                    assert report.esc(EVIL_FILE if name == "notebook_links" else bad) in out, name
+
+
+def _acc(**kw) -> dict:
+    m = {"status": "ok", "images": references.FULL_VAL_IMAGES, "top1": 57.9, "top5": 80.3,
+         "device": "cpu: X", "weights_sha256": "f364aa15" + "0" * 56}
+    m.update(kw)
+    return m
+
+
+def test_verdict_is_data(tmp_path):
+    from dataclasses import FrozenInstanceError
+    from zoorepro.data import sha256_file
+
+    from conftest import DEMO_WEIGHTS
+
+    def verdict_of(acc, **records):
+        return report.verdict_of(report.RunData(tmp_path, {"accuracy": {"onnxruntime": acc}, **records}))
+
+    v = verdict_of(_acc(), params_text="reference_tolerance_pct: 1.0\n")
+    assert (v.kind, v.word, v.tolerance) == (report.REPRODUCED, "REPRODUCED", 1.0)
+    assert v.figures == (references.ACCURACY["recipe Ascend310P3"], references.ACCURACY["torchvision fp32"])
+    with pytest.raises(FrozenInstanceError):
+        v.word = "x"
+    v = verdict_of(_acc(top1=50.0))
+    assert (v.kind, v.word) == (report.NOT_REPRODUCED, "NOT reproduced")
+    demo = _acc(images=references.DEMO_EXPECTED["images"], top1=references.DEMO_EXPECTED["top1"],
+                top5=references.DEMO_EXPECTED["top5"], weights_sha256=sha256_file(DEMO_WEIGHTS))
+    v = verdict_of(demo)
+    assert (v.kind, v.word, v.full_set) == (report.DEMO_MATCHED, "matched", False)
+    assert verdict_of(dict(demo, top1=1.0)).word == "NOT matched"
+    assert verdict_of(dict(demo, images=12)).kind == report.DEMO_NOT_CHECKED
+    v = verdict_of(_acc(images=1234, weights_sha256=None))
+    assert (v.kind, v.word, v.images) == (report.NOT_COMPARABLE, "", 1234)
+    assert report.verdict_of(report.RunData(tmp_path, {})).kind == report.NO_ACCURACY
+    assert {report.REPRODUCED, report.NOT_COMPARABLE} <= set(report.VERDICT_KINDS)
+
+
+def test_verdict_wording_from_the_template(tmp_path):
+    html = report.verdict(report.RunData(tmp_path, {"accuracy": {"onnxruntime": _acc()}}))
+    assert html == (
+        '<div class="zr-banner"><b>onnxruntime</b> on cpu: X: Acc@1 <b>57.90 %</b>, Acc@5 '
+        '<b>80.30 %</b> on 50,000 images (weights: torchvision squeezenet1_1-f364aa15.pth (the '
+        'recipe&#x27;s weights)).<br>Verdict: <b>REPRODUCED</b> within ±1.0 points of the recipe '
+        '(57.32 / 80.06) or torchvision (58.178 / 80.624).</div>')
+    html = report.verdict(report.RunData(tmp_path, {"accuracy": {"onnxruntime": _acc(
+        images=1234, weights_sha256=None)}}))
+    assert ("<br>Not comparable with the recipe's 57.32 / 80.06: 1,234 images (the recipe scores "
+            "all 50,000).</div>") in html
+    assert "No accuracy result" in report.verdict(report.RunData(tmp_path, {}))
+
+
+def test_template_environment_escapes_by_default():
+    from markupsafe import Markup
+    env = report.jinja_env()
+    assert env is report.jinja_env() and env.autoescape is True
+    assert env.from_string("{{ x }}").render(x=EVIL) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    out = report.render("report/warnings_section.html.j2", items=[EVIL, EVIL_FILE])
+    assert out == ("<ul><li>&lt;script&gt;alert(1)&lt;/script&gt;</li>"
+                   "<li>&lt;img src=x onerror=alert(1)&gt;</li></ul>")
+    assert "<i>" in env.from_string("{{ x }}").render(x=Markup("<i>"))     # the one way in
+    import jinja2
+    with pytest.raises(jinja2.UndefinedError):                               # StrictUndefined
+        report.render("report/warnings_section.html.j2")
+
+
+def test_no_template_marks_data_safe():
+    """Trusted HTML comes only from figure_html (and autoescape's own step); no |safe."""
+    import re as _re
+    from pathlib import Path
+    lib = Path(report.__file__).parent
+    for t in (lib / "templates").rglob("*.j2"):
+        if t.parent.name != "zoorepro":                      # nbconvert's template, not ours
+            assert "|safe" not in t.read_text().replace(" ", ""), t
+    for py in lib.glob("*.py"):
+        n = len(_re.findall(r"\bMarkup\(", py.read_text()))
+        assert n == (2 if py.name == "report_core.py" else 0), py
+
+
+def test_report_inlines_the_one_stylesheet(tmp_path):
+    """report.html carries templates/zoorepro.css inline (self-contained), as the compare page does."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+    nb = new_notebook(cells=[new_code_cell("x", outputs=[new_output(
+        "display_data", data={"text/html": report.verdict(report.RunData(tmp_path, {}))})])])
+    nbformat.write(nb, str(tmp_path / "r.ipynb"))
+    html = report.render_html(tmp_path / "r.ipynb", tmp_path / "report.html").read_text()
+    css = (report.TEMPLATE_DIR / "zoorepro.css").read_text()
+    assert css.strip() in html and "No accuracy result" in html
+    assert not re.search(r"<link[^>]+stylesheet", html)

@@ -8,6 +8,8 @@ from zoorepro import config, runner
 
 from conftest import small_params
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
@@ -39,7 +41,7 @@ def test_report_is_self_contained_and_complete(outcome):
                  "not run here", "Provenance", "sha256", "Environment", "onnxruntime", "torch",
                  "0 tench", "Cross-backend parity", "100.00 %"):
         assert text in html, text
-    assert "pipeline.ensure_for_report" not in html                # code hidden
+    assert "stages.ensure_for_report" not in html                # code hidden
     assert len(html) < 3_000_000
 
 

@@ -11,46 +11,52 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from zoorepro.config import notebook_parameters_source
-from zoorepro.pipeline import NOTEBOOKS
+from zoorepro.stages import NOTEBOOKS
 
 SETUP = """from IPython.display import HTML, display
-from zoorepro import pipeline, report
+from zoorepro import report, runner, stages
 
-cfg, run = pipeline.open_from_notebook(globals())
+run = runner.open_from_notebook(globals())
 print("run folder:", run.root)"""
+
+
+def first(stage: str) -> str:
+    """A notebook run alone runs the stages before it when their records are missing."""
+    return (f"earlier = stages.ensure(run, {stage!r})\n"
+            f"if earlier:\n    print('ran first, their records were missing:', ', '.join(earlier))\n")
 
 BODY = {
     "01_preprocess.ipynb": [
         "# 1 · Preprocess\nThe recipe's `squeezenet1_1_preprocess.py`, byte for byte: RGB, shorter "
         "side to 256 (BILINEAR), centre crop 224, raw HWC uint8 `.bin` (150,528 bytes). "
         "Every image, natural order, in parallel; failures are reported by name.",
-        "pipeline.run_preprocess(cfg, run)\ndisplay(HTML(report.preprocess_section(report.load(run.root))))",
+        "stages.run_preprocess(run)\ndisplay(HTML(report.preprocess_section(report.load(run.root))))",
     ],
     "02_export.ipynb": [
         "# 2 · Export\n`.pth` → ONNX (opset 11, input `image`, output `class`, dynamic batch) as "
         "`squeezenet1_1_pth2onnx.py` does; then the portable stand-in for the ATC model: "
         "`aipp.config` prepended as graph nodes (uint8 NHWC input). Parity with PyTorch on real images.",
-        "pipeline.run_export(cfg, run)\ndisplay(HTML(report.export_section(report.load(run.root))))",
-        "pipeline.run_atc(cfg, run)\ndisplay(HTML(report.atc_section(report.load(run.root))))",
+        first("preprocess") + "stages.run_export(run)\ndisplay(HTML(report.export_section(report.load(run.root))))",
+        "stages.run_atc(run)\ndisplay(HTML(report.atc_section(report.load(run.root))))",
     ],
     "03_infer.ipynb": [
         "# 3 · Inference\nEach backend reads the `.bin` folder the way ais_bench does and writes its "
         "layout (`result_bs<N>/<stem>_0.txt`, `result_bs<N>_summary.json`); then the batch-size "
         "throughput sweep.",
-        "pipeline.run_infer(cfg, run)\ndata = report.load(run.root)\n"
+        first("export") + "stages.run_infer(run)\ndata = report.load(run.root)\n"
         "display(HTML(report.e2e_table(data)))\ndisplay(HTML(report.throughput_table(data)))",
     ],
     "04_evaluate.ipynb": [
         "# 4 · Evaluate\nTop-1…top-5 against `val_label.txt`, as `squeezenet1_1_postprocess.py` "
         "scores (1001-class outputs: label + 1; ties: lower class first). Writes `result.json` "
         "(recipe format) and `metrics.json`.",
-        "pipeline.run_evaluate(cfg, run)\ndata = report.load(run.root)\n"
+        first("infer") + "stages.run_evaluate(run)\ndata = report.load(run.root)\n"
         "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",
     ],
     "05_report.ipynb": [
         "# SqueezeNet 1.1 on ImageNet — reproducibility report\nRecipe: Ascend ModelZoo "
         "`ACL_PyTorch/contrib/cv/classfication/Squeezenet1_1`, rebuilt by zoorepro.",
-        "pipeline.ensure_for_report(cfg, run)\ndata = report.load(run.root)\n"
+        "stages.ensure_for_report(run)\ndata = report.load(run.root)\n"
         "display(HTML(report.verdict(data)))",
         "## Accuracy",
         "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from .errors import AippError  # noqa: F401  (raised here; defined in errors)
 
 # Fields this portable implementation computes.
 SUPPORTED = {
@@ -37,10 +38,6 @@ BOOL_FIELDS = {"crop", "rbuv_swap_switch", "csc_switch", "padding", "ax_swap_swi
                "single_line_mode", "support_rotation", "resize"}
 INT_FIELDS = {"related_input_rank", "src_image_size_w", "src_image_size_h", "load_start_pos_w",
               "load_start_pos_h", "crop_size_w", "crop_size_h"}
-
-
-class AippError(ValueError):
-    """A problem in aipp.config; the message names the file, line and field."""
 
 
 @dataclass(frozen=True)

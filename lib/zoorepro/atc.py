@@ -17,14 +17,11 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Sequence
+from .errors import AtcError  # noqa: F401  (raised here; defined in errors)
 
 OM_PREFIX = "squeezenet1_1_bs"
 # soc_version when the chip is not known here: the recipe's own shell variable.
 SOC_PLACEHOLDER = "${chip_name}"
-
-
-class AtcError(RuntimeError):
-    """ATC failed or cannot be driven; the message names the log and the fix."""
 
 
 def om_name(batch_size: int) -> str:
@@ -103,3 +100,24 @@ def build_all(onnx: str, batch_sizes: Sequence[int], soc_version: str, aipp_conf
                            f"CANN's set_env.sh was sourced")
         results.append({"batch_size": bs, "om": str(om), "log": str(log), "command": shell_line(argv)})
     return results
+
+
+def npu_device_name(soc_version: str | None, cann_version: str | None) -> str:
+    """How records name an NPU: ``npu: Ascend310P3 (CANN 6.0.RC1)``."""
+    soc = soc_version or "Ascend (chip not recorded)"
+    if soc and not soc.startswith("Ascend"):
+        soc = f"Ascend{soc}"
+    cann = f"CANN {cann_version}" if cann_version else "CANN version not recorded"
+    return f"npu: {soc} ({cann})"
+
+
+def parse_cann_version(text: str) -> str:
+    """``version=6.0.RC1`` (ascend_toolkit_install.info, version.info) -> ``6.0.RC1``;
+    otherwise the first non-empty line (trimmed)."""
+    m = re.search(r"(?im)^\s*(?:toolkit_)?version\s*=\s*\"?([^\s\"]+)", text or "")
+    if m:
+        return m.group(1)
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()[:80]
+    return ""

@@ -9,8 +9,6 @@ I/O, no pre/post-processing).
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import sys
 import threading
@@ -22,8 +20,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import DataError, image_key, natural_sorted
-from .files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME, PIPELINE_MEAN,
+                        VALIDITY_SPREAD, arg_value, batches, compute_times, list_inputs,
+                        make_summary, result_dirname, stat, summary_batch_size, summary_is_pure,
+                        throughput, time_stats, write_output, write_summary)
+from .data import DataError, image_key
 from .preprocess import BIN_BYTES, CHANNELS, CROP
 
 THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms); compute time = "
@@ -33,37 +34,6 @@ THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms);
 E2E_DEFINITION = ("end to end: images / wall time of the whole folder run (reading .bin files, "
                   "batching, inference, writing outputs), in as many concurrent streams as the "
                   "accuracy run uses (e2e_streams)")
-
-
-def time_stats(ms: Sequence[float]) -> dict:
-    """ais_bench's summary stats (min, max, mean, median, percentile(99%), count) plus p90."""
-    if len(ms) == 0:
-        return {"min": None, "max": None, "mean": None, "median": None, "percentile(99%)": None,
-                "p90": None, "count": 0}
-    a = np.asarray(ms, dtype=np.float64)
-    return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
-            "median": float(np.median(a)), "percentile(99%)": float(np.percentile(a, 99)),
-            "p90": float(np.percentile(a, 90)), "count": int(a.size)}
-
-
-def throughput(batch_size: int, mean_ms: float | None) -> float | None:
-    """ais_bench's formula: ``1000 * batch_size / mean compute ms``."""
-    if not mean_ms:
-        return None
-    return 1000.0 * batch_size / mean_ms
-
-
-def list_inputs(folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
-    """(inputs, foreign): ``*.bin``/``*.npy`` (case-insensitive) natural-sorted; the rest listed."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: input folder not found; run preprocessing first")
-    inputs, foreign = [], []
-    for e in os.scandir(folder):
-        if not e.is_file() or e.name.startswith("."):
-            continue
-        (inputs if e.name.lower().endswith((".bin", ".npy")) else foreign).append(e.name)
-    return [folder / n for n in natural_sorted(inputs)], natural_sorted(foreign)
 
 
 def load_input(path: Path) -> np.ndarray:
@@ -78,34 +48,6 @@ def load_input(path: Path) -> np.ndarray:
         raise DataError(f"{path}: {size} bytes, expected {BIN_BYTES} (224x224x3 uint8): "
                         f"tensorsize/filesize do not match; remove it or rerun preprocessing")
     return np.fromfile(path, dtype=np.uint8).reshape(CROP, CROP, CHANNELS)
-
-
-def batches(files: Sequence[Path], batch_size: int):
-    """Yield (real files, padded file list) per batch; the last batch is padded with its first."""
-    for start in range(0, len(files), batch_size):
-        real = list(files[start:start + batch_size])
-        yield real, real + [real[0]] * (batch_size - len(real))
-
-
-def write_output(path: Path, row: np.ndarray, outfmt: str) -> None:
-    if outfmt == "TXT":
-        # ais_bench: reshape(-1, last_dim), '%f' values each followed by a space, newline
-        rows = row.reshape(-1, row.shape[-1])
-        line = "%f " * rows.shape[1] + "\n"
-        atomic_write_text(path, "".join(line % tuple(r) for r in rows.tolist()))
-    elif outfmt == "NPY":
-        buf = io.BytesIO()
-        np.save(buf, row)
-        atomic_write_bytes(path, buf.getvalue())
-    elif outfmt == "BIN":
-        atomic_write_bytes(path, np.ascontiguousarray(row).tobytes())
-    else:
-        raise ValueError(f"outfmt must be TXT, NPY or BIN, got {outfmt!r}")
-
-
-def result_dirname(batch_size: int) -> str:
-    """ais_bench's ``--output_dirname`` in the recipe: ``result_bs<N>``."""
-    return f"result_bs{batch_size}"
 
 
 def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out_dir: Path,
@@ -242,21 +184,14 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
         if bar is not None:
             bar.close()
     compute_ms = [t for ms in per_stream for t in ms]
-    stats = time_stats(compute_ms)
     info = backend.info()
     n = len(replicas)
-    summary = {
-        "filesinfo": filesinfo,
-        "args": ["--model", info.get("backend"), "--batchsize", str(batch_size), "--input",
-                 str(input_dir), "--output", str(output), "--output_dirname", dirname,
-                 "--outfmt", outfmt, "--warmup_count", str(warmup)],
-        "NPU_compute_time": stats,
-        "H2D_latency": time_stats([]),
-        "D2H_latency": time_stats([]),
-        "throughput": stream_throughput(batch_size, per_stream),
-        "npu_compute_time_list": compute_ms,
-        "pid": os.getpid(),
-        # our own fields
+    args = ["--model", info.get("backend"), "--batchsize", str(batch_size), "--input",
+            str(input_dir), "--output", str(output), "--output_dirname", dirname,
+            "--outfmt", outfmt, "--warmup_count", str(warmup)]
+    summary = make_summary(args, compute_ms, batch_size, stream_throughput(batch_size, per_stream),
+                           filesinfo)
+    summary.update({   # our own fields, after ais_bench's
         "backend": info.get("backend"),
         "device": info.get("device"),
         "backend_info": info,
@@ -276,13 +211,12 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
         "compute_time_note": ("NPU_compute_time keeps ais_bench's key name; here it is this "
                               "backend's compute time on the device named in 'device'. "
                               "H2D/D2H are not measured separately (count 0)."),
-    }
-    atomic_write_json(Path(output) / f"{dirname}_summary.json", summary)
+    })
+    write_summary(output, dirname, summary)
     return summary
 
 
 # -------------------------------------------------------------- the sweep
-VALIDITY_SPREAD = 1.5   # p90 / median above this marks a record invalid (noisy machine)
 
 
 @dataclass(frozen=True)
@@ -378,21 +312,50 @@ def _release(backend) -> None:
         backend.release_memory()
 
 
-BENCH_FIELDS = ("backend", "device", "batch_size", "iterations", "seconds", "min_ms", "mean_ms",
-                "median_ms", "p90_ms", "p99_ms", "max_ms", "throughput", "throughput_definition",
-                "e2e_throughput", "e2e_images", "e2e_streams", "threads", "version", "precision", "input",
-                "valid", "validity")
-
-
-def write_records(records: list[dict], json_path: str | os.PathLike,
-                  definition: str = THROUGHPUT_DEFINITION) -> tuple[Path, Path]:
-    """``bench.json`` and ``bench.csv`` side by side (flat records)."""
-    json_path = Path(json_path)
-    atomic_write_json(json_path, {"definition": definition, "records": records})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=BENCH_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(records)
-    csv_path = json_path.with_suffix(".csv")
-    atomic_write_text(csv_path, buf.getvalue())
-    return json_path, csv_path
+def bench_record(summary: dict, path: str | os.PathLike, device: str, version: str = "") -> dict:
+    """One bench record (:class:`zoorepro.records.BenchRow` fields) from an ais_bench summary."""
+    bs = summary_batch_size(summary, path)
+    times, mean, mean_from = compute_times(summary, path)
+    st = time_stats(times) if times else None
+    pipeline = mean_from == PIPELINE_MEAN
+    median = st["median"] if st and not pipeline else stat(summary, "NPU_compute_time", "median")
+    count = st["count"] if st else int(stat(summary, "NPU_compute_time", "count") or 0)
+    problems = []
+    if not mean or not np.isfinite(mean) or mean <= 0:
+        problems.append("no NPU compute time in the summary")
+        mean = None
+    spread_note = ""
+    if st and st["median"] and not pipeline:
+        spread = st["p90"] / st["median"]
+        if spread > VALIDITY_SPREAD:
+            problems.append(f"p90/median {spread:.2f} > {VALIDITY_SPREAD}")
+    elif pipeline:
+        spread_note = " (pipeline mode: overlapping inferences, spread not checked)"
+    elif not st:
+        spread_note = " (no npu_compute_time_list: spread not checked)"
+    ours = throughput(bs, mean)
+    reported = summary.get("throughput")
+    pure = summary_is_pure(summary)
+    pure_type = arg_value(summary.get("args") or [], "--pure_data_type") or "zero"
+    definition = AIS_BENCH_DEFINITION if pure else AIS_BENCH_REAL_DEFINITION
+    if pipeline:
+        definition += "; " + PIPELINE_MEAN
+    per_call = st if st and not pipeline else None
+    return {
+        "backend": NAME, "device": device, "batch_size": bs, "iterations": count,
+        "seconds": round(sum(times) / 1000.0, 4) if times and not pipeline else None,
+        "min_ms": per_call["min"] if per_call else stat(summary, "NPU_compute_time", "min"),
+        "mean_ms": mean, "median_ms": median, "p90_ms": per_call["p90"] if per_call else None,
+        "p99_ms": per_call["percentile(99%)"] if per_call else
+        stat(summary, "NPU_compute_time", "percentile(99%)"),
+        "max_ms": per_call["max"] if per_call else stat(summary, "NPU_compute_time", "max"),
+        "throughput": ours, "throughput_reported": reported,
+        "throughput_definition": definition,
+        "threads": None, "version": version,
+        "input": (f"{pure_type} bytes (ais_bench pure inference)" if pure
+                  else f"real images from {arg_value(summary.get('args') or [], '--input', '-i')}"),
+        "h2d_mean_ms": stat(summary, "H2D_latency", "mean"),
+        "d2h_mean_ms": stat(summary, "D2H_latency", "mean"),
+        "summary": str(path),
+        "valid": not problems, "validity": "; ".join(problems) or ("ok" + spread_note),
+    }

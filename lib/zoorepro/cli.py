@@ -40,18 +40,20 @@ def cmd_run(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import pipeline
-    cfg, run = pipeline.open_run(config.load(args.params, _overrides(args.param)))
-    records, skipped = pipeline.run_bench(cfg, run)
+    from . import stages
+    from .run import Run
+    run = Run.create(config.load(args.params, _overrides(args.param)))
+    records, skipped = stages.run_bench(run)
     for name, st in skipped.items():
-        print(f"note: backend {name} not run: {st['reason']}", file=sys.stderr)
+        print(f"note: backend {name} not run: {st.reason}", file=sys.stderr)
     cols = ("backend", "precision", "batch_size", "throughput", "e2e_throughput", "median_ms",
             "p90_ms", "p99_ms", "iterations", "validity")
     print(" | ".join(cols))
     for r in records:
         print(" | ".join(f"{r.get(c):.2f}" if isinstance(r.get(c), float) else str(r.get(c))
                          for c in cols))
-    print(f"records: {run.record('bench')} and {run.record('bench').with_suffix('.csv')}")
+    path = run.record_path("bench")
+    print(f"records: {path} and {path.with_suffix('.csv')}")
     print(run.root)
     return 0
 
@@ -73,19 +75,21 @@ def cmd_convert_weights(args) -> int:
 
 def cmd_lab(args) -> int:
     import subprocess
-    from .pipeline import notebooks_dir
+    from .runner import notebooks_dir
     return subprocess.call([sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebooks_dir()}",
                             *args.extra])
 
 
 def cmd_ingest(args) -> int:
-    from . import ingest
+    from . import ingest, runner
     npu_smi = Path(args.npu_smi).read_text(encoding="utf-8", errors="replace") if args.npu_smi else None
-    run_dir = ingest.ingest(args.result_dir, args.labels, args.out, summaries=args.summary or (),
-                            npu_smi_text=npu_smi, cann_version=args.cann_version,
-                            soc_version=args.soc_version, manifest=args.manifest,
-                            accuracy_summary=args.accuracy_summary, name=args.name,
-                            render=not args.no_report, kernel=args.kernel)
+    run = ingest.ingest(args.result_dir, args.labels, args.out, summaries=args.summary or (),
+                        npu_smi_text=npu_smi, cann_version=args.cann_version,
+                        soc_version=args.soc_version, manifest=args.manifest,
+                        accuracy_summary=args.accuracy_summary, name=args.name)
+    if not args.no_report:
+        runner.render_report(run, args.kernel)
+    run_dir = run.root
     failure = run_dir / "records" / "failure.json"
     if (run_dir / "report.html").is_file():
         print(f"report: {run_dir / 'report.html'}")
@@ -174,16 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .aipp import AippError
-    from .aisbench import AisBenchError
-    from .atc import AtcError
-    from .backends import BackendUnavailable
-    from .data import DataError
-    from .weights import WeightsError
+    from .errors import ZooreproError
     try:
         return args.func(args)
-    except (config.ConfigError, DataError, AippError, WeightsError, AtcError, AisBenchError,
-            BackendUnavailable) as exc:
+    except ZooreproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:

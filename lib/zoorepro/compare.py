@@ -5,30 +5,28 @@ Built only from each run folder's records (``records/*.json``) and its per-backe
 on one plot (with the recipe's published 310P3 / 310B1 series), parity of top-1 predictions
 where runs scored the same images, and the environments with their differences highlighted.
 
-Every string that came from a file is escaped; the plot is an embedded PNG; the page loads
-nothing from the network.
+The functions below gather what the page shows as data; ``templates/compare.html.j2`` is all
+the markup, rendered by the report's autoescaping environment (:func:`report.render`), so every
+string that came from a file is escaped.  The plot is an embedded PNG, the stylesheet is
+``templates/zoorepro.css`` inline (the report's); the page loads nothing from the network.
 """
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
+from .errors import CompareError  # noqa: F401  (raised here; defined in errors)
 from . import references as ref
 from . import report
-from .data import DataError
+from .errors import RecordError
 from .files import atomic_write_json, atomic_write_text, read_json
-from .pipeline import new_run_dir
-from .report import esc, fmt, table
+from .run import Run, new_run_dir
+from .report import fmt
 
 DIFF_CLASS = "zr-diff"
 PARITY_EXAMPLES = 5
-
-
-class CompareError(DataError):
-    """A run folder that cannot be compared; the message names the file, the problem and the fix."""
 
 
 @dataclass
@@ -49,8 +47,11 @@ class Entry:
 
 
 # ------------------------------------------------------------ loading
-def load_run(run_dir: str | os.PathLike) -> report.RunData:
-    """A run folder's records; a clear error when ``run_dir`` is not a readable run folder."""
+def open_run(run_dir) -> Run:
+    """The :class:`Run` of a folder given on the command line, with a clear error when it is
+    not a readable run folder."""
+    if isinstance(run_dir, Run):
+        return run_dir
     root = Path(run_dir)
     fix = ("pass a folder made by 'zoorepro run' or 'zoorepro ingest' "
            "(e.g. reports/demo-YYYYmmdd-HHMMSS)")
@@ -58,22 +59,23 @@ def load_run(run_dir: str | os.PathLike) -> report.RunData:
         raise CompareError(f"{root}: folder not found; {fix}")
     if not root.is_dir():
         raise CompareError(f"{root}: not a folder; {fix}")
-    records = root / "records"
-    if not records.is_dir():
+    if not (root / "records").is_dir():
         raise CompareError(f"{root}: not a zoorepro run folder (no records/ folder inside); {fix}")
-    for name in report.RECORDS:
-        p = records / f"{name}.json"
-        if p.is_file():
-            try:
-                read_json(p)
-            except (OSError, ValueError) as exc:
-                raise CompareError(f"{p}: cannot be read as JSON ({exc}); the run folder is "
-                                   f"damaged: rerun that run, or leave it out of the "
-                                   f"comparison") from None
-    data = report.load(root)
+    return Run.open(root)
+
+
+def load_run(run) -> report.RunData:
+    """A run's records, each checked by its record class; a damaged record is an error that
+    says to rerun that run or leave it out."""
+    run = open_run(run)
+    try:
+        data = report.load(run)
+    except RecordError as exc:
+        raise CompareError(f"{exc}: rerun that run, or leave it out of the comparison") from None
     if not any(data.get(n) for n in ("accuracy", "bench", "environment", "infer")):
-        raise CompareError(f"{records}: no accuracy, bench, infer or environment record; the run "
-                           f"stopped before producing results: rerun it, or leave it out")
+        raise CompareError(f"{run.records_dir}: no accuracy, bench, infer or environment "
+                           f"record; the run stopped before producing results: rerun it, or "
+                           f"leave it out")
     return data
 
 
@@ -98,9 +100,11 @@ def _labels(roots: list[Path]) -> list[str]:
     return out
 
 
-def load_entries(run_dirs) -> list[Entry]:
-    roots = [Path(d) for d in run_dirs]
-    datas = [load_run(r) for r in roots]
+def load_entries(runs) -> list[Entry]:
+    """The comparison's entries from :class:`Run` objects (or their folders)."""
+    runs = [open_run(r) for r in runs]
+    roots = [r.root for r in runs]
+    datas = [load_run(r) for r in runs]
     entries = []
     for label, data in zip(_labels(roots), datas):
         e = Entry(label, data)
@@ -116,8 +120,9 @@ def load_entries(run_dirs) -> list[Entry]:
     return entries
 
 
-# ------------------------------------------------------------ sections
-def runs_section(entries: list[Entry]) -> str:
+# ------------------------------------------------------------ the page, as data
+# Each function gathers what one part of the page shows; compare.html.j2 is all the markup.
+def runs_rows(entries: list[Entry]) -> list[list]:
     rows = []
     for e in entries:
         d = e.data.get("dataset") or {}
@@ -127,10 +132,10 @@ def runs_section(entries: list[Entry]) -> str:
         backends = ", ".join(f"{b} ({st.get('status')})" for b, st in (e.data.get("infer") or {}).items())
         rows.append([e.label, str(e.root.resolve()), backends or "—", d.get("images"),
                      "ingested from an NPU host" if e.ingested else "run by zoorepro", status])
-    return table(["run", "folder", "backends", "images", "source", "status"], rows)
+    return rows
 
 
-def accuracy_section(entries: list[Entry]) -> str:
+def accuracy_rows(entries: list[Entry]) -> list[list]:
     rows = []
     for e in entries:
         acc = e.data.get("accuracy") or {}
@@ -149,8 +154,7 @@ def accuracy_section(entries: list[Entry]) -> str:
         rows.append([label + " (published)", "", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}", "",
                      "", "", f"{a5:.2f}",
                      ref.TORCHVISION_SOURCE if label.startswith("torchvision") else ref.RECIPE_SOURCE])
-    return table(["run", "backend", "device", "images", "Acc@1 %", "Acc@2 %", "Acc@3 %",
-                  "Acc@4 %", "Acc@5 %", "weights; image list; batch"], rows, cls="zr-table zr-acc")
+    return rows
 
 
 def throughput_figure(entries: list[Entry]):
@@ -164,20 +168,18 @@ def throughput_figure(entries: list[Entry]):
     return report.plot_throughput(groups, "Throughput by batch size, all runs (ais_bench definition)")
 
 
-def throughput_section(entries: list[Entry]) -> str:
-    rows = []
-    defs = []
+def throughput_data(entries: list[Entry]) -> dict:
+    """The plot (the page's one piece of trusted HTML), the bench rows and definitions."""
+    rows, defs = [], []
     for e in entries:
         bench = e.data.get("bench") or {}
         if bench.get("definition"):
             defs.append([e.label, bench["definition"]])
         rows.extend([e.label] + r for r in report.throughput_rows(e.data))
-    img = report.figure_html(throughput_figure(entries),
-                     "Throughput by batch size of every run, with the recipe's published series")
-    body = img + table(["run"] + report.THROUGHPUT_HEADERS, rows)
-    if defs:
-        body += "<h3>Throughput definitions</h3>" + table(["run", "definition"], defs)
-    return body
+    plot = report.figure_html(throughput_figure(entries),
+                              "Throughput by batch size of every run, with the recipe's published series")
+    return {"plot": plot, "headers": ["run"] + report.THROUGHPUT_HEADERS, "rows": rows,
+            "definitions": defs}
 
 
 def parity_pairs(entries: list[Entry]) -> list[dict]:
@@ -195,7 +197,7 @@ def parity_pairs(entries: list[Entry]) -> list[dict]:
     return out
 
 
-def parity_section(entries: list[Entry], pairs: list[dict]) -> str:
+def parity_data(entries: list[Entry], pairs: list[dict]) -> dict:
     rows = []
     for p in pairs:
         if not p["common_images"]:
@@ -206,16 +208,8 @@ def parity_section(entries: list[Entry], pairs: list[dict]) -> str:
         rows.append([p["run_a"], p["backend_a"], p["run_b"], p["backend_b"], p["common_images"],
                      fmt(p["top1_agreement_pct"], 2, " %"),
                      f"{p['disagreements']} differ" + (f", e.g. {ex}" if ex else "")])
-    notes = [f"{e.label} / {b}: {why}" for e in entries for b, why in e.missing_predictions.items()]
-    out = (table(["run A", "backend A", "run B", "backend B", "common images", "top-1 agreement",
-                  "disagreements"], rows) if rows
-           else "<p>Fewer than two (run, backend) prediction sets: nothing to compare.</p>")
-    out += ("<p class='zr-note'>Top-1 class per image from each backend's "
-            "results/&lt;backend&gt;/predictions.json, compared on the image keys both scored.</p>")
-    if notes:
-        out += "<p>Left out (no predictions):</p><ul>" + "".join(
-            f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
-    return out
+    left_out = [f"{e.label} / {b}: {why}" for e in entries for b, why in e.missing_predictions.items()]
+    return {"rows": rows, "left_out": left_out}
 
 
 def _env_rows(e: Entry) -> dict:
@@ -240,7 +234,8 @@ def _env_rows(e: Entry) -> dict:
     return rows
 
 
-def environment_section(entries: list[Entry]) -> str:
+def environment_data(entries: list[Entry]) -> dict:
+    """Every item of every run, one row each; ``classes``: DIFF_CLASS where the runs differ."""
     per_run = [_env_rows(e) for e in entries]
     keys: list = []
     for r in per_run:
@@ -251,83 +246,34 @@ def environment_section(entries: list[Entry]) -> str:
         differs = len(set(values)) > 1
         rows.append([k] + values + ["differs" if differs else "same"])
         classes.append(DIFF_CLASS if differs else "")
-    html = table(["item"] + [e.label for e in entries] + ["across runs"], rows, cls="zr-table zr-env")
-    n = sum(bool(c) for c in classes)
-    return (f"<p>{n} of {len(rows)} item(s) differ between the runs (highlighted).</p>"
-            + _mark_rows(html, classes))
+    return {"rows": rows, "classes": classes, "differing": sum(bool(c) for c in classes)}
 
 
-def _mark_rows(html: str, classes: list[str]) -> str:
-    """Give body rows of a :func:`report.table` a CSS class.  Safe because every cell of that
-    table was escaped (no Raw cells), so ``<tr>`` only occurs as a real row tag."""
-    head, sep, body = html.partition("<tbody>")
-    parts = body.split("<tr>")
-    assert len(parts) == len(classes) + 1, "every row needs a class (or '')"
-    rows = "".join((f'<tr class="{esc(c)}">' if c else "<tr>") + p
-                   for c, p in zip(classes, parts[1:]))
-    return head + sep + parts[0] + rows
-
-
-# ------------------------------------------------------------ page
-def template_css() -> str:
-    """The report template's own stylesheet, so both pages look alike."""
-    src = (report.TEMPLATE_DIR / "zoorepro" / "index.html.j2").read_text(encoding="utf-8")
-    m = re.search(r"<style[^>]*>(.*?)</style>", src, re.S)
-    return m.group(1) if m else ""
-
-
-PAGE_CSS = """
-  body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-         sans-serif; font-size: 14px; line-height: 1.45; color: #222; }
-  h1 { font-size: 24px; } h2 { font-size: 19px; margin-top: 26px; border-bottom: 1px solid #ddd; }
-  h3 { font-size: 15px; }
-  .zr-table tr.zr-diff td { background: #fff3cd; }
-  .zr-table tr.zr-diff td:first-child { font-weight: bold; border-left: 4px solid #e0a800; }
-  .jp-OutputArea { overflow-x: auto; }
-  .zr-acc td, .zr-acc th { overflow-wrap: break-word; }
-  .zr-env td:first-child { min-width: 9em; }
-  @media (max-width: 600px) { .zr-table { min-width: 560px; } h1 { font-size: 20px; } }
-"""
-
-
-def render(entries: list[Entry], pairs: list[dict] | None = None) -> str:
-    pairs = parity_pairs(entries) if pairs is None else pairs
+def summary_data(entries: list[Entry], pairs: list[dict]) -> dict:
+    """The banner: agreement across runs (None when no two runs share images), best throughput."""
     across = [p for p in pairs if p["common_images"] and p["run_a"] != p["run_b"]]
-    lines = [f"<b>{len(entries)} runs compared</b>: " + ", ".join(esc(e.label) for e in entries) + "."]
+    agreement = None
     if across:
         pct = [p["top1_agreement_pct"] for p in across]
-        lines.append(f"Top-1 agreement between runs on common images: <b>{fmt(min(pct), 2, ' %')}"
-                     + (f" – {fmt(max(pct), 2, ' %')}" if max(pct) != min(pct) else "")
-                     + f"</b> over {len(across)} pair(s) of (run, backend); "
-                     f"{max(p['common_images'] for p in across):,} common images at most.")
-    else:
-        lines.append("No two runs scored common images: no prediction parity between runs.")
+        agreement = {"min": min(pct), "max": max(pct), "pairs": len(across),
+                     "common": max(p["common_images"] for p in across)}
     best = []
     for e in entries:
         b = report.best_throughput(e.data)
         if b:
-            best.append(f"{esc(e.label)}: {b['throughput']:,.1f} img/s ({esc(b['backend'])}, "
-                        f"batch {b['batch_size']}, {esc(b['device'])})")
-    if best:
-        lines.append("Best throughput: " + "; ".join(best) + ".")
-    summary = "<br>".join(lines)
-    sections = [
-        ("Runs", runs_section(entries)),
-        ("Accuracy", accuracy_section(entries)),
-        ("Throughput by batch size", throughput_section(entries)),
-        ("Parity of predictions", parity_section(entries, pairs)),
-        ("Environment and inputs", environment_section(entries)),
-    ]
-    body = "".join(f'<h2 id="{esc(t.lower().replace(" ", "-"))}">{esc(t)}</h2>'
-                   f'<div class="jp-OutputArea">{html}</div>' for t, html in sections)
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1.0\">"
-            "<link rel=\"icon\" href=\"data:,\">"
-            "<title>zoorepro comparison</title>"
-            f"<style type=\"text/css\">{template_css()}{PAGE_CSS}</style></head>"
-            "<body class=\"jp-Notebook\">"
-            "<h1>SqueezeNet 1.1 — comparison of zoorepro runs</h1>"
-            f'<div class="zr-banner">{summary}</div>{body}</body></html>\n')
+            best.append({"label": e.label, "throughput": b["throughput"], "backend": b["backend"],
+                         "batch_size": b["batch_size"], "device": b["device"]})
+    return {"agreement": agreement, "best": best}
+
+
+# ------------------------------------------------------------ page
+def render(entries: list[Entry], pairs: list[dict] | None = None) -> str:
+    pairs = parity_pairs(entries) if pairs is None else pairs
+    return report.render("compare.html.j2", labels=[e.label for e in entries],
+                         summary=summary_data(entries, pairs), runs=runs_rows(entries),
+                         accuracy=accuracy_rows(entries), throughput=throughput_data(entries),
+                         parity=parity_data(entries, pairs),
+                         environment=environment_data(entries)) + "\n"
 
 
 def compare(run_dirs, out_dir: str | os.PathLike, name: str = "compare") -> Path:

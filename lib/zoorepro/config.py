@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+from .errors import ConfigError  # noqa: F401  (raised here; defined in errors)
 
 # Keys whose values are filesystem paths (resolved to absolute paths on load).
 PATH_KEYS = ("data_dir", "label_file", "weights", "aipp_config", "output_root", "bin_dir",
@@ -24,10 +25,6 @@ REQUIRED_EXISTING = ("data_dir", "label_file", "weights", "aipp_config")
 
 KNOWN_BACKENDS = ("onnxruntime", "torch", "ais_bench")
 OUTFMTS = ("TXT", "NPY", "BIN")
-
-
-class ConfigError(ValueError):
-    """Bad params: the message lists every problem and the valid keys."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +136,11 @@ def _coerce(raw: Mapping[str, Any], base_dir: Path, problems: list) -> dict:
     return values
 
 
+# options the recipe's ATC command sets (atc.atc_command); extra args may not repeat them
+RECIPE_ATC_OPTIONS = ("model", "framework", "output", "input_shape", "log", "soc_version",
+                      "enable_small_channel", "insert_op_conf")
+
+
 def _validate(v: dict, problems: list, check_paths: bool) -> None:
     bss = v["batch_sizes"]
     if not bss:
@@ -178,6 +180,10 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
             problems.append(f"atc_extra_args: {a!r} is not an ATC option such as "
                             f"--precision_mode=allow_fp32_to_fp16 (letters, digits and "
                             f"_.,:=+/@%- only)")
+        elif a[2:].split("=", 1)[0] in RECIPE_ATC_OPTIONS:
+            problems.append(f"atc_extra_args: {a.split('=', 1)[0]} is set by the recipe's ATC "
+                            f"command itself ({', '.join('--' + o for o in RECIPE_ATC_OPTIONS)}); "
+                            f"change the matching parameter instead, or leave it out")
     if not str(v["name"]).strip() or any(c in str(v["name"]) for c in "/\\"):
         problems.append(f"name: must be a non-empty name without slashes, got {v['name']!r}")
     if check_paths:

@@ -14,22 +14,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+from .aisformat import natural_key, natural_sorted  # noqa: F401  (ais_bench's order)
+from .errors import DataError  # noqa: F401  (raised here; defined in errors)
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 NUM_CLASSES = 1000
-
-
-class DataError(ValueError):
-    """A data file or folder is unusable; the message names it and says what to do."""
-
-
-def natural_key(name: str):
-    """ais_bench's natural sort: digit runs compare as numbers (``img2`` < ``img10``)."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
-def natural_sorted(names: Iterable[str]) -> list[str]:
-    return sorted(names, key=lambda n: (natural_key(n), n))
 
 
 def image_key(file_name: str) -> str:

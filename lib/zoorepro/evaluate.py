@@ -11,98 +11,22 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from .data import DataError, natural_sorted
+from .errors import EvaluationError  # noqa: F401  (raised here; defined in errors)
+from .aisformat import CLASSES, RESULT_FILE, read_prediction  # noqa: F401  (the contract's reader)
+from .data import natural_sorted
 from .files import atomic_write_json
 
 TOPK = 5
-_RESULT = re.compile(r"^(?P<key>[^.]+)_(?P<idx>\d+)\.(?P<ext>txt|npy|bin)$", re.IGNORECASE)
 FORMULA = ("top-k accuracy = images whose label is among the k highest scores / images; "
            "ties broken by the lower class index")
 
 
-class EvaluationError(DataError):
-    """Predictions and labels do not fit together; the message says how and what to do."""
-
-
-CLASSES = (1000, 1001)
-# A BIN output is raw scores without a header: its size says the dtype (no class count in
-# CLASSES shares a size between float32 and float16).
-BIN_DTYPES = {4 * c: np.float32 for c in CLASSES} | {2 * c: np.float16 for c in CLASSES}
-
-
-def _read_txt(path: Path) -> np.ndarray:
-    """Scores of one TXT output.  ais_bench writes ``reshape(-1, last_dim)``: one line for a
-    ``[1, 1000]`` output, several when the last axis is not the class axis (joined here)."""
-    with open(path, encoding="utf-8") as fh:
-        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
-    if not lines:
-        raise EvaluationError(f"{path}: empty output file; rerun inference")
-    rows = [_parse_row(path, ln) for ln in lines]
-    if len(rows) == 1:
-        return rows[0]
-    if rows[0].size in CLASSES and all(r.size == rows[0].size for r in rows):
-        raise EvaluationError(
-            f"{path}: {len(rows)} lines of {rows[0].size} scores for one image; an older "
-            f"ais_infer appended to TXT outputs on rerun, so which line is current cannot be "
-            f"told. Delete the result folder and run inference again")
-    total = sum(r.size for r in rows)
-    if total in CLASSES:
-        return np.concatenate(rows)
-    raise EvaluationError(
-        f"{path}: {total} values over {len(rows)} rows, expected 1000 (or 1001): if an older "
-        f"ais_infer appended to this TXT on a rerun, which rows are current cannot be told; "
-        f"delete the result folder and run inference again")
-
-
-def _parse_row(path: Path, line: str) -> np.ndarray:
-    """Whitespace-separated numbers of one line (numpy's C parser; about 30 % faster than
-    splitting in Python).  A token that is not a number is an error naming the file."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)   # numpy: "could not be read to its end"
-        try:
-            return np.fromstring(line, dtype=np.float32, sep=" ")
-        except (DeprecationWarning, ValueError):
-            bad = next((t for t in line.split() if not _is_number(t)), line[:20])
-            raise EvaluationError(f"{path}: {bad!r} is not a number; the file is not an "
-                                  f"ais_bench TXT output: rerun inference") from None
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-        return True
-    except ValueError:
-        return False
-
-
-def read_prediction(path: str | os.PathLike) -> np.ndarray:
-    """One image's scores from ``<stem>_0.txt|.npy|.bin``."""
-    path = Path(path)
-    ext = path.suffix.lower()
-    if ext == ".txt":
-        vec = _read_txt(path)
-    elif ext == ".npy":
-        vec = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
-    else:
-        size = path.stat().st_size
-        dtype = BIN_DTYPES.get(size)
-        if dtype is None:
-            raise EvaluationError(
-                f"{path}: {size} bytes is not 1000 or 1001 scores in float32 (4000/4004 bytes) "
-                f"or float16 (2000/2002 bytes, ATC's fp16 output); BIN outputs are raw scores "
-                f"as ais_bench writes them: rerun inference with --outfmt BIN, TXT or NPY")
-        vec = np.fromfile(path, dtype=dtype).astype(np.float32)
-    if vec.size not in CLASSES:
-        raise EvaluationError(f"{path}: {vec.size} scores; expected 1000 (or 1001 with a "
-                              f"background class)")
-    return vec
 
 
 def top5(vec: np.ndarray) -> np.ndarray:
@@ -120,6 +44,7 @@ class Predictions:
     folder: str = ""
     paths: dict = field(default_factory=dict)   # key -> output file
     readers: int = 1                            # processes that parsed the outputs
+    notes: list = field(default_factory=list)   # what a reader of the report should know
 
 
 def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
@@ -129,10 +54,13 @@ def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
         raise EvaluationError(f"{folder}: result folder not found; run inference first")
     found: dict[str, Path] = {}
     foreign: list[str] = []
+    others: dict[str, list] = {}
     for name in natural_sorted(e.name for e in os.scandir(folder) if e.is_file()):
-        m = _RESULT.match(name)
+        m = RESULT_FILE.match(name)
         if m and m.group("idx") != "0" and not name.startswith("."):
-            continue   # another output of the model (ais_bench writes <stem>_<i>); scored: _0
+            # another output of the model (ais_bench writes <stem>_<i>); scored: _0
+            others.setdefault(m.group("key"), []).append(name)
+            continue
         if not m or name.startswith("."):
             foreign.append(name)
             continue
@@ -141,17 +69,20 @@ def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
             raise EvaluationError(f"{folder}: two outputs for {key} ({found[key].name}, {name}); "
                                   f"keep one output format per result folder")
         found[key] = folder / name
-    return found, foreign
+    # an image with other outputs but no _0 has no scores: listed, never silently dropped
+    foreign += [n for key, names in others.items() if key not in found for n in names]
+    return found, natural_sorted(foreign)
 
 
 def read_result_folder(folder: str | os.PathLike, workers: int = 1) -> Predictions:
     """Read every output once, keeping the top-5.  ``workers`` > 1 (0: the CPUs this process
     may use) parses big folders in that many processes, chunks in order."""
     found, foreign = list_result_folder(folder)
+    notes = []
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        warnings.warn(f"{folder}: {len(foreign)} file(s) are not ais_bench outputs and were "
-                      f"skipped: {shown}", stacklevel=2)
+        notes.append(f"{folder}: {len(foreign)} file(s) are not ais_bench outputs and were "
+                     f"skipped: {shown}")
     if not found:
         raise EvaluationError(f"{folder}: no <name>_0.txt|.npy|.bin outputs found; point at the "
                               f"folder ais_bench wrote (e.g. result/result_bs1) or rerun inference")
@@ -159,7 +90,7 @@ def read_result_folder(folder: str | os.PathLike, workers: int = 1) -> Predictio
     paths = [found[k] for k in keys]
     chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     n = min(workers or usable_cpus(), len(chunks)) if len(paths) >= _PARALLEL_FROM else 1
-    parts = _read_chunks(chunks, n) if n > 1 else None
+    parts = _read_chunks(chunks, n, notes) if n > 1 else None
     readers = n if parts is not None else 1
     if parts is None:
         parts = [_top5_of_files(c) for c in chunks]
@@ -170,7 +101,7 @@ def read_result_folder(folder: str | os.PathLike, workers: int = 1) -> Predictio
                                   f"({n_classes} and {n_c} in {first}); the folder "
                                   f"mixes runs of different models: rerun inference into a new one")
     best = np.concatenate([p[0] for p in parts])
-    return Predictions(keys, best, int(n_classes), foreign, str(folder), found, readers)
+    return Predictions(keys, best, int(n_classes), foreign, str(folder), found, readers, notes)
 
 
 def usable_cpus() -> int:
@@ -180,7 +111,7 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _read_chunks(chunks: list, workers: int) -> list | None:
+def _read_chunks(chunks: list, workers: int, notes: list) -> list | None:
     """Parse ``chunks`` in ``workers`` processes, results in chunk order (so an error names the
     first bad file in folder order); None when the pool cannot run (the caller reads them
     itself).  Fork where there is one: no re-import of the caller's script."""
@@ -193,8 +124,8 @@ def _read_chunks(chunks: list, workers: int) -> list | None:
         with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
             return list(ex.map(_top5_of_files, chunks))
     except (BrokenProcessPool, OSError) as exc:
-        warnings.warn(f"reading outputs in {workers} processes failed ({exc}); "
-                      f"reading them in this process", stacklevel=3)
+        notes.append(f"reading outputs in {workers} processes failed ({exc}); "
+                     f"read them in this process")
         return None
 
 

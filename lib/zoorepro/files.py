@@ -51,3 +51,8 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def project_root() -> Path:
+    """The folder holding ``lib/zoorepro`` (the repository when installed editable)."""
+    return Path(__file__).resolve().parents[2]

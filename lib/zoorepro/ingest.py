@@ -17,220 +17,36 @@ computes an NPU figure: every number comes from the files given.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
-import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import yaml
 
-from . import atc, bench, data, evaluate, pipeline, provenance
-from .aisbench import NAME, npu_device_name, parse_cann_version
-from .data import DataError
+from . import data, evaluate, provenance, records
+from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, DEVICE_DIR, NAME,
+                        PIPELINE_MEAN, arg_value, compute_times, read_summary,
+                        summary_batch_size, summary_device_id, throughput)
+from .bench import bench_record
+from .atc import npu_device_name, parse_cann_version, parse_npu_smi
+from .errors import IngestError
 from .files import atomic_copy, atomic_write_json, atomic_write_text, read_json
-
-AIS_BENCH_DEFINITION = (
-    "ais_bench pure inference (--loop): 1000 * batch_size / mean NPU_compute_time (ms); "
-    "NPU_compute_time = host wall time around each synchronous model execute on the NPU, "
-    "i.e. device compute only; zero-filled input (--pure_data_type zero), H2D/D2H copies "
-    "excluded, file I/O and pre/post-processing excluded")
-AIS_BENCH_REAL_DEFINITION = AIS_BENCH_DEFINITION.replace(
-    "zero-filled input (--pure_data_type zero)", "real images")
-SUMMARY_KEYS = ("NPU_compute_time", "H2D_latency", "D2H_latency", "throughput")
-
-
-class IngestError(DataError):
-    """The NPU results cannot be ingested as given; the message says why and what to do."""
-
-
-# ------------------------------------------------------------------ summaries
-def read_summary(path: str | os.PathLike) -> dict:
-    """An ais_bench ``*_summary.json``; an error names the file and the missing keys."""
-    path = Path(path)
-    if not path.is_file():
-        raise IngestError(f"{path}: summary not found")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            s = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise IngestError(f"{path}: not a readable JSON summary ({exc})") from None
-    if not isinstance(s, dict):
-        raise IngestError(f"{path}: expected a JSON object (ais_bench *_summary.json)")
-    missing = [k for k in SUMMARY_KEYS if k not in s]
-    if missing:
-        raise IngestError(f"{path}: not an ais_bench summary, missing {', '.join(missing)} "
-                          f"(ais_bench writes <output>/<output_dirname>_summary.json when "
-                          f"--output is given)")
-    return s
-
-
-def _arg_value(args: Sequence[str], *names: str) -> str | None:
-    """Value of ``--name=V`` / ``--name V`` in an argv list (last one wins)."""
-    found = None
-    args = [str(a) for a in args or []]
-    for i, a in enumerate(args):
-        for n in names:
-            if a.startswith(n + "="):
-                found = a.split("=", 1)[1]
-            elif a == n and i + 1 < len(args):
-                found = args[i + 1]
-    return found
-
-
-def summary_batch_size(summary: dict, path: str | os.PathLike = "") -> int:
-    """``--batchsize`` from the summary's argv, else from the OM name or the file name."""
-    args = summary.get("args") or []
-    for text in (_arg_value(args, "--batchsize"), summary.get("batchsize")):
-        if text is not None and str(text).isdigit():
-            return int(text)
-    model = _arg_value(args, "--model", "-m") or ""
-    for text in (Path(model).name, Path(path).name):
-        m = re.search(r"bs(\d+)", text)
-        if m:
-            return int(m.group(1))
-    raise IngestError(f"{path or 'summary'}: batch size unknown (no --batchsize in its args, "
-                      f"no bs<N> in the model or file name); the throughput needs it")
-
-
-def summary_device_id(summary: dict) -> int | None:
-    text = _arg_value(summary.get("args") or [], "--device", "-d")
-    return int(text) if text is not None and text.isdigit() else None
-
-
-def summary_is_pure(summary: dict) -> bool:
-    """Pure inference (no ``--input``): ais_bench fed zero (or random) bytes."""
-    return _arg_value(summary.get("args") or [], "--input", "-i") is None
-
-
-def _stat(s: dict, key: str, field: str):
-    v = (s.get(key) or {}).get(field)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v)
-
-
-PIPELINE_MEAN = ("ais_bench --pipeline with several threads: mean = total time during which "
-                 "at least one inference ran (union of the [start, end] intervals) / inferences")
-
-
-def compute_times(summary: dict, path: str | os.PathLike = "") -> tuple[list, float | None, str]:
-    """(per-inference ms, the mean ais_bench's throughput uses, how it was computed) from a
-    summary's ``npu_compute_time_list``.
-
-    ais_bench writes durations (ms) in its usual modes, and ``[start, end]`` pairs with
-    ``--pipeline --threads N`` (N > 1), where its mean is the union of the intervals divided by
-    their count (``Summary.get_list_info(merge=True)``).  Non-numbers, non-finite or
-    non-positive times are errors naming the file: they are never turned into figures."""
-    raw = summary.get("npu_compute_time_list") or []
-    where = f"{path or 'summary'}: npu_compute_time_list"
-    if not isinstance(raw, list):
-        raise IngestError(f"{where} is not a list; not an ais_bench summary")
-    if not raw:
-        return [], _stat(summary, "NPU_compute_time", "mean"), "NPU_compute_time.mean"
-    pairs = all(isinstance(t, (list, tuple)) for t in raw)
-    if pairs:
-        if not all(len(t) == 2 for t in raw):
-            raise IngestError(f"{where}: expected [start, end] pairs (ais_bench --pipeline)")
-        flat = [v for t in raw for v in t]
-    else:
-        flat = raw
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in flat):
-        bad = next(v for v in flat if isinstance(v, bool) or not isinstance(v, (int, float)))
-        raise IngestError(f"{where} holds {bad!r}, not a time in ms; the summary is damaged: "
-                          f"copy it again from the NPU host")
-    a = np.asarray(flat, dtype=np.float64)
-    if not np.all(np.isfinite(a)):
-        raise IngestError(f"{where} holds non-finite times (nan or inf); the summary is "
-                          f"damaged or the run failed: rerun ais_bench")
-    if pairs:
-        iv = a.reshape(-1, 2)
-        durations = iv[:, 1] - iv[:, 0]
-        if np.any(durations <= 0):
-            raise IngestError(f"{where}: an interval ends before it starts; rerun ais_bench")
-        merged, total = None, 0.0
-        for start, end in sorted(iv.tolist()):
-            if merged is None or merged[1] < start:
-                if merged is not None:
-                    total += merged[1] - merged[0]
-                merged = [start, end]
-            else:
-                merged[1] = max(merged[1], end)
-        total += merged[1] - merged[0]
-        return durations.tolist(), total / len(iv), PIPELINE_MEAN
-    if np.any(a <= 0):
-        raise IngestError(f"{where} holds a time <= 0 ms; impossible for an inference: the "
-                          f"summary is damaged: rerun ais_bench")
-    return a.tolist(), float(a.mean()), "mean of npu_compute_time_list"
-
-
-def bench_record(summary: dict, path: str | os.PathLike, device: str, version: str = "") -> dict:
-    """One bench record (``bench.BENCH_FIELDS`` plus NPU extras) from an ais_bench summary."""
-    bs = summary_batch_size(summary, path)
-    times, mean, mean_from = compute_times(summary, path)
-    st = bench.time_stats(times) if times else None
-    pipeline = mean_from == PIPELINE_MEAN
-    median = st["median"] if st and not pipeline else _stat(summary, "NPU_compute_time", "median")
-    count = st["count"] if st else int(_stat(summary, "NPU_compute_time", "count") or 0)
-    problems = []
-    if not mean or not np.isfinite(mean) or mean <= 0:
-        problems.append("no NPU compute time in the summary")
-        mean = None
-    spread_note = ""
-    if st and st["median"] and not pipeline:
-        spread = st["p90"] / st["median"]
-        if spread > bench.VALIDITY_SPREAD:
-            problems.append(f"p90/median {spread:.2f} > {bench.VALIDITY_SPREAD}")
-    elif pipeline:
-        spread_note = " (pipeline mode: overlapping inferences, spread not checked)"
-    elif not st:
-        spread_note = " (no npu_compute_time_list: spread not checked)"
-    ours = bench.throughput(bs, mean)
-    reported = summary.get("throughput")
-    pure = summary_is_pure(summary)
-    pure_type = _arg_value(summary.get("args") or [], "--pure_data_type") or "zero"
-    definition = AIS_BENCH_DEFINITION if pure else AIS_BENCH_REAL_DEFINITION
-    if pipeline:
-        definition += "; " + PIPELINE_MEAN
-    per_call = st if st and not pipeline else None
-    return {
-        "backend": NAME, "device": device, "batch_size": bs, "iterations": count,
-        "seconds": round(sum(times) / 1000.0, 4) if times and not pipeline else None,
-        "min_ms": per_call["min"] if per_call else _stat(summary, "NPU_compute_time", "min"),
-        "mean_ms": mean, "median_ms": median, "p90_ms": per_call["p90"] if per_call else None,
-        "p99_ms": per_call["percentile(99%)"] if per_call else
-        _stat(summary, "NPU_compute_time", "percentile(99%)"),
-        "max_ms": per_call["max"] if per_call else _stat(summary, "NPU_compute_time", "max"),
-        "throughput": ours, "throughput_reported": reported,
-        "throughput_definition": definition,
-        "threads": None, "version": version,
-        "input": (f"{pure_type} bytes (ais_bench pure inference)" if pure
-                  else f"real images from {_arg_value(summary.get('args') or [], '--input', '-i')}"),
-        "h2d_mean_ms": _stat(summary, "H2D_latency", "mean"),
-        "d2h_mean_ms": _stat(summary, "D2H_latency", "mean"),
-        "summary": str(path),
-        "valid": not problems, "validity": "; ".join(problems) or ("ok" + spread_note),
-    }
+from .run import Run
 
 
 # ---------------------------------------------------------------- predictions
 def read_predictions(folder: str | os.PathLike) -> tuple[evaluate.Predictions, list[str]]:
     """The result folder read by ``evaluate.read_result_folder`` (TXT outputs spread over
-    several rows are joined there) and the warnings raised while reading."""
+    several rows are joined there) and its notes (foreign files, ...)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise IngestError(f"{folder}: result folder not found (give the folder ais_bench "
                           f"wrote, e.g. result/result_bs1)")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        pred = evaluate.read_result_folder(folder, workers=0)
-    return pred, [str(w.message) for w in caught]
-
-
-DEVICE_DIR = re.compile(r"^device(\d+)_(\d+)$")
+    pred = evaluate.read_result_folder(folder, workers=0)
+    return pred, list(pred.notes)
 
 
 def device_shards(result_dir: str | os.PathLike) -> list[dict]:
@@ -293,7 +109,7 @@ def read_device_predictions(result_dir: Path, shards: list[dict]):
 # -------------------------------------------------------------------- helpers
 def chip_for(npu_smi_text: str | None, device_id: int | None) -> tuple[str | None, list]:
     """(soc_version of the chip used, all chips) from ``npu-smi info`` text."""
-    chips = atc.parse_npu_smi(npu_smi_text or "")
+    chips = parse_npu_smi(npu_smi_text or "")
     if not chips:
         return None, chips
     pick = next((c for c in chips if device_id is not None and c["npu"] == device_id), chips[0])
@@ -311,30 +127,6 @@ def read_manifest(path: str | os.PathLike | None) -> dict:
         return read_json(path)
     except ValueError as exc:
         raise IngestError(f"{path}: not valid JSON ({exc})") from None
-
-
-def _report_config(run_root: Path, result_dir: Path, labels: Path, aipp_config: str,
-                   manifest: dict):
-    """A config for the report notebook on this run folder.  Its records are complete, so
-    it runs no stage, and (records/ingest.json present) it does not check local paths."""
-    from .config import from_mapping
-    bss = (manifest.get("batch_sizes") or [1])
-    return from_mapping({
-        "name": run_root.name, "data_dir": str(result_dir), "label_file": str(labels),
-        "aipp_config": aipp_config, "weights": "", "backends": [NAME], "batch_sizes": list(bss),
-        "output_root": str(run_root.parent), "run_dir": str(run_root),
-    }, source="ingest", check_paths=False)
-
-
-def _aipp_config_path(manifest_path: str | os.PathLike | None) -> str:
-    cands = []
-    if manifest_path:
-        cands.append(Path(manifest_path).parent / "aipp.config")
-    cands.append(pipeline.project_root() / "aipp.config")
-    for c in cands:
-        if c.is_file():
-            return str(c)
-    raise IngestError("no aipp.config found (put the kit's aipp.config beside kit.json)")
 
 
 TOOL_VERSIONS = "ais_bench_version.txt"   # the kit writes `pip show ais_bench aclruntime` there
@@ -368,10 +160,10 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
            out_root: str | os.PathLike = "reports", summaries: Iterable = (),
            npu_smi_text: str | None = None, cann_version: str | None = None,
            soc_version: str | None = None, manifest: str | os.PathLike | None = None,
-           accuracy_summary: str | os.PathLike | None = None, name: str = "npu",
-           render: bool = True, kernel: str | None = None) -> Path:
+           accuracy_summary: str | os.PathLike | None = None, name: str = "npu") -> Run:
     """Score ``result_dir`` against ``labels_path`` and write a new run folder under
-    ``out_root`` (records, ``result.json``, ``metrics.json``, ``report.html``).
+    ``out_root`` (records, ``result.json``, ``metrics.json``); returns it (the CLI renders
+    its report with :func:`zoorepro.runner.render_report`).
 
     ``summaries``: pure-inference ``*_summary.json`` files of a batch sweep.  The accuracy
     run's own summary is ``<result_dir>_summary.json`` beside the folder (or
@@ -407,10 +199,20 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
             bs_ = summary_batch_size(s_, sh["summary"])
             per_device.append({"device_id": sh["device_id"], "process": sh["index"],
                                "images": sh["images"], "batch_size": bs_,
-                               "throughput": bench.throughput(bs_, mean),
+                               "throughput": throughput(bs_, mean),
                                "summary": str(sh["summary"])})
         acc_summary_path = shards[0]["summary"]
         acc_summary = read_summary(acc_summary_path)
+        asked = arg_value(acc_summary.get("args") or [], "--device", "-d") or ""
+        want = [int(d) for d in asked.split(",") if d.strip().isdigit()]
+        have = [sh["device_id"] for sh in shards]
+        if want and sorted(want) != sorted(have) or len(set(have)) != len(have):
+            raise IngestError(
+                f"{result_dir}: ais_bench was run with --device {asked} but the folder holds "
+                f"{', '.join(sh['folder'].name for sh in shards)}; a device's results are "
+                f"missing, doubled or from another run (a timestamped --output without "
+                f"--output_dirname can split one run over two folders): copy the complete "
+                f"result folder of one run")
     else:
         acc_summary_path = Path(accuracy_summary) if accuracy_summary else \
             result_dir.parent / f"{result_dir.name}_summary.json"
@@ -458,14 +260,12 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     sweep_records.sort(key=lambda r: r["batch_size"])
 
     # the run folder
-    run_root = pipeline.new_run_dir(out_root, name)
-    run = pipeline.Run(run_root)
-    run.records.mkdir(exist_ok=True)
+    run = Run.create_ingested(out_root, name)
     folder = run.results / NAME
     evaluate.write_results(metrics, folder)
     atomic_write_json(folder / "predictions.json", per_image)
     for fname in ("result.json", "metrics.json"):
-        atomic_copy(folder / fname, run_root / fname)
+        atomic_copy(folder / fname, run.root / fname)
 
     acc_throughput = None
     acc_definition = AIS_BENCH_REAL_DEFINITION
@@ -476,97 +276,73 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
                            "'summary throughput' of a multi-device run)")
     elif acc_summary is not None:
         _, mean, mean_from = compute_times(acc_summary, acc_summary_path)
-        acc_throughput = bench.throughput(acc_bs, mean) if acc_bs else None
+        acc_throughput = throughput(acc_bs, mean) if acc_bs else None
         if mean_from == PIPELINE_MEAN:
             acc_definition += "; " + PIPELINE_MEAN
 
-    record = {
-        "source": "zoorepro ingest: results produced by ais_bench on an Ascend NPU host",
-        "result_dir": str(result_dir), "labels": str(labels_path),
-        "accuracy_summary": str(acc_summary_path) if acc_summary is not None else None,
-        "throughput_from_accuracy_run": "yes" if acc_throughput else "no",
-        "sweep_summaries": sweep_paths, "manifest": str(manifest) if manifest else None,
-        "device": device, "soc_version": soc, "cann": cann, "npu_chips": chips,
-        "device_id": device_id, "notes": notes, "read_warnings": read_warnings,
-        "devices": per_device or None,
-        "ais_bench_args": (acc_summary or {}).get("args"),
-    }
-    run.write("ingest", record)
-    run.write("environment", {
-        "produced_on": "Ascend NPU host (results ingested by zoorepro)",
-        "npu": soc or "not recorded", "cann": cann or "not recorded",
-        "npu_chips": ", ".join(f"{c['npu']}: {c['name']} ({c['health']})" for c in chips) or
+    acc_args = (acc_summary or {}).get("args")
+    run.write(records.IngestRecord(
+        source="zoorepro ingest: results produced by ais_bench on an Ascend NPU host",
+        result_dir=str(result_dir), labels=str(labels_path),
+        accuracy_summary=str(acc_summary_path) if acc_summary is not None else None,
+        throughput_from_accuracy_run="yes" if acc_throughput else "no",
+        sweep_summaries=sweep_paths, manifest=str(manifest) if manifest else None,
+        device=device, soc_version=soc, cann=cann, npu_chips=chips, device_id=device_id,
+        notes=notes, read_warnings=read_warnings, devices=per_device or None,
+        ais_bench_args=acc_args))
+    run.write(records.EnvironmentRecord(
+        produced_on="Ascend NPU host (results ingested by zoorepro)",
+        npu=soc or "not recorded", cann=cann or "not recorded",
+        npu_chips=", ".join(f"{c['npu']}: {c['name']} ({c['health']})" for c in chips) or
         "npu-smi info not given",
-        "npu_device_id": device_id,
-        "ais_bench_args": " ".join(map(str, (acc_summary or {}).get("args") or [])) or None,
-        "npu_smi_info": npu_smi_text or None,
-        "ingested_on": platform.platform(),
-        "zoorepro_git_commit": provenance.git_commit(),
-    })
-    run.write("dataset", {
-        "data_dir": man.get("data_dir") or "not recorded (ingested results)",
-        "images": metrics["images"],
-        "image_list_sha256": man.get("image_list_sha256"),
-        "label_file": str(labels_path), "label_file_sha256": data.sha256_file(labels_path),
-        "labels_without_image": None, "max_images": man.get("max_images"),
-        "bin_dir": "on the NPU host", "keys": list(pred.keys),
-    })
-    if man.get("export"):
-        run.write("export", {**man["export"], "parity": None,
-                             "parity_not_run": "ingested NPU results: ONNX/PyTorch parity is "
-                                               "checked by a local zoorepro run"})
+        npu_device_id=device_id,
+        ais_bench_args=" ".join(map(str, acc_args or [])) or None,
+        npu_smi_info=npu_smi_text or None, ingested_on=platform.platform(),
+        zoorepro_git_commit=provenance.git_commit()))
+    run.write(records.DatasetRecord(
+        data_dir=man.get("data_dir") or "not recorded (ingested results)",
+        images=metrics["images"], image_list_sha256=man.get("image_list_sha256"),
+        label_file=str(labels_path), label_file_sha256=data.sha256_file(labels_path),
+        labels_without_image=man.get("labels_without_image"),
+        unlabelled_images=man.get("unlabelled_images", 0),
+        unlabelled_examples=man.get("unlabelled_examples") or [],
+        label_mismatch_allowed=bool((man.get("params") or {}).get("allow_label_mismatch")),
+        max_images=man.get("max_images"), bin_dir="on the NPU host", keys=list(pred.keys)))
+    export = man.get("export")
+    if export:
+        run.write(records.ExportRecord.from_json(
+            {**export, "parity": None, "parity_not_run": "ingested NPU results: ONNX/PyTorch "
+                                                         "parity is checked by a local zoorepro run"},
+            f"{manifest} (export)"))
     if man.get("preprocess"):
-        run.write("preprocess", man["preprocess"])
+        run.write(records.PreprocessRecord.from_json(man["preprocess"], f"{manifest} (preprocess)"))
     if man.get("atc_commands"):
         cmds = [c.replace('"Ascend${chip_name}"', soc or "Ascend${chip_name}")
                 for c in man["atc_commands"]]
-        run.write("atc", {"status": "ok (on the NPU host)", "soc_version": soc, "commands": cmds})
-    run.write("infer", {NAME: {
-        "status": "ok", "backend": NAME, "device": device, "version": version,
-        "result_dir": str(result_dir),
-        "summary": str(acc_summary_path) if acc_summary is not None else None,
-        "accuracy_batch_size": acc_bs, "compute_throughput": acc_throughput,
-        "e2e_throughput": None, "throughput_definition": acc_definition,
-        "devices": per_device or None,
-        "throughput_note": None if acc_throughput else
+        run.write(records.AtcRecord(status="ok (on the NPU host)", soc_version=soc,
+                                    commands=cmds))
+    run.write(records.InferRecord({NAME: records.InferEntry(
+        status="ok", backend=NAME, device=device, version=version,
+        result_dir=str(result_dir),
+        summary=str(acc_summary_path) if acc_summary is not None else None,
+        accuracy_batch_size=acc_bs, compute_throughput=acc_throughput, e2e_throughput=None,
+        throughput_definition=acc_definition, devices=per_device or None,
+        throughput_note=None if acc_throughput else
         (summary_note or "the accuracy summary holds no NPU compute time"),
-        "source": "ingested",
-    }})
-    acc = {**metrics, "backend": NAME, "device": device, "batch_size": acc_bs,
-           "weights_sha256": (man.get("export") or {}).get("weights_sha256"),
-           "onnx_sha256": (man.get("export") or {}).get("onnx_sha256"),
-           "image_list_sha256": man.get("image_list_sha256"),
-           "label_file_sha256": data.sha256_file(labels_path),
-           "warnings": read_warnings + notes, "source": "ingested from an NPU host"}
-    run.write("accuracy", {NAME: {"status": "ok", **acc}})
-    bench.write_records(sweep_records, run.record("bench"), AIS_BENCH_DEFINITION)
+        source="ingested")}))
+    run.write(records.AccuracyRecord({NAME: records.AccuracyEntry(
+        status="ok", **metrics, backend=NAME, device=device, batch_size=acc_bs,
+        weights_sha256=(export or {}).get("weights_sha256"),
+        onnx_sha256=(export or {}).get("onnx_sha256"),
+        image_list_sha256=man.get("image_list_sha256"),
+        label_file_sha256=data.sha256_file(labels_path),
+        warnings=read_warnings + notes, source="ingested from an NPU host")}))
+    run.write(records.BenchRecord(definition=AIS_BENCH_DEFINITION, records=sweep_records))
 
-    atomic_write_text(run_root / "params.yaml", yaml.safe_dump({
+    atomic_write_text(run.root / "params.yaml", yaml.safe_dump({
         "source": "zoorepro ingest", "result_dir": str(result_dir), "labels": str(labels_path),
         "summaries": sweep_paths, "device": device, "reference_tolerance_pct":
         (man.get("params") or {}).get("reference_tolerance_pct", 1.0),
         "kit_params": man.get("params"),
     }, sort_keys=False))
-    if render:
-        render_report(run_root, result_dir, labels_path, _aipp_config_path(manifest), man, kernel)
-    return run_root
-
-
-def render_report(run_root: Path, result_dir: Path, labels: Path, aipp_config: str,
-                  manifest: dict, kernel: str | None = None) -> Path | None:
-    """Execute the report notebook on the run folder and render ``report.html``.
-    A failing notebook is kept and recorded in ``records/failure.json``."""
-    import papermill as pm
-    from . import report, runner
-    run = pipeline.Run(run_root)
-    cfg = _report_config(run_root, result_dir, labels, aipp_config, manifest)
-    try:
-        runner.execute(runner.REPORT_NOTEBOOK, cfg, run, kernel)
-    except pm.PapermillExecutionError as exc:
-        run.write("failure", {"notebook": runner.REPORT_NOTEBOOK,
-                              "cell": runner._failing_cell(run.notebooks / runner.REPORT_NOTEBOOK),
-                              "error": f"{exc.ename}: {exc.evalue}"})
-    executed = run.notebooks / runner.REPORT_NOTEBOOK
-    if executed.is_file():
-        return report.render_html(executed, run_root / "report.html")
-    return None
+    return run

@@ -13,17 +13,20 @@ installed there)::
 
 ``run_on_npu.sh`` writes ``npu_results/`` and prints the ``zoorepro ingest`` command that
 turns it into a run folder and report back home.  Its ATC and ais_bench lines are built by
-:mod:`zoorepro.atc` and :mod:`zoorepro.aisbench`, so they are the recipe's commands.
+:mod:`zoorepro.atc` and :mod:`zoorepro.aiscommands`, so they are the recipe's commands.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import shutil
 from pathlib import Path
 
+from .errors import KitError  # noqa: F401  (raised here; defined in errors)
 from . import aipp as aipp_mod
-from . import aisbench, atc, data, export, pipeline, preprocess, provenance, shell
+from . import aiscommands, aisformat, atc, data, export, preprocess, provenance, shell
+from .inputs import check_free_space, run_images
 from .config import RunConfig
 from .data import DataError
 from .files import atomic_write_json, atomic_write_text
@@ -41,10 +44,7 @@ CANN_SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
 _CHIP = "@CHIP@"          # placeholders replaced by shell variables in the script
 _DEVICE = "@DEVICE_ID@"
 SCRIPT_TEMPLATE = "run_on_npu.sh.j2"
-
-
-class KitError(DataError):
-    """The kit cannot be written; the message says why and what to do."""
+AIS_BENCH_NAME = re.compile(r"[A-Za-z0-9_.-]+")   # ais_bench's path whitelist, for file names
 
 
 # ------------------------------------------------------------------ commands
@@ -52,11 +52,13 @@ def atc_argv(batch_size: int, extra=()) -> list:
     """The recipe's ATC command for the kit, as argv; the chip is ``"Ascend${chip_name}"``."""
     for a in extra:
         shell.check_word(a, "atc_extra_args")
+    argv = atc.atc_command(ONNX_REL, batch_size, _CHIP, AIPP, OM_DIR, tuple(extra))
+    recipe = len(argv) - len(tuple(extra))      # the recipe's own arguments come first
     out = []
-    for a in atc.atc_command(ONNX_REL, batch_size, _CHIP, AIPP, OM_DIR, tuple(extra)):
-        if a == f"--soc_version=Ascend{_CHIP}":
+    for i, a in enumerate(argv):
+        if i < recipe and a == f"--soc_version=Ascend{_CHIP}":
             a = shell.Sh('--soc_version="Ascend${chip_name}"')
-        elif a.startswith("--input_shape="):
+        elif i < recipe and a.startswith("--input_shape="):
             a = shell.Sh('--input_shape="image:%d,3,224,224"' % int(batch_size))
         out.append(a)
     return out
@@ -76,8 +78,8 @@ def _with_device(argv: list, variable: str) -> list:
 
 def accuracy_argv(batch_size: int, outfmt: str = "TXT") -> list:
     """The recipe's accuracy command; ``--device "${DEVICE_ID}"`` (one id or a list)."""
-    argv = aisbench.accuracy_argv(om_path(batch_size), batch_size, BIN_DIR,
-                                  f"{RESULTS}/result", aisbench.result_dirname(batch_size),
+    argv = aiscommands.accuracy_argv(om_path(batch_size), batch_size, BIN_DIR,
+                                  f"{RESULTS}/result", aisformat.result_dirname(batch_size),
                                   outfmt, _DEVICE)
     return _with_device(argv, "DEVICE_ID")
 
@@ -86,14 +88,14 @@ def accuracy_line(batch_size: int, outfmt: str = "TXT") -> str:
     return shell.argv(accuracy_argv(batch_size, outfmt))
 
 
-def perf_argv(batch_size: int, loop: int = aisbench.PERF_LOOP) -> list:
+def perf_argv(batch_size: int, loop: int = aisformat.PERF_LOOP) -> list:
     """The recipe's ``--loop`` command, on the first device of ``DEVICE_ID``."""
-    argv = aisbench.perf_argv(om_path(batch_size), batch_size, loop, _DEVICE,
-                              f"{RESULTS}/perf", aisbench.perf_dirname(batch_size))
+    argv = aiscommands.perf_argv(om_path(batch_size), batch_size, loop, _DEVICE,
+                              f"{RESULTS}/perf", aisformat.perf_dirname(batch_size))
     return _with_device(argv, "FIRST_DEVICE")
 
 
-def perf_line(batch_size: int, loop: int = aisbench.PERF_LOOP) -> str:
+def perf_line(batch_size: int, loop: int = aisformat.PERF_LOOP) -> str:
     return shell.argv(perf_argv(batch_size, loop))
 
 
@@ -111,15 +113,15 @@ def render_script(cfg: RunConfig, batch_sizes, acc_bs: int, images: int | None,
         params_source=os.path.basename(params_source) if params_source else "",
         onnx=ONNX_REL, om_dir=OM_DIR, aipp=AIPP, labels=LABELS, manifest=MANIFEST,
         bin_dir=BIN_DIR, batch_sizes=[int(b) for b in batch_sizes], acc_bs=int(acc_bs),
-        outfmt=cfg.outfmt, loop=aisbench.PERF_LOOP, soc_default=cfg.soc_version or "",
+        outfmt=cfg.outfmt, loop=aisformat.PERF_LOOP, soc_default=cfg.soc_version or "",
         device_id=str(cfg.device_id), cann_set_env=CANN_SET_ENV, bins_included=bins_included,
         images=int(images) if images else 0,
         atc=[{"bs": int(bs), "om": om_path(bs), "argv": atc_argv(bs, cfg.atc_extra_args)}
              for bs in batch_sizes],
         accuracy=accuracy_argv(acc_bs, cfg.outfmt),
         perf=[{"bs": int(bs), "argv": perf_argv(bs)} for bs in batch_sizes],
-        result_dirname=aisbench.result_dirname(acc_bs),
-        summaries=[f"{aisbench.perf_dirname(bs)}_summary.json" for bs in batch_sizes])
+        result_dirname=aisformat.result_dirname(acc_bs),
+        summaries=[f"{aisformat.perf_dirname(bs)}_summary.json" for bs in batch_sizes])
 
 
 # ---------------------------------------------------------------------- kit
@@ -153,7 +155,7 @@ def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
         raise KitError("cannot write the kit:\n  - " + "\n  - ".join(problems))
     a = aipp_mod.load(cfg.aipp_config)
     out.mkdir(parents=True, exist_ok=True)
-    batch_sizes = pipeline.om_batch_sizes(cfg)
+    batch_sizes = sorted(set(cfg.batch_sizes) | {cfg.accuracy_batch_size})
     acc_bs = cfg.accuracy_batch_size
 
     # the model
@@ -169,8 +171,14 @@ def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
     # the inputs
     manifest: dict = {}
     if bins:
-        images, unlabelled, missing = pipeline.run_images(cfg)   # same rules as a run
-        pipeline.check_free_space(out / BIN_DIR, images)
+        images, unlabelled, missing = run_images(cfg)   # same rules as a run
+        bad = [p.name for p in images if not AIS_BENCH_NAME.fullmatch(data.image_key(p.name))]
+        if bad:
+            raise KitError(f"{len(bad)} image name(s) hold characters ais_bench refuses in the "
+                           f".bin paths on the NPU host (it accepts A-Z a-z 0-9 _ - . only), "
+                           f"e.g. {', '.join(bad[:5])}; rename those images (and their "
+                           f"val_label.txt lines) or leave them out")
+        check_free_space(out / BIN_DIR, images)
         result = preprocess.preprocess_folder(images, out / BIN_DIR, cfg.workers, progress)
         # the kit travels: leave out the local source manifest (this machine's paths)
         (out / BIN_DIR / preprocess.MANIFEST).unlink(missing_ok=True)

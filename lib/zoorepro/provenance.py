@@ -8,7 +8,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from .backends import cpu_name, physical_cores
+from .host import cpu_name, physical_cores
 
 PACKAGES = ("zoorepro", "numpy", "pillow", "torch", "torchvision", "onnx", "onnxruntime",
             "papermill", "nbconvert", "matplotlib", "simplejpeg", "ais_bench", "aclruntime")
@@ -75,5 +75,5 @@ def _memory_gib():
 
 
 def _cann_version() -> str:
-    from .aisbench import _cann_version_from_env
+    from .host import cann_version_from_env as _cann_version_from_env
     return _cann_version_from_env()

@@ -22,11 +22,8 @@ from typing import Iterable
 
 import jinja2
 
+from .errors import ShellTemplateError  # noqa: F401  (raised here; defined in errors)
 from .data import DataError
-
-
-class ShellTemplateError(DataError):
-    """A value cannot go into a shell script; the message names it and what is allowed."""
 
 
 class Sh(str):

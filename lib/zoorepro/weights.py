@@ -15,6 +15,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+from .errors import WeightsError  # noqa: F401  (raised here; defined in errors)
 
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
@@ -28,10 +29,6 @@ for _fire, _idx in _FIRE_INDEX.items():
     NAME_MAP[f"fire{_fire}/squeeze1x1"] = f"features.{_idx}.squeeze"
     NAME_MAP[f"fire{_fire}/expand1x1"] = f"features.{_idx}.expand1x1"
     NAME_MAP[f"fire{_fire}/expand3x3"] = f"features.{_idx}.expand3x3"
-
-
-class WeightsError(ValueError):
-    """Weights that cannot be used; the message names the file, the problem and the fix."""
 
 
 # ------------------------------------------------------------ Caffe pickle

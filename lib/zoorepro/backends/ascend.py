@@ -1,25 +1,18 @@
-"""ais_bench, the recipe's NPU inference tool, as a backend and as the recipe's command lines.
+"""ais_bench, the recipe's NPU inference tool, as a backend.
 
-The recipe (README) runs, for accuracy and for pure performance::
+``infer(batch)`` uses ``InferSession(device_id, om).infer([batch])`` with the OM built for
+that batch size; the accuracy run and the ``--loop`` sweep run the recipe's command lines
+(:mod:`zoorepro.aiscommands`) and read what ais_bench writes through the contract
+(:mod:`zoorepro.aisformat`).
 
-    python3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --batchsize=${bs} \\
-        --input ${save_dir} --output result --output_dirname result_bs${bs} --outfmt TXT
-    python3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --loop=50 --batchsize=${bs}
-
-Both are built here as argv lists (``--device`` appended: the NPU comes from
-``device_id``).  Pure mode writes its ``<dirname>_summary.json`` only when ``--output``
-is given, so :func:`perf_argv` adds ``--output``/``--output_dirname`` when asked.
-
-The ``ais_bench`` package (plus its ``aclruntime`` backend, both built from Ascend/tools
+The ``ais_bench`` package (plus its ``aclruntime`` runtime, both built from Ascend/tools
 ``ais-bench_workload/tool/ais_bench``) is imported only when the backend is created; when
 it is missing the error says what to install.  Nothing here fakes an NPU figure: without
 the package and an NPU, nothing runs.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -28,66 +21,22 @@ from typing import Sequence
 
 import numpy as np
 
-from .bench import result_dirname  # noqa: F401  (the recipe's --output_dirname)
-from .backends import Artifacts, Backend, BackendUnavailable, register
+from ..aiscommands import accuracy_argv, perf_argv, shell_line
+from ..aisformat import (NAME, PERF_LOOP, list_inputs, perf_dirname, read_summary,
+                         result_dirname, summary_path)
+from ..bench import bench_record
+from ..atc import detect_soc_version, npu_device_name
+from ..errors import AisBenchError, IngestError
+from ..files import atomic_copy
+from ..host import cann_version_from_env
+from . import AccuracyJob, Artifacts, Backend, BackendUnavailable, SweepJob
 
-NAME = "ais_bench"
-PERF_LOOP = 50
 INSTALL_HINT = (
     "ais_bench is not installed here: build and pip-install the two wheels 'aclruntime' and "
     "'ais_bench' from Ascend/tools, folder ais-bench_workload/tool/ais_bench "
     "(https://gitee.com/ascend/tools/tree/master/ais-bench_workload/tool/ais_bench, see its "
     "README), on a host with an Ascend NPU and the CANN toolkit installed, with CANN's "
     "set_env.sh sourced (e.g. source /usr/local/Ascend/ascend-toolkit/set_env.sh)")
-
-
-class AisBenchError(RuntimeError):
-    """An ais_bench command failed; the message names its log."""
-
-
-def perf_dirname(batch_size: int) -> str:
-    """Our ``--output_dirname`` for the pure-inference run (so that a summary is written)."""
-    return f"perf_bs{batch_size}"
-
-
-def accuracy_argv(om: str, batch_size: int, input_dir: str, output: str = "result",
-                  output_dirname: str | None = None, outfmt: str = "TXT",
-                  device_id: int | str | None = 0, python: str = "python3") -> list[str]:
-    """The recipe's accuracy command, as argv (``--device`` appended unless ``None``)."""
-    argv = [python, "-m", "ais_bench", f"--model={om}", f"--batchsize={batch_size}",
-            "--input", str(input_dir), "--output", str(output),
-            "--output_dirname", output_dirname or result_dirname(batch_size),
-            "--outfmt", outfmt]
-    if device_id is not None:
-        argv += ["--device", str(device_id)]
-    return argv
-
-
-def perf_argv(om: str, batch_size: int, loop: int = PERF_LOOP, device_id: int | str | None = 0,
-              output: str | None = None, output_dirname: str | None = None,
-              python: str = "python3") -> list[str]:
-    """The recipe's pure-inference command (zero input), as argv.
-
-    ``output`` adds ``--output``/``--output_dirname`` (default ``perf_bs<N>``): ais_bench
-    writes ``<output>/<dirname>_summary.json`` only then."""
-    argv = [python, "-m", "ais_bench", f"--model={om}", f"--loop={loop}",
-            f"--batchsize={batch_size}"]
-    if device_id is not None:
-        argv += ["--device", str(device_id)]
-    if output is not None:
-        argv += ["--output", str(output), "--output_dirname",
-                 output_dirname or perf_dirname(batch_size)]
-    return argv
-
-
-def shell_line(argv: Sequence[str]) -> str:
-    """The command as one shell line (arguments quoted only where needed)."""
-    return " ".join(shlex.quote(str(a)) for a in argv)
-
-
-def summary_path(output: str | os.PathLike, dirname: str) -> Path:
-    """Where ais_bench writes the summary: beside the results folder, not inside it."""
-    return Path(output) / f"{dirname}_summary.json"
 
 
 def available() -> bool:
@@ -147,12 +96,15 @@ def log_path(output: str | os.PathLike, dirname: str) -> Path:
     return output.parent / f"{output.name}_logs" / f"{dirname}.log"
 
 
-def run_command(argv: Sequence[str], log: str | os.PathLike) -> int:
-    """Run one ais_bench command under umask 027, stdout and stderr kept in ``log``; raise on
+def run_command(argv: Sequence[str], log: str | os.PathLike, changed: Sequence[str] = ()) -> int:
+    """Run one ais_bench command under umask 027, stdout and stderr kept in ``log`` (which
+    first lists the paths whose permissions were tightened for ais_bench); raise on
     failure."""
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as fh:
+        for path in changed:
+            fh.write(f"# zoorepro: took group/other access off {path} (ais_bench refuses it)\n")
         fh.write("+ " + shell_line(argv) + "\n")
         fh.flush()
         proc = subprocess.run(list(argv), stdout=fh, stderr=subprocess.STDOUT, umask=UMASK)
@@ -167,16 +119,11 @@ def _read_summary(path: Path, log: Path) -> dict:
     if not path.is_file():
         raise AisBenchError(f"ais_bench wrote no {path.name} beside {path.parent}; see {log}")
     try:
-        with open(path, encoding="utf-8") as fh:
-            summary = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise AisBenchError(f"{path}: not a readable ais_bench summary ({exc}); see {log}") from None
-    if not isinstance(summary, dict):
-        raise AisBenchError(f"{path}: not an ais_bench summary (a JSON object); see {log}")
-    return summary
+        return read_summary(path)
+    except IngestError as exc:
+        raise AisBenchError(f"{exc}; see {log}") from None
 
 
-@register(NAME)
 class AisBenchBackend(Backend):
     """The recipe's OMs on an Ascend NPU through ais_bench.
 
@@ -205,10 +152,9 @@ class AisBenchBackend(Backend):
         self.threads = threads
         self._sessions: dict = {}
         if not soc_version:
-            from .atc import detect_soc_version
             soc_version = detect_soc_version() or ""
         self.soc_version = soc_version
-        self.cann_version = cann_version or _cann_version_from_env()
+        self.cann_version = cann_version or cann_version_from_env()
         super().__init__(npu_device_name(soc_version, self.cann_version))
 
     def session(self, batch_size: int):
@@ -230,17 +176,45 @@ class AisBenchBackend(Backend):
                 f"are static-batch: build squeezenet1_1_bs{batch_size}.om with ATC")
         return str(om)
 
-    def run_accuracy(self, input_dir: str | os.PathLike, output: str | os.PathLike,
-                     batch_size: int, outfmt: str = "TXT") -> dict:
-        """The recipe's accuracy command; returns its summary JSON."""
+    def run_accuracy(self, job: AccuracyJob) -> dict:
+        """The recipe's accuracy command over ``job.files``; returns its summary JSON.
+        ais_bench reads a whole folder and refuses symbolic links, so a subset of a folder is
+        hard-linked (copied across file systems) into ``job.scratch`` first."""
+        inputs = Path(job.input_dir)
+        files = list(job.files)
+        if len(files) != len(list_inputs(inputs)[0]):
+            inputs = Path(job.scratch or Path(job.output).parent / "inputs")
+            inputs.mkdir(parents=True, exist_ok=True)
+            for f in files:
+                if not (inputs / f.name).exists():
+                    try:
+                        os.link(f, inputs / f.name)
+                    except OSError:
+                        atomic_copy(f, inputs / f.name)
+        summary = self.run_folder(inputs, job.output, job.batch_size, job.outfmt)
+        summary.setdefault("foreign_files", [])
+        summary.setdefault("e2e_throughput", None)
+        return summary
+
+    def run_folder(self, input_dir: str | os.PathLike, output: str | os.PathLike,
+                   batch_size: int, outfmt: str = "TXT") -> dict:
+        """``python -m ais_bench --input DIR --output OUT ...`` as the recipe runs it."""
         dirname = result_dirname(batch_size)
         om = self._om(batch_size)
         argv = accuracy_argv(om, batch_size, str(input_dir), str(output),
                              dirname, outfmt, self.device_id, python=sys.executable)
         log = log_path(output, dirname)
-        prepare_paths([input_dir, om], output)
-        run_command(argv, log)
+        run_command(argv, log, prepare_paths([input_dir, om], output))
         return _read_summary(summary_path(output, dirname), log)
+
+    def run_sweep(self, job: SweepJob) -> list[dict]:
+        """The recipe's ``--loop=50`` pure inference at every batch size (device compute only,
+        zero input), one record per summary."""
+        info = self.info()
+        out = Path(job.output)
+        return [bench_record(self.run_perf(bs, out), summary_path(out, perf_dirname(bs)),
+                             info["device"], info.get("version", ""))
+                for bs in job.settings.batch_sizes]
 
     def run_perf(self, batch_size: int, output: str | os.PathLike, loop: int = PERF_LOOP) -> dict:
         """The recipe's ``--loop`` pure-inference command (zero input); returns its summary."""
@@ -249,8 +223,7 @@ class AisBenchBackend(Backend):
         argv = perf_argv(om, batch_size, loop, self.device_id, str(output),
                          dirname, python=sys.executable)
         log = log_path(output, dirname)
-        prepare_paths([om], output)
-        run_command(argv, log)
+        run_command(argv, log, prepare_paths([om], output))
         return _read_summary(summary_path(output, dirname), log)
 
     def close(self) -> None:
@@ -282,39 +255,3 @@ class AisBenchBackend(Backend):
                 versions.append(f"{pkg} ?")
         return {**super().info(), "device_id": self.device_id, "soc_version": self.soc_version,
                 "cann": self.cann_version, "version": ", ".join(versions)}
-
-
-def npu_device_name(soc_version: str | None, cann_version: str | None) -> str:
-    """How records name an NPU: ``npu: Ascend310P3 (CANN 6.0.RC1)``."""
-    soc = soc_version or "Ascend (chip not recorded)"
-    if soc and not soc.startswith("Ascend"):
-        soc = f"Ascend{soc}"
-    cann = f"CANN {cann_version}" if cann_version else "CANN version not recorded"
-    return f"npu: {soc} ({cann})"
-
-
-def _cann_version_from_env() -> str:
-    """The CANN version from the toolkit's install info, when set_env.sh was sourced."""
-    home = os.environ.get("ASCEND_HOME_PATH") or os.environ.get("ASCEND_TOOLKIT_HOME") or ""
-    if not home:
-        return ""
-    cands = sorted(Path(home).glob("*-linux/ascend_toolkit_install.info"))
-    cands += [Path(home) / "version.cfg", Path(home) / "compiler" / "version.info"]
-    for c in cands:
-        if c.is_file():
-            v = parse_cann_version(c.read_text(errors="replace"))
-            if v:
-                return v
-    return ""
-
-
-def parse_cann_version(text: str) -> str:
-    """``version=6.0.RC1`` (ascend_toolkit_install.info, version.info) -> ``6.0.RC1``;
-    otherwise the first non-empty line (trimmed)."""
-    m = re.search(r"(?im)^\s*(?:toolkit_)?version\s*=\s*\"?([^\s\"]+)", text or "")
-    if m:
-        return m.group(1)
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()[:80]
-    return ""

@@ -1,0 +1,374 @@
+"""The ais_bench contract: everything zoorepro knows about ais_bench's files and commands, in
+one module that imports nothing above it (only :mod:`zoorepro.errors` and
+:mod:`zoorepro.files`).
+
+* **Command lines**: the recipe's accuracy and ``--loop`` commands as argv
+  (:func:`accuracy_argv`, :func:`perf_argv`); ATC's are in :mod:`zoorepro.atc`.
+* **Inputs**: ``.bin``/``.npy`` files natural-sorted (:func:`list_inputs`), ``bs`` files per
+  batch, the last batch padded with copies of its first file (:func:`batches`).
+* **Outputs**: ``<output>/<dirname>/<stem>_<i>.<txt|npy|bin>``, one file per real image and
+  model output; TXT is ``reshape(-1, last_dim)`` with ``%f`` values each followed by a space
+  (:func:`write_output`, :func:`read_prediction`); a multi-device run writes
+  ``<dirname>/device<K>_<i>/`` folders (:data:`DEVICE_DIR`).
+* **Summaries**: ``<output>/<dirname>_summary.json`` beside the results folder, with
+  ``NPU_compute_time`` / ``H2D_latency`` / ``D2H_latency`` stats, ``throughput``,
+  ``npu_compute_time_list`` (durations, or ``[start, end]`` pairs with ``--pipeline
+  --threads N``), ``args``, ``filesinfo``, ``pid`` (:func:`read_summary`,
+  :func:`write_summary`, :func:`compute_times`, :func:`bench_record`).
+* **Throughput**: ``1000 * batch_size / mean compute ms`` (:func:`throughput`) and the
+  definitions records carry.
+
+Source: Ascend/tools ``ais-bench_workload/tool/ais_bench`` (tested: commit 8da7f645, README).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import AisBenchError, DataError, EvaluationError, IngestError
+from .files import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+NAME = "ais_bench"
+PERF_LOOP = 50
+CLASSES = (1000, 1001)
+VALIDITY_SPREAD = 1.5   # p90 / median above this marks a timing record invalid (noisy machine)
+
+
+def natural_key(name: str):
+    """ais_bench's natural sort key (``utils.natural_sort``): digit runs compare as numbers
+    (``img2`` < ``img10``), the rest lower-cased."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def natural_sorted(names) -> list[str]:
+    """Natural order; names equal under :func:`natural_key` keep a fixed order."""
+    return sorted(names, key=lambda n: (natural_key(n), n))
+
+
+def time_stats(ms: Sequence[float]) -> dict:
+    """ais_bench's summary stats (min, max, mean, median, percentile(99%), count) plus p90."""
+    if len(ms) == 0:
+        return {"min": None, "max": None, "mean": None, "median": None, "percentile(99%)": None,
+                "p90": None, "count": 0}
+    a = np.asarray(ms, dtype=np.float64)
+    return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
+            "median": float(np.median(a)), "percentile(99%)": float(np.percentile(a, 99)),
+            "p90": float(np.percentile(a, 90)), "count": int(a.size)}
+
+
+def throughput(batch_size: int, mean_ms: float | None) -> float | None:
+    """ais_bench's formula: ``1000 * batch_size / mean compute ms``."""
+    if not mean_ms:
+        return None
+    return 1000.0 * batch_size / mean_ms
+
+
+def list_inputs(folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """(inputs, foreign): ``*.bin``/``*.npy`` (case-insensitive) natural-sorted; the rest listed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: input folder not found; run preprocessing first")
+    inputs, foreign = [], []
+    for e in os.scandir(folder):
+        if not e.is_file() or e.name.startswith("."):
+            continue
+        (inputs if e.name.lower().endswith((".bin", ".npy")) else foreign).append(e.name)
+    return [folder / n for n in natural_sorted(inputs)], natural_sorted(foreign)
+
+
+def batches(files: Sequence[Path], batch_size: int):
+    """Yield (real files, padded file list) per batch; the last batch is padded with its first."""
+    for start in range(0, len(files), batch_size):
+        real = list(files[start:start + batch_size])
+        yield real, real + [real[0]] * (batch_size - len(real))
+
+
+def write_output(path: Path, row: np.ndarray, outfmt: str) -> None:
+    if outfmt == "TXT":
+        # ais_bench: reshape(-1, last_dim), '%f' values each followed by a space, newline
+        rows = row.reshape(-1, row.shape[-1])
+        line = "%f " * rows.shape[1] + "\n"
+        atomic_write_text(path, "".join(line % tuple(r) for r in rows.tolist()))
+    elif outfmt == "NPY":
+        buf = io.BytesIO()
+        np.save(buf, row)
+        atomic_write_bytes(path, buf.getvalue())
+    elif outfmt == "BIN":
+        atomic_write_bytes(path, np.ascontiguousarray(row).tobytes())
+    else:
+        raise ValueError(f"outfmt must be TXT, NPY or BIN, got {outfmt!r}")
+
+
+def result_dirname(batch_size: int) -> str:
+    """ais_bench's ``--output_dirname`` in the recipe: ``result_bs<N>``."""
+    return f"result_bs{batch_size}"
+
+
+def perf_dirname(batch_size: int) -> str:
+    """Our ``--output_dirname`` for the pure-inference run (so that a summary is written)."""
+    return f"perf_bs{batch_size}"
+
+
+def summary_path(output: str | os.PathLike, dirname: str) -> Path:
+    """Where ais_bench writes the summary: beside the results folder, not inside it."""
+    return Path(output) / f"{dirname}_summary.json"
+
+
+AIS_BENCH_DEFINITION = (
+    "ais_bench pure inference (--loop): 1000 * batch_size / mean NPU_compute_time (ms); "
+    "NPU_compute_time = host wall time around each synchronous model execute on the NPU, "
+    "i.e. device compute only; zero-filled input (--pure_data_type zero), H2D/D2H copies "
+    "excluded, file I/O and pre/post-processing excluded")
+
+
+AIS_BENCH_REAL_DEFINITION = AIS_BENCH_DEFINITION.replace(
+    "zero-filled input (--pure_data_type zero)", "real images")
+
+
+SUMMARY_KEYS = ("NPU_compute_time", "H2D_latency", "D2H_latency", "throughput")
+
+
+# ------------------------------------------------------------------ summaries
+def read_summary(path: str | os.PathLike) -> dict:
+    """An ais_bench ``*_summary.json``; an error names the file and the missing keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(f"{path}: summary not found")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            s = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise IngestError(f"{path}: not a readable JSON summary ({exc})") from None
+    if not isinstance(s, dict):
+        raise IngestError(f"{path}: expected a JSON object (ais_bench *_summary.json)")
+    missing = [k for k in SUMMARY_KEYS if k not in s]
+    if missing:
+        raise IngestError(f"{path}: not an ais_bench summary, missing {', '.join(missing)} "
+                          f"(ais_bench writes <output>/<output_dirname>_summary.json when "
+                          f"--output is given)")
+    for key in SUMMARY_KEYS[:3]:
+        if not isinstance(s[key], dict):
+            raise IngestError(f"{path}: {key} is {type(s[key]).__name__}, ais_bench writes an "
+                              f"object of statistics; the summary is damaged")
+    return s
+
+
+def arg_value(args: Sequence[str], *names: str) -> str | None:
+    """Value of ``--name=V`` / ``--name V`` in an argv list (last one wins)."""
+    found = None
+    args = [str(a) for a in args or []]
+    for i, a in enumerate(args):
+        for n in names:
+            if a.startswith(n + "="):
+                found = a.split("=", 1)[1]
+            elif a == n and i + 1 < len(args):
+                found = args[i + 1]
+    return found
+
+
+def summary_batch_size(summary: dict, path: str | os.PathLike = "") -> int:
+    """``--batchsize`` from the summary's argv, else from the OM name or the file name."""
+    args = summary.get("args") or []
+    for text in (arg_value(args, "--batchsize"), summary.get("batchsize")):
+        if text is not None and str(text).isdigit():
+            return int(text)
+    model = arg_value(args, "--model", "-m") or ""
+    for text in (Path(model).name, Path(path).name):
+        m = re.search(r"bs(\d+)", text)
+        if m:
+            return int(m.group(1))
+    raise IngestError(f"{path or 'summary'}: batch size unknown (no --batchsize in its args, "
+                      f"no bs<N> in the model or file name); the throughput needs it")
+
+
+def summary_device_id(summary: dict) -> int | None:
+    text = arg_value(summary.get("args") or [], "--device", "-d")
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def summary_is_pure(summary: dict) -> bool:
+    """Pure inference (no ``--input``): ais_bench fed zero (or random) bytes."""
+    return arg_value(summary.get("args") or [], "--input", "-i") is None
+
+
+def stat(s: dict, key: str, field: str):
+    block = s.get(key)
+    v = block.get(field) if isinstance(block, dict) else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        return None
+    return float(v)
+
+
+# One inference takes more than a nanosecond and less than an hour: anything else in a summary
+# is damage, never a figure.
+TIME_RANGE_MS = (1e-6, 3.6e6)
+
+
+def _check_times(a: np.ndarray, where: str) -> None:
+    low, high = TIME_RANGE_MS
+    if a.size and (a.min() < low or a.max() > high):
+        raise IngestError(f"{where} holds a time outside {low:g}..{high:g} ms "
+                          f"({a.min():g}..{a.max():g}); impossible for one inference: the "
+                          f"summary is damaged: rerun ais_bench")
+
+
+PIPELINE_MEAN = ("ais_bench --pipeline with several threads: mean = total time during which "
+                 "at least one inference ran (union of the [start, end] intervals) / inferences")
+
+
+def compute_times(summary: dict, path: str | os.PathLike = "") -> tuple[list, float | None, str]:
+    """(per-inference ms, the mean ais_bench's throughput uses, how it was computed) from a
+    summary's ``npu_compute_time_list``.
+
+    ais_bench writes durations (ms) in its usual modes, and ``[start, end]`` pairs with
+    ``--pipeline --threads N`` (N > 1), where its mean is the union of the intervals divided by
+    their count (``Summary.get_list_info(merge=True)``).  Non-numbers, non-finite or
+    non-positive times are errors naming the file: they are never turned into figures."""
+    raw = summary.get("npu_compute_time_list") or []
+    where = f"{path or 'summary'}: npu_compute_time_list"
+    if not isinstance(raw, list):
+        raise IngestError(f"{where} is not a list; not an ais_bench summary")
+    if not raw:
+        mean = stat(summary, "NPU_compute_time", "mean")
+        if mean is not None:
+            _check_times(np.array([mean]), f"{path or 'summary'}: NPU_compute_time.mean")
+        return [], mean, "NPU_compute_time.mean"
+    pairs = all(isinstance(t, (list, tuple)) for t in raw)
+    if pairs:
+        if not all(len(t) == 2 for t in raw):
+            raise IngestError(f"{where}: expected [start, end] pairs (ais_bench --pipeline)")
+        flat = [v for t in raw for v in t]
+    else:
+        flat = raw
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in flat):
+        bad = next(v for v in flat if isinstance(v, bool) or not isinstance(v, (int, float)))
+        raise IngestError(f"{where} holds {bad!r}, not a time in ms; the summary is damaged: "
+                          f"copy it again from the NPU host")
+    a = np.asarray(flat, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise IngestError(f"{where} holds non-finite times (nan or inf); the summary is "
+                          f"damaged or the run failed: rerun ais_bench")
+    if pairs:
+        iv = a.reshape(-1, 2)
+        durations = iv[:, 1] - iv[:, 0]
+        if np.any(durations < 0):
+            raise IngestError(f"{where}: an interval ends before it starts; rerun ais_bench")
+        merged, total = None, 0.0
+        for start, end in sorted(iv.tolist()):
+            if merged is None or merged[1] < start:
+                if merged is not None:
+                    total += merged[1] - merged[0]
+                merged = [start, end]
+            else:
+                merged[1] = max(merged[1], end)
+        total += merged[1] - merged[0]
+        _check_times(np.array([total / len(iv)]), where)
+        return durations.tolist(), total / len(iv), PIPELINE_MEAN
+    if np.any(a <= 0):
+        raise IngestError(f"{where} holds a time <= 0 ms; impossible for an inference: the "
+                          f"summary is damaged: rerun ais_bench")
+    _check_times(a, where)
+    return a.tolist(), float(a.mean()), "mean of npu_compute_time_list"
+
+
+DEVICE_DIR = re.compile(r"^device(\d+)_(\d+)$")
+
+
+RESULT_FILE = re.compile(r"^(?P<key>[^.]+)_(?P<idx>\d+)\.(?P<ext>txt|npy|bin)$", re.IGNORECASE)
+
+
+# A BIN output is raw scores without a header: its size says the dtype (no class count in
+# CLASSES shares a size between float32 and float16).
+BIN_DTYPES = {4 * c: np.float32 for c in CLASSES} | {2 * c: np.float16 for c in CLASSES}
+
+
+def _read_txt(path: Path) -> np.ndarray:
+    """Scores of one TXT output.  ais_bench writes ``reshape(-1, last_dim)``: one line for a
+    ``[1, 1000]`` output, several when the last axis is not the class axis (joined here)."""
+    with open(path, encoding="utf-8") as fh:
+        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+    if not lines:
+        raise EvaluationError(f"{path}: empty output file; rerun inference")
+    rows = [_parse_row(path, ln) for ln in lines]
+    if len(rows) == 1:
+        return rows[0]
+    if rows[0].size in CLASSES and all(r.size == rows[0].size for r in rows):
+        raise EvaluationError(
+            f"{path}: {len(rows)} lines of {rows[0].size} scores for one image; an older "
+            f"ais_infer appended to TXT outputs on rerun, so which line is current cannot be "
+            f"told. Delete the result folder and run inference again")
+    total = sum(r.size for r in rows)
+    if total in CLASSES:
+        return np.concatenate(rows)
+    raise EvaluationError(
+        f"{path}: {total} values over {len(rows)} rows, expected 1000 (or 1001): if an older "
+        f"ais_infer appended to this TXT on a rerun, which rows are current cannot be told; "
+        f"delete the result folder and run inference again")
+
+
+def _parse_row(path: Path, line: str) -> np.ndarray:
+    """Whitespace-separated numbers of one line (numpy's C parser; about 30 % faster than
+    splitting in Python).  A token that is not a number is an error naming the file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)   # numpy: "could not be read to its end"
+        try:
+            return np.fromstring(line, dtype=np.float32, sep=" ")
+        except (DeprecationWarning, ValueError):
+            bad = next((t for t in line.split() if not _is_number(t)), line[:20])
+            raise EvaluationError(f"{path}: {bad!r} is not a number; the file is not an "
+                                  f"ais_bench TXT output: rerun inference") from None
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
+def read_prediction(path: str | os.PathLike) -> np.ndarray:
+    """One image's scores from ``<stem>_0.txt|.npy|.bin``."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext == ".txt":
+        vec = _read_txt(path)
+    elif ext == ".npy":
+        vec = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
+    else:
+        size = path.stat().st_size
+        dtype = BIN_DTYPES.get(size)
+        if dtype is None:
+            raise EvaluationError(
+                f"{path}: {size} bytes is not 1000 or 1001 scores in float32 (4000/4004 bytes) "
+                f"or float16 (2000/2002 bytes, ATC's fp16 output); BIN outputs are raw scores "
+                f"as ais_bench writes them: rerun inference with --outfmt BIN, TXT or NPY")
+        vec = np.fromfile(path, dtype=dtype).astype(np.float32)
+    if vec.size not in CLASSES:
+        raise EvaluationError(f"{path}: {vec.size} scores; expected 1000 (or 1001 with a "
+                              f"background class)")
+    return vec
+
+
+def write_summary(output: str | os.PathLike, dirname: str, summary: dict) -> Path:
+    """Write ``<output>/<dirname>_summary.json`` (ais_bench's keys first, ours after)."""
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise ValueError(f"a summary needs ais_bench's keys; missing {', '.join(missing)}")
+    return atomic_write_json(summary_path(output, dirname), summary)
+
+
+def make_summary(args: Sequence[str], compute_ms: Sequence[float], batch_size: int,
+                 throughput_value: float | None, filesinfo: dict | None = None) -> dict:
+    """A summary with ais_bench's keys for times measured here (H2D/D2H not measured)."""
+    return {"filesinfo": filesinfo or {}, "args": list(args),
+            "NPU_compute_time": time_stats(compute_ms), "H2D_latency": time_stats([]),
+            "D2H_latency": time_stats([]), "throughput": throughput_value,
+            "npu_compute_time_list": list(compute_ms), "pid": os.getpid()}

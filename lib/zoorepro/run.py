@@ -1,0 +1,194 @@
+"""A run: one folder, its config (none for ingested results), its typed records, its origin.
+
+    run = Run.create(cfg)          # a new folder under cfg.output_root (or cfg.run_dir)
+    run = Run.open(path)           # an existing folder, e.g. for the report or compare
+    run.write(records.DatasetRecord(...))
+    ds = run.read(records.DatasetRecord)
+
+Records are written and read only here (through :mod:`zoorepro.records`); the report and
+``compare`` take Runs.  Layout (unchanged)::
+
+    <run>/params.yaml  report.html  result.json  metrics.json
+         records/<name>.json  bench.csv     notebooks/  bin/  model/  results/<backend>/
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+import yaml
+
+from . import provenance, records
+from .config import RunConfig, from_mapping
+from .errors import DataError, RecordError
+from .files import atomic_write_json, atomic_write_text, read_json
+
+ORIGINS = ("run", "ingested", "compared")
+
+
+def new_run_dir(output_root: str | os.PathLike, name: str) -> Path:
+    """A fresh folder ``<output_root>/<name>-<YYYYmmdd-HHMMSS>[-k]``; never reuses one."""
+    root = Path(output_root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        cand = root / (f"{name}-{stamp}" + (f"-{k}" if k else ""))
+        try:
+            cand.mkdir()
+            return cand
+        except FileExistsError:
+            continue
+    raise DataError(f"{root}: could not make a new run folder (1000 of them this second)")
+
+
+class Run:
+    def __init__(self, root: str | os.PathLike, config: RunConfig | None = None):
+        self.root = Path(root)
+        self._config = config
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.root)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Run) and self.root == other.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    def __truediv__(self, name) -> Path:      # run / "report.html", as with a Path
+        return self.root / name
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    # --------------------------------------------------------------- create
+    @classmethod
+    def create(cls, cfg: RunConfig) -> "Run":
+        """The run folder of ``cfg`` (a new one when ``run_dir`` is empty): checked writable,
+        ``params.yaml`` and the environment record written once."""
+        try:
+            if cfg.run_dir:
+                root = Path(cfg.run_dir)
+                root.mkdir(parents=True, exist_ok=True)
+            else:
+                root = new_run_dir(cfg.output_root, cfg.name)
+                cfg = cfg.replace(run_dir=str(root))
+            probe = root / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            where = cfg.run_dir or cfg.output_root
+            raise DataError(f"{where}: cannot create or write the run folder "
+                            f"({exc.strerror or exc}); set output_root to a writable "
+                            f"folder") from None
+        run = cls(root, cfg)
+        run.records_dir.mkdir(exist_ok=True)
+        if not (root / "params.yaml").exists():
+            atomic_write_text(root / "params.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if not run.has(records.EnvironmentRecord):
+            run.write(records.EnvironmentRecord(**provenance.environment()))
+        return run
+
+    @classmethod
+    def create_ingested(cls, output_root: str | os.PathLike, name: str) -> "Run":
+        root = new_run_dir(output_root, name)
+        run = cls(root)
+        run.records_dir.mkdir(exist_ok=True)
+        return run
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> "Run":
+        root = Path(root)
+        if not (root / "records").is_dir():
+            raise DataError(f"{root}: not a zoorepro run folder (no records/); give a folder "
+                            f"that 'zoorepro run' or 'zoorepro ingest' wrote")
+        return cls(root)
+
+    # --------------------------------------------------------------- facts
+    @property
+    def origin(self) -> str:
+        if self.has(records.IngestRecord):
+            return "ingested"
+        if (self.root / "compare.json").is_file():
+            return "compared"
+        return "run"
+
+    @property
+    def config(self) -> RunConfig | None:
+        """The frozen config the run was made with; None for ingested results."""
+        if self._config is None and self.origin == "run":
+            params = self.root / "params.yaml"
+            if params.is_file():
+                raw = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+                self._config = from_mapping(raw, source=str(params), check_paths=False)
+        return self._config
+
+    @property
+    def records_dir(self) -> Path:
+        return self.root / "records"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def bin_dir(self) -> Path:
+        cfg = self.config
+        return Path(cfg.bin_dir) if cfg and cfg.bin_dir else self.root / "bin"
+
+    def params_text(self) -> str | None:
+        p = self.root / "params.yaml"
+        return p.read_text(encoding="utf-8") if p.is_file() else None
+
+    # ------------------------------------------------------------- records
+    def record_path(self, kind) -> Path:
+        return self.records_dir / f"{_name(kind)}.json"
+
+    def has(self, kind) -> bool:
+        return self.record_path(kind).is_file()
+
+    def read(self, kind):
+        """The typed record ``kind`` (a records class or its name)."""
+        cls = records.ALL[_name(kind)]
+        path = self.record_path(cls)
+        if not path.is_file():
+            raise RecordError(f"{path}: not written yet; run the stage that writes "
+                              f"'{cls.NAME}' first")
+        try:
+            obj = read_json(path)
+        except ValueError as exc:
+            raise RecordError(f"{path}: not valid JSON ({exc}); the run folder is damaged") from None
+        return cls.from_json(obj, str(path))
+
+    def read_json(self, kind):
+        """A record as plain JSON data (without ``schema_version``), checked by its class on
+        the way."""
+        obj = self.read(kind).to_json()
+        if isinstance(obj, dict):
+            obj = {k: v for k, v in obj.items() if k != "schema_version"}
+        return obj
+
+    def write(self, record: records.Record) -> Path:
+        path = self.record_path(type(record))
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        written = atomic_write_json(path, record.to_json())
+        if isinstance(record, records.BenchRecord):
+            atomic_write_text(path.with_suffix(".csv"), record.csv_text())
+        return written
+
+    def all_records(self) -> dict:
+        """Every record present, as checked JSON data, by name."""
+        return {name: self.read_json(name) for name in records.ALL if self.has(name)}
+
+
+def _name(kind) -> str:
+    return kind if isinstance(kind, str) else kind.NAME

@@ -1,0 +1,73 @@
+"""The ais_bench contract: summaries and outputs as ais_bench writes them, and what is refused.
+(Runs of ais_bench's real front end: test_aisbench_real.py.)"""
+import json
+
+import numpy as np
+import pytest
+
+from zoorepro import aisformat, evaluate
+from zoorepro.errors import IngestError
+
+from npu_fixtures import perf_args, summary, write_summary
+
+
+def with_stats(**npu):
+    s = summary(perf_args(8), [], 8)
+    s["NPU_compute_time"] = npu
+    return s
+
+
+@pytest.mark.parametrize("mean", [-2.0, 0.0, float("nan"), 1e308, 1e-300])
+def test_an_impossible_mean_is_an_error_not_a_figure(mean):
+    with pytest.raises(IngestError, match="NPU_compute_time.mean|no NPU compute time"):
+        _, m, _ = aisformat.compute_times(with_stats(mean=mean, count=5), "s.json")
+        if m is None:
+            raise IngestError("no NPU compute time")
+
+
+@pytest.mark.parametrize("times,match", [
+    ([0.4, -1.0], "<= 0 ms"), ([0.4, float("inf")], "non-finite"), ([0.4, "x"], "'x'"),
+    ([0.4, 1e9], "outside"), ([[1.0, 0.5]], "ends before it starts"), ([[1.0]], "pairs"),
+])
+def test_damaged_time_lists_are_refused(times, match):
+    s = summary(perf_args(8), [1.0], 8)
+    s["npu_compute_time_list"] = times
+    with pytest.raises(IngestError, match=match):
+        aisformat.compute_times(s, "s.json")
+
+
+def test_zero_length_pipeline_intervals_are_accepted_as_ais_bench_does():
+    s = summary(perf_args(1), [1.0], 1)
+    s["npu_compute_time_list"] = [[10.0, 10.0], [10.0, 12.0]]
+    durations, mean, how = aisformat.compute_times(s, "s.json")
+    assert durations == [0.0, 2.0] and mean == 1.0 and how == aisformat.PIPELINE_MEAN
+
+
+@pytest.mark.parametrize("bad", [[1, 2], 3.5, "x"])
+def test_statistics_that_are_not_objects_are_refused(tmp_path, bad):
+    s = summary(perf_args(8), [0.4], 8)
+    s["NPU_compute_time"] = bad
+    p = write_summary(tmp_path / "s_summary.json", s)
+    with pytest.raises(IngestError, match="NPU_compute_time is .* damaged"):
+        aisformat.read_summary(p)
+
+
+def test_other_outputs_without_a_first_one_are_listed_not_dropped(tmp_path):
+    folder = tmp_path / "result_bs1"
+    folder.mkdir()
+    row = "".join(f"{v:f} " for v in np.linspace(0, 1, 1000)) + "\n"
+    (folder / "a_0.txt").write_text(row)
+    (folder / "a_1.txt").write_text(row)           # a's second output: not foreign
+    (folder / "b_1.txt").write_text(row)           # b has no _0: nothing to score
+    found, foreign = evaluate.list_result_folder(folder)
+    assert list(found) == ["a"] and foreign == ["b_1.txt"]
+
+
+def test_write_summary_needs_ais_bench_keys(tmp_path):
+    with pytest.raises(ValueError, match="missing NPU_compute_time"):
+        aisformat.write_summary(tmp_path, "x", {"throughput": 1})
+    s = aisformat.make_summary(["--model", "m"], [1.0, 3.0], 4, 2000.0)
+    path = aisformat.write_summary(tmp_path, "result_bs4", s)
+    assert path.name == "result_bs4_summary.json"
+    back = json.loads(path.read_text())
+    assert back["NPU_compute_time"]["mean"] == 2.0 and back["npu_compute_time_list"] == [1.0, 3.0]

@@ -1,0 +1,61 @@
+"""A run as an object: create/open, config, origin, the only reader and writer of records."""
+import json
+
+import pytest
+
+from zoorepro import config, records
+from zoorepro.errors import DataError, RecordError
+from zoorepro.run import Run
+
+from conftest import small_params
+
+
+def test_create_writes_params_and_environment_once(tmp_path):
+    cfg = config.from_mapping(small_params(tmp_path))
+    run = Run.create(cfg)
+    assert run.origin == "run" and run.config.run_dir == str(run.root)
+    assert (run / "params.yaml").is_file() and run.has(records.EnvironmentRecord)
+    again = Run.create(run.config)             # continuing the same folder
+    assert again == run and again.config.name == cfg.name
+
+
+def test_open_reads_the_config_back_and_typed_records(tmp_path):
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    run.write(records.AtcRecord(status="not run", soc_version=None, commands=[], reason="x"))
+    opened = Run.open(run.root)
+    assert opened.config.batch_sizes == (1, 4) or list(opened.config.batch_sizes) == [1, 4]
+    assert opened.read(records.AtcRecord).reason == "x"
+    assert opened.read("atc") == opened.read(records.AtcRecord)
+    assert "schema_version" not in opened.read_json("atc")
+
+
+def test_a_damaged_record_names_the_file(tmp_path):
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    run.record_path("atc").write_text("{not json")
+    with pytest.raises(RecordError, match=r"records/atc.json: not valid JSON"):
+        run.read("atc")
+    run.record_path("atc").write_text(json.dumps({"status": "ok", "soc_version": None,
+                                                  "commands": [], "modles": []}))
+    with pytest.raises(RecordError, match=r"records/atc.json: unknown key\(s\) modles"):
+        run.read("atc")
+    with pytest.raises(RecordError, match="not written yet"):
+        run.read(records.DatasetRecord)
+
+
+def test_bench_record_writes_its_csv_beside_it(tmp_path):
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    row = dict(backend="onnxruntime", device="cpu", batch_size=1, iterations=2, throughput=5.0,
+               throughput_definition="d", valid=True, validity="ok")
+    run.write(records.BenchRecord(definition="d", records=[row]))
+    assert (run.records_dir / "bench.csv").read_text().splitlines()[1].startswith("onnxruntime,cpu,1,2")
+
+
+def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(DataError, match="not a zoorepro run folder"):
+        Run.open(tmp_path)
+
+
+def test_an_ingested_run_has_no_config(tmp_path):
+    run = Run.create_ingested(tmp_path, "npu")
+    run.write(records.IngestRecord(source="s", result_dir="r", labels="l", device="npu"))
+    assert Run.open(run.root).origin == "ingested" and Run.open(run.root).config is None
