@@ -6,12 +6,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.zoorepro-installed
 
-.PHONY: demo test lab browser clean-venv
+.PHONY: demo test quick lab browser lock clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,lab]"
+	$(PY) -m pip install --quiet -c requirements-lock.txt -e ".[test,lab,scale]"
+	$(PY) -m ipykernel install --sys-prefix --name zoorepro --display-name "Python (zoorepro)" >/dev/null
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -19,6 +20,16 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest
+
+# the quick subset (about a minute): no notebooks end to end, no browser
+quick: $(STAMP)
+	$(PY) -m pytest -m "not e2e and not browser"
+
+# rewrite the pip route's lock from the current venv
+lock: $(STAMP)
+	{ echo "# The pip route's lock: every package of a working 'make' venv (Python 3.11, x86_64),"; \
+	  echo "# written by 'make lock' (pip freeze). 'make' installs with these as constraints."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^zoorepro'; } > requirements-lock.txt
 
 # Headless Chromium for the report's browser test (Debian packages); skipped where apt is absent.
 browser:

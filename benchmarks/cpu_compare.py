@@ -220,7 +220,9 @@ def main() -> int:
     best = {k: max(v) for k, v in speeds.items()}
     spread = {k: (max(v) - min(v)) / statistics.median(v) for k, v in speeds.items()}
 
-    import onnxruntime, torch, PIL
+    import onnxruntime
+    import torch
+    import PIL
     print(f"Machine: {platform.processor() or platform.machine()} / {host.cpu_name()}, "
           f"{os.cpu_count()} logical cores, {host.physical_cores()} physical; Python "
           f"{platform.python_version()}; onnxruntime {onnxruntime.__version__}, torch "

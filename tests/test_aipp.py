@@ -102,3 +102,20 @@ def test_size_mismatch_with_model():
     a = aipp.parse(RECIPE.replace("src_image_size_w : 224", "src_image_size_w : 256"), "aipp.config")
     with pytest.raises(aipp.AippError, match="AIPP output is 224x256 .* model takes 224x224"):
         a.check_model_input(224, 224)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1e400", "1e12"])
+def test_non_finite_or_huge_values_are_refused(tmp_path, value):
+    text = AIPP_CONFIG.read_text().replace("var_reci_chn_0:", f"var_reci_chn_0: {value} #")
+    p = tmp_path / "aipp.config"
+    p.write_text(text)
+    with pytest.raises(aipp.AippError, match=r"var_reci_chn_0 must be a number \(finite"):
+        aipp.load(p)
+
+
+def test_a_config_that_is_not_text_is_an_error_naming_it(tmp_path):
+    p = tmp_path / "aipp.config"
+    p.write_bytes(b"aipp_op {\n aipp_mode : \xff\n}\n")
+    with pytest.raises(aipp.AippError, match="not UTF-8 text") as e:
+        aipp.load(p)
+    assert str(p) in str(e.value)

@@ -16,7 +16,7 @@ import pytest
 
 import ais_real as ar
 from ais_real import EXPECTED, need_ais
-from conftest import AIPP_CONFIG, small_params
+from conftest import small_params
 
 pytestmark = [pytest.mark.npu, need_ais]
 

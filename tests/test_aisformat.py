@@ -71,3 +71,56 @@ def test_write_summary_needs_ais_bench_keys(tmp_path):
     assert path.name == "result_bs4_summary.json"
     back = json.loads(path.read_text())
     assert back["NPU_compute_time"]["mean"] == 2.0 and back["npu_compute_time_list"] == [1.0, 3.0]
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda s: s["NPU_compute_time"].update(min=-400.0), r"NPU_compute_time.min is '-400.0', not a time"),
+    (lambda s: s["NPU_compute_time"].update(median="fast"), "NPU_compute_time.median is 'fast'"),
+    (lambda s: s["H2D_latency"].update(count=-1), "H2D_latency.count is '-1', not a count"),
+    (lambda s: s["D2H_latency"].update(mean=float("nan")), "D2H_latency.mean is 'nan'"),
+    (lambda s: s.update(throughput=-400000.0), "throughput is '-400000.0', not what ais_bench"),
+    (lambda s: s.update(throughput="fast"), "throughput is 'fast'"),
+    (lambda s: s.update(args=5), "args is a int, not what ais_bench writes"),
+], ids=["negative-min", "string-median", "negative-count", "nan-mean", "negative-throughput",
+        "string-throughput", "args"])
+def test_every_figure_of_a_summary_is_checked(tmp_path, change, match):
+    """Statistics shown beside the list (min, median, p99, H2D/D2H) and the throughput were
+    taken as given: a negative or NaN one became a figure, a string a numpy traceback."""
+    s = summary(perf_args(8), [0.4, 0.5], 8, [0.1], [0.1])
+    change(s)
+    p = write_summary(tmp_path / "perf_bs8_summary.json", s)
+    with pytest.raises(IngestError, match=match) as e:
+        aisformat.read_summary(p)
+    assert str(p) in str(e.value)
+
+
+def test_an_impossible_batch_size_is_refused():
+    s = summary(["--batchsize", "0", "--model", "m_bs8.om"], [0.4], 8)
+    with pytest.raises(IngestError, match="batch size 0 is impossible"):
+        aisformat.summary_batch_size(s, "s.json")
+    s["args"] = ["--batchsize", "\u00b2", "--model", "m_bs8.om"]    # not a number: the OM name
+    assert aisformat.summary_batch_size(s, "s.json") == 8
+
+
+def test_a_huge_output_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A 1 GB TXT was read whole (85 s, 2.1 GB) before being refused."""
+    from pathlib import Path
+    big = tmp_path / "a_0.txt"
+    with open(big, "wb") as fh:
+        fh.truncate(1 << 30)                             # sparse: takes no disk
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}"))
+    with pytest.raises(aisformat.EvaluationError, match="1,073,741,824 bytes is no ais_bench TXT"):
+        aisformat.read_prediction(big)
+    big.rename(tmp_path / "a_0.npy")
+    with pytest.raises(aisformat.EvaluationError, match="not an ais_bench NPY output"):
+        aisformat.read_prediction(tmp_path / "a_0.npy")
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x93NUMPY garbage", b"\xff" * 100],
+                         ids=["empty", "bad-header", "bytes"])
+def test_a_damaged_npy_output_is_an_error_naming_it(tmp_path, raw):
+    p = tmp_path / "a_0.npy"
+    p.write_bytes(raw)
+    with pytest.raises(aisformat.EvaluationError, match="not an ais_bench NPY output") as e:
+        aisformat.read_prediction(p)
+    assert str(p) in str(e.value)

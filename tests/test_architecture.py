@@ -19,8 +19,8 @@ LAYERS = {
         "shell", "preprocess", "aipp", "weights", "export", "evaluate", "bench", "inputs",
         "backends", "backends.ort", "backends.pytorch", "backends.ascend"},
     2: {"records", "run"},
-    3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare",
-        "runner"},
+    3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
+        "runner", "cluster", "shards", "matrix"},
     4: {"cli", "__main__", ""},
 }
 LEVEL = {m: lvl for lvl, mods in LAYERS.items() for m in mods}

@@ -217,3 +217,61 @@ def test_onnxruntime_streams_give_byte_identical_outputs(tmp_path, onnx_models, 
     assert len(one) == 8
     for p in one:
         assert (tmp_path / "s2" / "r" / p.name).read_bytes() == p.read_bytes()
+
+
+# ------------------------------------------------------------- timing definitions
+class DeviceTimed:
+    """A fake backend that separates compute from copies, as torch on CUDA does."""
+    name = "fake"
+
+    def infer(self, batch):
+        return np.zeros((batch.shape[0], 1000), np.float32)
+
+    def info(self):
+        return {"backend": "fake", "device": "cuda: Fake GPU", "precision": "fp16"}
+
+    def measure_device(self, batch, iterations, min_seconds, warmup):
+        return {"times": [2.0] * iterations, "seconds": 0.1, "h2d_ms": [0.5, 0.5],
+                "d2h_ms": [0.25, 0.25]}
+
+
+def test_device_timing_keeps_copies_apart_and_says_so():
+    samples = np.zeros((2, 224, 224, 3), np.uint8)
+    rec = bench.measure(DeviceTimed(), samples, 8, bench.SweepSettings((8,), 5, 0.0, 1, "device"))
+    assert rec["timing"] == "device" and rec["mean_ms"] == 2.0 and rec["throughput"] == 4000.0
+    assert rec["h2d_mean_ms"] == 0.5 and rec["d2h_mean_ms"] == 0.25
+    assert "device events" in rec["throughput_definition"]
+    call = bench.measure(DeviceTimed(), samples, 8, bench.SweepSettings((8,), 3, 0.0, 1, "call"))
+    assert call["timing"] == "call" and call["h2d_mean_ms"] is None
+    assert "with the host-device copies" in call["throughput_definition"]
+
+
+def test_on_the_cpu_the_call_is_the_compute():
+    class Cpu(DeviceTimed):
+        def info(self):
+            return {"backend": "fake", "device": "cpu: X"}
+
+        def measure_device(self, *a):
+            return None
+    samples = np.zeros((1, 224, 224, 3), np.uint8)
+    rec = bench.measure(Cpu(), samples, 1, bench.SweepSettings((1,), 3, 0.0, 0, "device"))
+    assert rec["timing"] == "device" and rec["iterations"] == 3 and rec["h2d_mean_ms"] is None
+
+
+def test_a_batch_that_cannot_fit_in_memory_stops_before_running(tmp_path, monkeypatch):
+    """batch_sizes [.., 4096] on a machine with 1 GiB free: a clear error before the sweep's
+    first batch (and before the accuracy run), not a process dying while it allocates."""
+    from zoorepro.errors import ResourceError
+    from zoorepro import host
+    monkeypatch.setattr(host, "available_memory", lambda: 1 << 30)
+    b = Recorder()
+    samples = np.zeros((2, 224, 224, 3), np.uint8)
+    with pytest.raises(ResourceError, match=r"batch size 4096 x 1 stream\(s\) needs about 20.1 GiB "
+                                            r"of memory, 1.0 GiB is available; set smaller"):
+        bench.sweep(b, samples, bench.SweepSettings((1, 4096), iterations=1))
+    assert b.calls == []                              # nothing ran, not even batch 1
+    bench.sweep(b, samples, bench.SweepSettings((1, 8), iterations=1))     # what fits runs
+    make_bins(tmp_path / "in", 3)
+    with pytest.raises(ResourceError, match="batch size 1000"):
+        bench.run_folder(b, tmp_path / "in", tmp_path / "out", "result_bs1000", 1000,
+                         progress=False)

@@ -2,6 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT, small_params
@@ -12,6 +13,7 @@ def zoorepro(*args, cwd=ROOT):
                           cwd=cwd, timeout=900)
 
 
+@pytest.mark.e2e
 def test_run_prints_run_folder_last_and_overrides_apply(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump(small_params(tmp_path)))
@@ -29,3 +31,37 @@ def test_bad_params_exit_2_with_message(tmp_path):
     r = zoorepro("run", str(p))
     assert r.returncode == 2
     assert "unknown key 'foo'" in r.stderr and "batch_sizes" in r.stderr and "valid keys:" in r.stderr
+
+
+def test_version_and_exit_codes_are_documented():
+    r = zoorepro("--version")
+    assert r.returncode == 0 and r.stdout.startswith("zoorepro ")
+    h = zoorepro("--help")
+    assert "exit codes: 0 done, 1 a notebook failed" in h.stdout and "-q, --quiet" in h.stdout
+
+
+def test_lab_passes_its_options_to_jupyterlab(monkeypatch):
+    import subprocess as sp
+    from zoorepro import cli
+    seen = {}
+    monkeypatch.setattr(sp, "call", lambda argv: seen.setdefault("argv", argv) and 0)
+    assert cli.main(["lab", "--no-browser", "--allow-root", "--port", "8899"]) == 0
+    argv = seen["argv"]
+    assert argv[1:3] == ["-m", "jupyterlab"] and argv[-4:] == ["--no-browser", "--allow-root",
+                                                              "--port", "8899"]
+    assert argv[3].startswith("--notebook-dir=") and argv[3].endswith("notebooks")
+    assert zoorepro("run", "x.yaml", "--no-such-option").returncode == 2
+
+
+@pytest.mark.e2e
+def test_quiet_prints_only_the_run_folder(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(small_params(tmp_path, max_images=2, batch_sizes=[1],
+                                             backends=["onnxruntime"])))
+    r = zoorepro("-q", "run", str(p))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().count("\n") == 0
+    assert "running" not in r.stderr and "done in" not in r.stderr and "report:" not in r.stderr
+    r = zoorepro("run", str(p))
+    assert "01_preprocess.ipynb: done in" in r.stderr and "05_report.ipynb: report written" in r.stderr
+    assert "running over TCP" not in r.stderr

@@ -11,6 +11,8 @@ from zoorepro.run import Run
 
 from conftest import small_params
 
+pytestmark = pytest.mark.e2e   # every test uses two real runs
+
 EVIL = "<script>alert(1)</script>"
 EVIL_DIR = "<img src=x onerror=alert(1)>"     # '/' cannot be in a folder name; same attack
 
@@ -201,3 +203,17 @@ def test_page_uses_the_one_stylesheet(html):
     css = (report.TEMPLATE_DIR / "zoorepro.css").read_text(encoding="utf-8")
     assert css.strip() in html
     assert '<body class="jp-Notebook zr-compare">' in html
+
+
+def test_run_names_with_dollar_signs_render_in_the_plot_as_text(tmp_path):
+    """A $...$ pair in a run folder or device name crashed compare's plot (mathtext)."""
+    from zoorepro import report
+    bad = "npu-$x^$-run"
+    bench = {"backend": "ais_bench", "device": "npu: $Ascend$^", "precision": "fp32",
+             "batch_size": 1, "throughput": 9.0, "valid": True, "validity": "ok",
+             "iterations": 1, "seconds": 1.0,
+             **{k: 1.0 for k in ("mean_ms", "median_ms", "p90_ms", "p99_ms")}}
+    entries = [compare.Entry(f"{bad} #{i}", report.RunData(tmp_path, {
+        "bench": {"definition": "d", "records": [bench]}})) for i in (1, 2)]
+    html = compare.render(entries)
+    assert report.esc(f"{bad} #1") in html and "base64," in html

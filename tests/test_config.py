@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import yaml
@@ -15,7 +16,8 @@ def test_demo_params_load_and_resolve_relative_to_the_yaml_file():
     assert cfg.data_dir == str((ROOT / "demo/imagenet-sample-100/images").resolve())
     assert cfg.output_root == str((ROOT / "reports").resolve())
     assert cfg.backends[0] == "onnxruntime"
-    with pytest.raises(Exception):
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.name = "x"  # frozen
 
 
@@ -62,14 +64,28 @@ def test_missing_params_file_and_bad_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS)
-def test_notebook_parameters_cell_is_the_config_signature(nb):
+def test_notebook_parameters_cell_holds_the_keys_it_uses_typed_and_explained(nb):
+    from zoorepro.stages import notebook_keys
     cells = json.loads((notebooks_dir() / nb).read_text())["cells"]
     params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1
-    assert "".join(params[0]["source"]) == config.notebook_parameters_source()
+    source = "".join(params[0]["source"])
+    assert source == config.notebook_parameters_source(notebook_keys(nb))
     ns: dict = {}
-    exec("".join(params[0]["source"]), ns)
-    assert set(config.FIELD_NAMES) <= set(ns)
+    exec(source, ns)
+    keys = [k for k in config.FIELD_NAMES if k in ns]
+    assert keys and set(keys) == set(notebook_keys(nb)) and len(keys) < len(config.FIELD_NAMES)
+    for line in source.splitlines()[2:]:                 # key: type = value  # meaning
+        assert re.fullmatch(r"\w+: (str|int|float|bool|list) = .+  # .+", line), line
+
+
+def test_papermill_explains_every_parameter():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook",
+                        str(notebooks_dir() / "03_infer.ipynb")], capture_output=True, text=True)
+    assert r.returncode == 0 and "Unknown type" not in r.stdout
+    assert "bench_iterations: int (default 10)" in r.stdout and "timed iterations" in r.stdout
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS)
@@ -87,13 +103,16 @@ def test_notebook_defaults_are_the_demo_params():
     exec(config.notebook_parameters_source(), ns)
     import os
     cwd = os.getcwd()
-    try:
-        os.chdir(notebooks_dir())
-        from_nb = config.from_namespace(ns)
-    finally:
-        os.chdir(cwd)
     from_yaml = config.load(ROOT / "params" / "demo.yaml")
-    assert from_nb == from_yaml
+    for where in (notebooks_dir(), ROOT):       # JupyterLab's folder, or papermill from the root
+        try:
+            os.chdir(where)
+            assert config.from_namespace(ns) == from_yaml
+            # papermill -f params/demo.yaml: the file's own relative paths, from either place
+            raw = yaml.safe_load((ROOT / "params" / "demo.yaml").read_text())
+            assert config.from_namespace(raw) == from_yaml
+        finally:
+            os.chdir(cwd)
 
 
 def test_infer_streams_is_validated(tmp_path):
@@ -110,3 +129,47 @@ def test_atc_extra_args_cannot_override_the_recipes_options(tmp_path):
             config.from_mapping(small_params(tmp_path, atc_extra_args=[arg]))
     cfg = config.from_mapping(small_params(tmp_path, atc_extra_args=["--precision_mode=allow_fp32_to_fp16"]))
     assert cfg.atc_extra_args == ("--precision_mode=allow_fp32_to_fp16",)
+
+
+def test_yaml_aliases_are_refused_fast(tmp_path):
+    """A billion-laughs bomb under a valid key ran for minutes (and its message expanded it)."""
+    import time
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefg", "bcdefgh")]
+    p = tmp_path / "bomb.yaml"
+    p.write_text("\n".join(lines + ["batch_sizes: [*h, *h, *h, *h, *h, *h, *h, *h, *h]"]) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(config.ConfigError, match="no YAML alias") as e:
+        config.load(p, check_paths=False)
+    assert time.perf_counter() - t0 < 5 and len(str(e.value)) < 1000 and str(p) in str(e.value)
+    assert config.parse_override("batch_sizes", "*h") == ("batch_sizes", "*h")   # text, no crash
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("bench_min_seconds", float("inf"), "bench_min_seconds: must be <= 3,600"),
+    ("bench_min_seconds", float("nan"), "bench_min_seconds: must be from 0 to 3,600"),
+    ("batch_sizes", [100000], "batch_sizes: 100000 is above 4096"),
+    ("accuracy_batch_size", 100000, "accuracy_batch_size: must be <= 4,096"),
+    ("bench_iterations", 10**12, "bench_iterations: must be <= 1,000,000"),
+    ("threads", 10**400, "threads: must be <= 4,096, got 1000"),
+    ("reference_tolerance_pct", float("nan"), "reference_tolerance_pct: must be from 0 to 100"),
+    ("batch_sizes", list(range(1, 100)), r"expected a list \(at most 64 entries\)"),
+    ("name", "x" * 300, "at most 100 characters"),
+], ids=["inf-seconds", "nan-seconds", "batch", "accuracy-batch", "iterations", "threads",
+        "nan-tolerance", "long-list", "long-name"])
+def test_unbounded_values_are_refused(tmp_path, key, value, needle):
+    with pytest.raises(config.ConfigError, match=needle) as e:
+        config.from_mapping(small_params(tmp_path, **{key: value}))
+    assert len(str(e.value)) < 2000
+
+
+def test_odd_yaml_is_a_config_error_not_a_traceback(tmp_path):
+    for text in ("1: 2\nx: 3\n", "backends: [{a: 1}]\n", "atc_extra_args: 'a\\'\n",
+                 "[" * 5000, "name: \x00\n"):
+        p = tmp_path / "p.yaml"
+        p.write_text(text)
+        with pytest.raises(config.ConfigError):
+            config.load(p, check_paths=False)
+    (tmp_path / "p.yaml").write_bytes(b"name: \xff\n")
+    with pytest.raises(config.ConfigError, match="not UTF-8"):
+        config.load(tmp_path / "p.yaml", check_paths=False)

@@ -29,8 +29,12 @@ def test_read_demo_labels_and_match(demo_images):
     ("", "empty"),
 ])
 def test_bad_label_files_name_the_line(tmp_path, text, needle):
+    assert_refused_naming_file(tmp_path, text.encode("utf-8"), needle)
+
+
+def assert_refused_naming_file(tmp_path, raw: bytes, needle: str):
     p = tmp_path / "val_label.txt"
-    p.write_text(text)
+    p.write_bytes(raw)
     with pytest.raises(data.DataError, match=needle) as e:
         data.read_labels(p)
     assert str(p) in str(e.value)
@@ -63,3 +67,43 @@ def test_official_labels_from_package(tmp_path):
     assert [labels[f"ILSVRC2012_val_{i:08d}"] for i in range(1, 6)] == [65, 970, 230, 809, 516]
     p = data.write_labels(labels, tmp_path / "val_label.txt")
     assert p.read_text().splitlines()[0] == "ILSVRC2012_val_00000001.JPEG 65"
+
+
+# ------------------------------------------------------------ label files as people save them
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    p = tmp_path / "val_label.txt"
+    p.write_bytes("\ufeffn01440764_tench.JPEG 0\nb.JPEG 1\n".encode("utf-8"))
+    assert data.read_labels(p) == {"n01440764_tench": 0, "b": 1}
+
+
+@pytest.mark.parametrize("raw,needle", [
+    ("a.JPEG 0\n".encode("utf-16"), "UTF-16 text; the label file must be UTF-8"),
+    (b"a.JPEG 0\nb\xff.JPEG 1\n", r":2: not UTF-8 text \(byte 0xff\)"),
+    ("a.JPEG \u00b2\n".encode("utf-8"), r":1: expected '<file name> <class index>' \(the index "
+                                        r"in ASCII digits\), got 'a.JPEG \u00b2'"),
+], ids=["utf-16", "not-utf-8", "superscript-digit"])
+def test_encodings_and_odd_digits_are_errors_naming_the_file(tmp_path, raw, needle):
+    assert_refused_naming_file(tmp_path, raw, needle)
+
+
+def test_every_bad_label_line_is_listed_at_once(tmp_path):
+    p = tmp_path / "val_label.txt"
+    p.write_text("a.JPEG 1\nb.JPEG\nc.JPEG 5000\nd.JPEG x\n")
+    with pytest.raises(data.DataError, match=r"3 bad line\(s\)") as e:
+        data.read_labels(p)
+    assert all(f"{p}:{n}:" in str(e.value) for n in (2, 3, 4))
+
+
+def test_entries_named_like_images_that_are_not_images_are_named(tmp_path):
+    """A folder x.JPEG, a symlink loop and a broken link: errors naming each, never skipped."""
+    (tmp_path / "a.JPEG").write_bytes(b"\xff\xd8")
+    (tmp_path / "x.JPEG").mkdir()
+    (tmp_path / "loop.JPEG").symlink_to(tmp_path / "loop.JPEG")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(data.DataError) as e:
+        data.list_images(tmp_path)
+    msg = str(e.value)
+    assert "x.JPEG is a folder" in msg and "loop.JPEG is a symlink loop" in msg
+    assert "gone.png is a symlink to nothing" in msg and "a.JPEG" not in msg.replace("x.JPEG", "")
+    images, odd = data.scan_images(tmp_path)
+    assert [p.name for p in images] == ["a.JPEG"] and len(odd) == 3

@@ -167,3 +167,39 @@ def test_mixed_class_counts_across_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate, "_CHUNK", 2)
     with pytest.raises(evaluate.EvaluationError, match="different lengths"):
         evaluate.read_result_folder(folder)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_non_finite_outputs_stop_naming_images_and_backend(tmp_path, workers, monkeypatch):
+    """A NaN classifier made every prediction class 0 and Acc@1 10 % was shown; now the
+    outputs are refused as non-finite, naming the images and the backend."""
+    monkeypatch.setattr(evaluate, "_PARALLEL_FROM", 1)
+    monkeypatch.setattr(evaluate, "_CHUNK", 2)
+    folder = tmp_path / "results" / "onnxruntime" / "result_bs1"
+    for i in range(6):
+        v = scores_with_rank(i, 0)
+        if i == 1:
+            v[:] = np.nan                              # a NaN classifier
+        if i == 4:
+            v[3] = np.inf                              # fp16 overflow
+        write_txt(folder, f"img{i}", v)
+    with pytest.raises(evaluate.EvaluationError) as e:
+        evaluate.read_result_folder(folder, workers=workers)
+    msg = str(e.value)
+    assert msg.startswith(f"{folder}: the outputs of onnxruntime are non-finite: 2 of 6 image(s)")
+    assert "e.g. img1_0.txt, img4_0.txt" in msg and "nothing was scored" in msg
+
+
+def test_parity_counts_nan_as_disagreement(tmp_path):
+    """Two backends both all-NaN agreed "100 %" next to a max difference of nan."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for i in range(4):
+        v = scores_with_rank(i, 0)
+        write_txt(a, f"img{i}", v)
+        write_txt(b, f"img{i}", v + 0.25)
+    pa, pb = evaluate.read_result_folder(a), evaluate.read_result_folder(b)
+    write_txt(a, "img3", np.full(1000, np.nan))        # img3 turns NaN after it was read
+    write_txt(b, "img3", np.full(1000, np.nan))
+    p = evaluate.parity(pa, pb)
+    assert p["top1_agreement_pct"] == 75.0 and p["non_finite_images"] == 1
+    assert p["max_abs_logit_diff"] == pytest.approx(0.25, abs=1e-6)

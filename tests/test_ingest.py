@@ -1,6 +1,7 @@
 """``zoorepro ingest`` on result folders built from ais_bench's documented formats, each
 with a known top-1..top-5; and on the ais_bench-layout output of a real zoorepro run."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from zoorepro import cli, config, ingest, records, report, stages
 from zoorepro.run import Run
 from zoorepro.data import DataError
+from zoorepro.errors import IngestError
 
 from conftest import small_params
 from npu_fixtures import (NPU_SMI_SAMPLE, accuracy_args, perf_args, ranked_scores, summary,
@@ -184,6 +186,7 @@ def test_manifest_keys_require_every_image(tmp_path):
     assert acc["device"].startswith("npu: Ascend310B1 ") and acc["weights_sha256"].startswith("f364aa15")
 
 
+@pytest.mark.e2e
 def test_cli_ingest_renders_report_and_prints_run_folder_last(tmp_path, capsys):
     folder = make_result(tmp_path)
     smi = tmp_path / "npu-smi.txt"
@@ -289,3 +292,48 @@ def test_kit_tool_versions_reach_the_records(tmp_path):
                         npu_smi_text=NPU_SMI_SAMPLE, cann_version="6.0.RC1")
     infer = json.loads((run / "records" / "infer.json").read_text())["ais_bench"]
     assert infer["version"] == "ais_bench (on the NPU host)"
+
+
+# ------------------------------------------------------------ damaged or odd inputs
+@pytest.mark.parametrize("text,needle", [
+    ('["a", "b"]', "holds a JSON list, not the object 'zoorepro kit' writes"),
+    ('{"keys": "img_1"}', "keys is 'img_1', not a list of strings"),
+    ('{"soc_version": 310}', "soc_version is '310', not str"),
+    ('{"params": {"reference_tolerance_pct": "1"}}', "reference_tolerance_pct is '1', not a number"),
+], ids=["list", "keys", "soc", "tolerance"])
+def test_a_manifest_of_the_wrong_shape_is_a_clear_error(tmp_path, text, needle):
+    folder = make_result(tmp_path)
+    man = tmp_path / "kit.json"
+    man.write_text(text)
+    with pytest.raises(IngestError, match=re.escape(needle)) as e:
+        ingest.ingest(folder, write_labels(tmp_path / "val_label.txt"), tmp_path / "reports",
+                      manifest=man)
+    assert str(man) in str(e.value)
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_non_finite_scores_in_txt_are_refused(tmp_path, bad):
+    folder = make_result(tmp_path)
+    line = (folder / "img_3_0.txt").read_text().split()
+    line[10] = bad
+    (folder / "img_3_0.txt").write_text(" ".join(line) + " \n")
+    with pytest.raises(DataError, match=r"the outputs of ais_bench \(NPU\) are non-finite: 1 "
+                                          r"of 10 image\(s\) .* e\.g\. img_3_0\.txt"):
+        ingest.ingest(folder, write_labels(tmp_path / "val_label.txt"), tmp_path / "reports")
+
+
+def test_a_symlink_pointing_outside_the_result_folder_is_noted(tmp_path):
+    folder = make_result(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / "img_2_0.txt").rename(elsewhere / "img_2_0.txt")
+    (folder / "img_2_0.txt").symlink_to(elsewhere / "img_2_0.txt")
+    run = ingest.ingest(folder, write_labels(tmp_path / "val_label.txt"), tmp_path / "reports")
+    check_known(run.root)
+    notes = run.read(records.IngestRecord).notes
+    assert any(n.startswith(f"1 ingested file(s) are symlinks pointing outside the result folder "
+                            f"{folder}, e.g. img_2_0.txt -> {elsewhere / 'img_2_0.txt'}")
+               for n in notes)
+    assert any("symlinks pointing outside" in w
+               for w in run.read(records.AccuracyRecord).entries["ais_bench"].warnings)

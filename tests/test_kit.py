@@ -123,3 +123,38 @@ def test_kit_matches_images_and_labels_like_a_run(tmp_path, demo_images, onnx_mo
     assert man["images"] == 3 and man["unlabelled_images"] == 1
     assert man["unlabelled_examples"] == ["unlabelled_photo.JPEG"]
     assert len(list((tmp_path / "k2" / "prep_dataset").glob("*.bin"))) == 3
+
+
+def test_a_symlink_loop_in_data_dir_leaves_no_half_written_kit(tmp_path, demo_images, onnx_models,
+                                                                capsys):
+    """A symlink loop in data_dir gave a traceback and a half-written kit folder; now a clear
+    error before anything is written, and a kit that fails later is removed."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for p in demo_images[:3]:
+        shutil.copyfile(p, src / p.name)
+    (src / "loop.JPEG").symlink_to(src / "loop.JPEG")
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump(small_params(tmp_path, data_dir=str(src), max_images=0,
+                                                  onnx_model=str(onnx_models[0]))))
+    assert cli.main(["kit", str(params), str(tmp_path / "k1")]) == 2
+    assert "loop.JPEG is a symlink loop" in capsys.readouterr().err
+    assert not (tmp_path / "k1").exists()
+    (src / "loop.JPEG").unlink()
+    (src / demo_images[1].name).write_bytes(b"not a jpeg")          # fails while preprocessing
+    (tmp_path / "k2").mkdir()                                         # empty: allowed, kept
+    cfg = config.from_mapping(small_params(tmp_path, data_dir=str(src), max_images=0,
+                                           onnx_model=str(onnx_models[0]),
+                                           label_file=str(_labels_for(tmp_path, src))))
+    with pytest.raises(kit.KitError, match="could not be preprocessed"):
+        kit.make_kit(cfg, tmp_path / "k2")
+    assert (tmp_path / "k2").is_dir() and not list((tmp_path / "k2").iterdir())
+
+
+def _labels_for(tmp_path, src):
+    from zoorepro import data
+    labels = data.read_labels(DEMO_LABELS)
+    path = tmp_path / "labels.txt"
+    path.write_text("".join(f"{p.name} {labels[data.image_key(p.name)]}\n"
+                            for p in sorted(src.iterdir())))
+    return path

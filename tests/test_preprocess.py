@@ -163,3 +163,93 @@ def test_shared_bin_folder_never_reuses_another_images_bin(tmp_path, demo_images
     assert (out / "x.bin").read_bytes() == preprocess.preprocess_bytes(b / "x.JPEG")
     # the same image again: reused
     assert preprocess.preprocess_folder(data.list_images(b), out, 1, False).reused == 1
+
+
+# ------------------------------------------------------------ limits and resources
+def test_the_pixel_limit_is_applied_before_the_fast_decoder(tmp_path, demo_images, monkeypatch):
+    """A huge colour JPEG went through simplejpeg, which has no pixel limit (6.2 GB for
+    30000x30000); now Pillow's limit applies from the header, on every decoder."""
+    from zoorepro import data
+    assert preprocess._simplejpeg is not None
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)      # the demo JPEGs are larger
+    decoded = []
+    monkeypatch.setattr(preprocess._simplejpeg, "decode_jpeg",
+                        lambda *a, **k: decoded.append(1) or np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(Image.DecompressionBombError, match="exceeds the limit of 20,000 pixels"):
+        preprocess.load_rgb(demo_images[0])
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.JPEG").write_bytes(demo_images[0].read_bytes())
+    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
+    assert not decoded and r.failed[0][0] == "big.JPEG"
+    assert r.failed[0][1].startswith("image too large: ") and "decompression-bomb" in r.failed[0][1]
+
+
+def test_a_16_bit_image_is_converted_and_its_squashed_range_said(tmp_path):
+    """The recipe's convert('RGB') clips 16-bit values: kept, but named in the notes."""
+    from zoorepro import data
+    src = tmp_path / "src"
+    src.mkdir()
+    ramp = (np.arange(256 * 256, dtype=np.uint32).reshape(256, 256) % 65536).astype(np.uint16)
+    Image.fromarray(ramp).save(src / "depth.png")                     # mode I;16
+    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
+    assert r.written == 1 and dict(r.non_rgb) == {"depth.png": "I;16"}
+    note = preprocess.conversion_note("I;16")
+    assert "16-bit values were squashed into 0..255" in note and "mostly white" in note
+    assert preprocess.conversion_note("L") == "L image converted to RGB (as the recipe does)"
+
+
+def test_a_write_error_stops_with_the_path_and_cause_not_blaming_images(tmp_path, demo_images):
+    """Under a file-size limit every image used to fail with advice to fix the images; now
+    the first write error stops the work, naming the .bin file and the real cause."""
+    import resource
+    from zoorepro import data
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in demo_images[:6]:
+        (src / p.name).write_bytes(p.read_bytes())
+    preprocess.preprocess_folder(data.list_images(src)[:2], tmp_path / "bin", 1, False)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))     # a .bin is 150,528 bytes
+    try:
+        r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert r.reused == 2 and r.written == 0 and len(r.failed) == 2      # one error + the rest
+    name, reason = r.failed[0]
+    assert name == demo_images[2].name
+    assert reason.startswith(str(tmp_path / "bin" / (demo_images[2].stem + ".bin")))
+    assert "file too large" in reason and "ulimit" in reason
+    assert r.failed[1][0] == "3 image(s) not done"
+    msg = preprocess.failure_message(r)
+    assert msg.startswith("preprocessing stopped after 2 of 6 image(s)") and "file too large" in msg
+    assert "Fix or remove these files" not in msg and "bin_dir" in msg
+    assert len(list((tmp_path / "bin").glob("*.bin"))) == 2                # the work is kept
+
+
+def test_a_killed_worker_stops_the_work_instead_of_waiting_forever(tmp_path, demo_images,
+                                                                   monkeypatch):
+    """A worker SIGKILLed (as the OOM killer does) left the pool waiting forever for its
+    images; now preprocessing returns, saying why, with the .bin files written kept."""
+    import os
+    import signal
+    import threading
+    victim, parent = demo_images[20].name, os.getpid()
+    load = preprocess.load_rgb
+
+    def dying(path, fast=True):
+        if os.path.basename(str(path)) == victim and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return load(path, fast)
+    monkeypatch.setattr(preprocess, "load_rgb", dying)     # forked workers inherit it
+    out = []
+    t = threading.Thread(target=lambda: out.append(preprocess.preprocess_folder(
+        demo_images[:40], tmp_path / "bin", 2, False)), daemon=True)
+    t.start()
+    t.join(120)
+    assert out, "preprocessing hung after a worker died"
+    r = out[0]
+    assert r.stopped.startswith("a preprocessing process died (killed by signal 9")
+    assert 0 < r.ok < 40 and r.failed[-1][0] == f"{40 - r.ok} image(s) not done"
+    assert preprocess.failure_message(r).startswith(f"preprocessing stopped after {r.ok} of 40")
+    assert len(list((tmp_path / "bin").glob("*.bin"))) >= r.ok

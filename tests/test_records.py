@@ -49,7 +49,8 @@ def test_bench_rows_are_checked_and_csv_has_the_fixed_columns():
     row = {f.name: 1 for f in dataclasses.fields(records.BenchRow)}
     row.update(backend="onnxruntime", device="cpu", valid=True, validity="ok")
     rec = records.BenchRecord(definition="d", records=[row])
-    assert rec.csv_text().splitlines()[0].split(",") == list(records.BENCH_CSV_FIELDS)
+    assert rec.csv_text().splitlines()[0].split(",") == list(records.BENCH_CSV_FIELDS
+                                                             + records.BENCH_CSV_RUN_FIELDS)
     with pytest.raises(RecordError, match=r"bench.json \[0\].*unknown key\(s\) thruput"):
         records.BenchRecord(definition="d", records=[{**row, "thruput": 3}])
 

@@ -49,6 +49,7 @@ def test_demo_verdict_wording(tmp_path):
     assert "NOT reproduced" in report.verdict(report.RunData(tmp_path, {"accuracy": {"onnxruntime": off}}))
 
 
+@pytest.mark.e2e
 def test_file_names_from_disk_render_as_text(tmp_path, demo_images):
     """A real image named like a script tag flows through a run into report.html as text."""
     src = tmp_path / "imgs"
@@ -233,3 +234,49 @@ def test_report_inlines_the_one_stylesheet(tmp_path):
     css = (report.TEMPLATE_DIR / "zoorepro.css").read_text()
     assert css.strip() in html and "No accuracy result" in html
     assert not re.search(r"<link[^>]+stylesheet", html)
+
+
+MATH = "run $x^$ on a$b$ / $\\frac$"   # mathtext that matplotlib cannot parse
+
+
+def test_figure_text_is_literal_never_mathtext(tmp_path):
+    """A $...$ pair in a device, chip or run name crashed the plot; now it is plain text."""
+    rec = {"backend": MATH, "device": MATH, "precision": "fp32", "batch_size": 4,
+           "throughput": 10.0, "valid": True}
+    data = report.RunData(tmp_path, {"bench": {"definition": "d", "records": [
+        rec, dict(rec, batch_size=8, throughput=12.0, valid=False)]}})
+    html = report.throughput_plot(data)
+    assert html.startswith("<") and "base64," in html
+    fig = report.plot_throughput({MATH: [rec]}, MATH)
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == MATH
+    assert not fig.axes[0].title.get_parse_math()
+
+
+def test_squashed_16_bit_conversion_is_a_warning_naming_the_file(tmp_path):
+    data = report.RunData(tmp_path, {"preprocess": {"non_rgb": [["depth.png", "I;16"],
+                                                                ["gray.JPEG", "L"]]}})
+    html = report.warnings_section(data)
+    assert "depth.png: I;16 image converted to RGB as the recipe does, but its 16-bit values " \
+           "were squashed into 0..255" in html
+    assert "gray.JPEG: L image converted to RGB (as the recipe does)" in html
+
+
+def test_recipe_ratio_table_compares_like_with_like(tmp_path):
+    """The recipe's 310P3/310B1 figures per batch size beside ours, with the ratio, only for
+    figures timed as ais_bench times; a GPU figure with its copies is not compared."""
+    rows = [dict(backend="torch", device="cuda: H100", precision="fp16", batch_size=8,
+                 throughput=42603.0, timing="device", valid=True),
+            dict(backend="torch", device="cuda: H100", precision="fp16", batch_size=8,
+                 throughput=9000.0, timing="call", valid=True),
+            dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=1,
+                 throughput=579.71, timing="device", valid=True),
+            dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=3,
+                 throughput=100.0, timing="device", valid=True)]
+    data = report.RunData(tmp_path, {"bench": {"records": rows, "definition": "d"}})
+    got = report.recipe_ratio_rows(data)
+    assert len(got) == 3                                  # batch 3 is not one of the recipe's
+    assert got[0][4:8] == [8, "42,603.0", "21,301.5", "2.000x"] and got[0][9] == "11.003x"
+    assert got[1][7].startswith("not comparable: timed with host-device copies")
+    assert got[2][5:8] == ["579.7", "5,797.1", "0.100x"]
+    html = report.recipe_ratio_table(data)
+    assert "2.000x" in html and "310P3" in html

@@ -59,3 +59,40 @@ def test_an_ingested_run_has_no_config(tmp_path):
     run = Run.create_ingested(tmp_path, "npu")
     run.write(records.IngestRecord(source="s", result_dir="r", labels="l", device="npu"))
     assert Run.open(run.root).origin == "ingested" and Run.open(run.root).config is None
+
+
+def _snapshot(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_params_yaml_records_the_parameters_not_the_folder(tmp_path):
+    import yaml
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    saved = yaml.safe_load((run / "params.yaml").read_text())
+    assert "run_dir" not in saved
+    again = Run.create(config.load(run / "params.yaml"))        # rerunning it: a new run
+    assert again.root != run.root and again.root.parent == run.root.parent
+
+
+def test_a_finished_run_is_never_modified(tmp_path):
+    cfg = config.from_mapping(small_params(tmp_path))
+    run = Run.create(cfg)
+    (run / "report.html").write_text("<html>done</html>")       # what finishing leaves
+    assert run.finished
+    before = _snapshot(run.root)
+    with pytest.raises(DataError, match="a finished run .* never modified"):
+        Run.create(cfg.replace(run_dir=str(run.root)))
+    with pytest.raises(DataError, match="a finished run"):
+        from zoorepro import runner
+        runner.run_all(resume=run)
+    assert _snapshot(run.root) == before
+
+
+def test_an_unfinished_run_continues_only_with_its_own_parameters(tmp_path):
+    cfg = config.from_mapping(small_params(tmp_path))
+    run = Run.create(cfg)
+    assert not run.finished
+    assert Run.create(cfg.replace(run_dir=str(run.root))) == run
+    with pytest.raises(DataError, match=r"other parameters \(max_images\).*--resume"):
+        Run.create(cfg.replace(run_dir=str(run.root), max_images=3))

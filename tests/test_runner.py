@@ -5,6 +5,7 @@ import re
 import pytest
 
 from zoorepro import config, runner
+from zoorepro.run import Run
 
 from conftest import small_params
 
@@ -70,3 +71,95 @@ def test_failing_notebook_keeps_partial_report(tmp_path):
     html = (run_dir / "report.html").read_text()
     assert "This run failed" in html and "02_export.ipynb" in html and "colour_boost" in html
     assert (run_dir / "records" / "preprocess.json").is_file()   # what did run is shown
+
+
+# ------------------------------------------------ every route gives the same run
+def _records(root):
+    from test_golden import _records as normalised
+    return normalised(root)
+
+
+def test_papermill_cli_route_gives_the_same_records(tmp_path):
+    """papermill's own CLI, from the repository root and from notebooks/, with -f params/demo.yaml
+    and one run_dir passed to every notebook, then zoorepro render == zoorepro run."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    extra = ["-p", "max_images", "4", "-y", "batch_sizes: [1]", "-y", "backends: [onnxruntime]"]
+    cli_cfg = config.load(ROOT / "params" / "demo.yaml", {"max_images": 4, "batch_sizes": [1],
+                                                          "backends": ["onnxruntime"],
+                                                          "output_root": str(tmp_path / "cli")})
+    reference = runner.run_all(cli_cfg)
+    assert reference.ok
+    for where, params in ((ROOT, "params/demo.yaml"), (ROOT / "notebooks", "../params/demo.yaml")):
+        run_dir = tmp_path / f"pm-{where.name}"
+        for nb in ("01_preprocess", "02_export", "03_infer", "04_evaluate"):
+            r = subprocess.run([sys.executable, "-m", "papermill", f"{'notebooks/' if where == ROOT else ''}{nb}.ipynb",
+                                str(tmp_path / f"{nb}.ipynb"), "-f", params, "-p", "run_dir",
+                                str(run_dir), *extra], cwd=where, capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr[-3000:]
+        r = subprocess.run([sys.executable, "-m", "zoorepro", "render", str(run_dir)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and (run_dir / "report.html").is_file(), r.stderr[-2000:]
+        got, want = _records(run_dir), _records(reference.run_dir)
+        assert got == want
+
+
+def test_resume_continues_a_failed_run_and_keeps_what_ran(tmp_path, monkeypatch):
+    cfg = config.from_mapping(small_params(tmp_path, max_images=3, batch_sizes=[1],
+                                           backends=["onnxruntime"]))
+    from zoorepro import records
+    real = runner._execute_recording
+
+    def failing_infer(nb, run, kernel):
+        if nb != "03_infer.ipynb":
+            return real(nb, run, kernel)
+        failure = records.FailureRecord(notebook=nb, cell="1", error="RuntimeError: injected")
+        run.write(failure)
+        return failure.to_json()
+    monkeypatch.setattr(runner, "_execute_recording", failing_infer)
+    first = runner.run_all(cfg)
+    assert not first.ok and first.failure["notebook"] == "03_infer.ipynb"
+    kept = (first.run_dir / "records" / "dataset.json").read_bytes()
+    monkeypatch.setattr(runner, "_execute_recording", real)
+    lines = []
+    second = runner.run_all(resume=Run.open(first.run_dir), say=lines.append)
+    assert second.ok and second.run_dir == first.run_dir and Run.open(first.run_dir).finished
+    assert "01_preprocess.ipynb: done earlier, kept" in lines
+    assert (first.run_dir / "records" / "dataset.json").read_bytes() == kept
+
+
+def test_a_dead_kernel_still_leaves_a_partial_report(tmp_path, monkeypatch):
+    """The kernel of 03_infer is killed (kill -9, as the OOM killer does): the run stops there
+    with a failure record naming it, and report.html shows what did run."""
+    import shutil
+    import nbformat
+    nbs = tmp_path / "nbs"
+    shutil.copytree(runner.notebooks_dir(), nbs)
+    nb = nbformat.read(str(nbs / "03_infer.ipynb"), as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
+    nbformat.write(nb, str(nbs / "03_infer.ipynb"))
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: nbs)
+    cfg = config.from_mapping(small_params(tmp_path, max_images=2, batch_sizes=[1],
+                                           backends=["onnxruntime"]))
+    out = runner.run_all(cfg)
+    assert not out.ok and out.failure["notebook"] == "03_infer.ipynb"
+    assert "kernel died" in out.failure["error"]
+    assert (out.run_dir / "records" / "failure.json").is_file()
+    html = (out.run_dir / "report.html").read_text()
+    assert "This run failed" in html and "03_infer.ipynb" in html and "kernel died" in html
+
+
+def test_a_notebook_opened_alone_continues_the_unfinished_run(tmp_path, monkeypatch):
+    """01 then 02 opened alone (run_dir empty, as in JupyterLab): 02 continues 01's run."""
+    monkeypatch.chdir(runner.notebooks_dir())
+    params = {**small_params(tmp_path, max_images=2, batch_sizes=[1], backends=["onnxruntime"]),
+              "run_dir": ""}
+    first = runner.open_from_notebook(params, stage="preprocess")
+    from zoorepro import stages
+    stages.run_preprocess(first)
+    again = runner.open_from_notebook(params, stage="export")
+    assert again == first
+    stages.run_export(again)
+    (first / "report.html").write_text("done")                 # once finished, never reused
+    assert runner.open_from_notebook(params, stage="export") != first

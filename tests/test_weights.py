@@ -88,3 +88,26 @@ def test_module_prefix_and_wrapped_state_dict(tmp_path):
     p = tmp_path / "wrapped.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, p)
     assert weights.load_state_dict(p).keys() == sd.keys()
+
+
+def _saved(tmp_path, obj):
+    path = tmp_path / "w.pth"
+    torch.save(obj, path)
+    return path
+
+
+def test_a_state_dict_of_ints_is_a_clear_error(tmp_path):
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    for obj in ({k: 1 for k in sd}, {1: torch.zeros(1)}):
+        with pytest.raises(weights.WeightsError, match=r"not a state_dict of tensors: .*\(int\)|"
+                                                        r"not a state_dict of tensors: '1'"):
+            weights.load_state_dict(_saved(tmp_path, obj))
+
+
+def test_weights_holding_nan_are_refused(tmp_path):
+    """A NaN classifier gave class 0 for every image and Acc@1 10 % as a result."""
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    sd["classifier.1.weight"] = sd["classifier.1.weight"] * float("nan")
+    with pytest.raises(weights.WeightsError, match=r"classifier.1.weight hold NaN or infinite "
+                                                    r"values: the weights are damaged"):
+        weights.load_state_dict(_saved(tmp_path, sd))

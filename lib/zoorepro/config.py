@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 from .errors import ConfigError  # noqa: F401  (raised here; defined in errors)
+from .files import load_yaml
 
 # Keys whose values are filesystem paths (resolved to absolute paths on load).
 PATH_KEYS = ("data_dir", "label_file", "weights", "aipp_config", "output_root", "bin_dir",
@@ -31,7 +32,7 @@ OUTFMTS = ("TXT", "NPY", "BIN")
 class RunConfig:
     """Everything one run needs.  Field order is the notebooks' ``parameters`` signature."""
 
-    name: str = "squeezenet1_1"
+    name: str = "demo"
     data_dir: str = "demo/imagenet-sample-100/images"
     label_file: str = "demo/imagenet-sample-100/val_label.txt"
     weights: str = "demo/weights/squeezenet1_1_caffe_folded.pth"
@@ -41,10 +42,11 @@ class RunConfig:
     backends: tuple = ("onnxruntime", "torch")
     device: str = "auto"          # auto | cpu | cuda
     precision: str = "fp32"       # fp32 | fp16 (fp16: torch on CUDA; ATC's default is fp16)
+    timing: str = "device"        # device: compute only, as ais_bench's NPU_compute_time; call
     outfmt: str = "TXT"
     opset: int = 11
-    bench_iterations: int = 50    # timed iterations per batch size (like --loop=50)
-    bench_min_seconds: float = 0.0
+    bench_iterations: int = 10    # timed iterations per batch size (the recipe's --loop is 50)
+    bench_min_seconds: float = 0.2
     warmup: int = 1
     threads: int = 0              # inference threads in all; 0: physical cores
     infer_streams: int = 0        # concurrent inference streams; 0: auto (CPU ORT: one per core)
@@ -59,6 +61,8 @@ class RunConfig:
     atc_extra_args: tuple = ()
     reference_tolerance_pct: float = 1.0
     allow_label_mismatch: bool = False   # evaluate the images that have labels; report the rest
+    shards: int = 1               # > 1: preprocessing and the accuracy run as Dask tasks
+    scheduler: str = ""           # Dask scheduler address for shards; "": a LocalCluster here
 
     # ----------------------------------------------------------------- helpers
     def to_dict(self) -> dict:
@@ -84,9 +88,21 @@ def _valid_keys_text() -> str:
     return "valid keys: " + ", ".join(FIELD_NAMES)
 
 
+def _show(value) -> str:
+    text = repr(value)   # a value in a message, bounded (a params file is at most 1 MiB)
+    return text if len(text) <= 80 else text[:76] + " ..."
+
+
+# Upper bounds (a value past these never finishes or cannot fit in memory); list lengths; bytes
+MAXIMA = {"batch_sizes": 4096, "accuracy_batch_size": 4096, "bench_iterations": 1_000_000,
+          "warmup": 10_000, "threads": 4096, "infer_streams": 1024, "workers": 1024,
+          "max_images": 100_000_000, "opset": 30, "bench_min_seconds": 3600.0,
+          "reference_tolerance_pct": 100.0, "list": 64, "file": 1 << 20, "shards": 65536}
+
+
 def _check_int(key, value, problems, minimum=None):
     if isinstance(value, bool) or not isinstance(value, int):
-        problems.append(f"{key}: expected an integer, got {value!r} ({type(value).__name__})")
+        problems.append(f"{key}: expected an integer, got {_show(value)} ({type(value).__name__})")
         return
     if minimum is not None and value < minimum:
         problems.append(f"{key}: must be >= {minimum}, got {value}")
@@ -94,9 +110,9 @@ def _check_int(key, value, problems, minimum=None):
 
 def _coerce(raw: Mapping[str, Any], base_dir: Path, problems: list) -> dict:
     values = dict(DEFAULTS)
-    unknown = sorted(k for k in raw if k not in DEFAULTS)
+    unknown = sorted((k for k in raw if k not in DEFAULTS), key=str)
     for k in unknown:
-        problems.append(f"unknown key {k!r}")
+        problems.append(f"unknown key {_show(k)}")
     for key, value in raw.items():
         if key not in DEFAULTS:
             continue
@@ -105,29 +121,34 @@ def _coerce(raw: Mapping[str, Any], base_dir: Path, problems: list) -> dict:
             value = default
         if isinstance(default, tuple):
             if key == "atc_extra_args" and isinstance(value, str):
-                value = shlex.split(value)   # "--precision_mode=allow_fp32_to_fp16 --x=1"
+                # "--precision_mode=allow_fp32_to_fp16 --x=1"; quotes are refused below anyway
+                value = [value] if re.search(r"[\"'\\]", value) else shlex.split(value)
             elif isinstance(value, (str, int)) and not isinstance(value, bool):
                 value = [value]
-            if not isinstance(value, (list, tuple)):
-                problems.append(f"{key}: expected a list, got {value!r}")
+            if not isinstance(value, (list, tuple)) or len(value) > MAXIMA["list"]:
+                problems.append(f"{key}: expected a list (at most {MAXIMA['list']} entries), "
+                                f"got {_show(value)}")
                 continue
             value = tuple(value)
         elif isinstance(default, bool):
             if not isinstance(value, bool):
-                problems.append(f"{key}: expected true or false, got {value!r}")
+                problems.append(f"{key}: expected true or false, got {_show(value)}")
                 continue
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                problems.append(f"{key}: expected a number, got {value!r} ({type(value).__name__})")
+                problems.append(f"{key}: expected a number, got {_show(value)} ({type(value).__name__})")
                 continue
-            value = float(value)
+            value = float("inf") if abs(value) > 1e300 else float(value)
         elif isinstance(default, int):
             _check_int(key, value, problems)
         elif isinstance(default, str):
             if not isinstance(value, (str, os.PathLike)):
-                problems.append(f"{key}: expected a string, got {value!r} ({type(value).__name__})")
+                problems.append(f"{key}: expected a string, got {_show(value)} ({type(value).__name__})")
                 continue
             value = os.fspath(value)
+            if "\0" in value or len(value) > 4096:
+                problems.append(f"{key}: {_show(value)}: a NUL character or over 4096 characters")
+                continue
         values[key] = value
     for key in PATH_KEYS:
         v = values.get(key)
@@ -145,47 +166,57 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
     bss = v["batch_sizes"]
     if not bss:
         problems.append("batch_sizes: must list at least one batch size")
-    for bs in bss:
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
-            problems.append(f"batch_sizes: every batch size must be an integer > 0, got {bs!r}")
+    bad = [bs for bs in bss if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0]
+    if bad:
+        problems.append(f"batch_sizes: every batch size must be an integer > 0, got {_show(bad[0])}")
+    elif bss and max(bss) > MAXIMA["batch_sizes"]:
+        problems.append(f"batch_sizes: {max(bss)} is above {MAXIMA['batch_sizes']} (one batch "
+                        f"would need {max(bss) * 5 / 1024:.0f} GiB or more; the recipe sweeps 1..64)")
     for key, minimum in (("accuracy_batch_size", 1), ("bench_iterations", 1), ("warmup", 0),
                          ("threads", 0), ("infer_streams", 0), ("workers", 0), ("max_images", 0), ("opset", 7),
-                         ("device_id", 0)):
-        if isinstance(v[key], int) and not isinstance(v[key], bool) and v[key] < minimum:
-            problems.append(f"{key}: must be >= {minimum}, got {v[key]}")
-    if isinstance(v["bench_min_seconds"], float) and v["bench_min_seconds"] < 0:
-        problems.append("bench_min_seconds: must be >= 0")
+                         ("device_id", 0), ("bench_min_seconds", 0), ("reference_tolerance_pct", 0), ("shards", 1)):
+        x, top = v[key], MAXIMA.get(key, 255)
+        if isinstance(x, (int, float)) and not isinstance(x, bool) and not minimum <= x <= top:
+            problems.append(f"{key}: must be " + (f">= {minimum}" if x < minimum else f"<= {top:,}"
+                            if x > top else f"from {minimum} to {top:,}") + f", got {_show(x)}")  # NaN
     if not v["backends"]:
         problems.append("backends: list at least one of " + ", ".join(KNOWN_BACKENDS))
     for b in v["backends"]:
-        if b not in KNOWN_BACKENDS:
-            problems.append(f"backends: unknown backend {b!r} (known: {', '.join(KNOWN_BACKENDS)})")
-    if len(set(v["backends"])) != len(v["backends"]):
+        if not isinstance(b, str) or b not in KNOWN_BACKENDS:
+            problems.append(f"backends: unknown backend {_show(b)} (known: "
+                            f"{', '.join(KNOWN_BACKENDS)})")
+    if len({_show(b) for b in v["backends"]}) != len(v["backends"]):
         problems.append("backends: a backend is listed twice")
     if isinstance(v["outfmt"], str) and v["outfmt"].upper() not in OUTFMTS:
-        problems.append(f"outfmt: must be one of {', '.join(OUTFMTS)}, got {v['outfmt']!r}")
+        problems.append(f"outfmt: must be one of {', '.join(OUTFMTS)}, got {_show(v['outfmt'])}")
     if v["precision"] not in ("fp32", "fp16"):
-        problems.append(f"precision: must be fp32 or fp16, got {v['precision']!r}")
+        problems.append(f"precision: must be fp32 or fp16, got {_show(v['precision'])}")
+    if v["timing"] not in ("device", "call"):
+        problems.append(f"timing: must be device (compute only, as ais_bench) or call (around "
+                        f"each synchronous call), got {v['timing']!r}")
+    if v["scheduler"] and not re.fullmatch(r"[a-z]+://\S+|[\w.-]+:\d{1,5}", v["scheduler"]):
+        problems.append(f"scheduler: {_show(v['scheduler'])} is not a Dask scheduler address such "
+                        f"as tcp://10.0.0.5:8786; leave it empty for a LocalCluster here")
     if v["device"] not in ("auto", "cpu", "cuda"):
-        problems.append(f"device: must be auto, cpu or cuda, got {v['device']!r}")
+        problems.append(f"device: must be auto, cpu or cuda, got {_show(v['device'])}")
     soc = v.get("soc_version")
     if soc and (not isinstance(soc, str) or not re.fullmatch(r"(Ascend)?[0-9A-Za-z]{2,32}", soc)):
-        problems.append(f"soc_version: {soc!r} is not a chip name such as Ascend310P3 "
+        problems.append(f"soc_version: {_show(soc)} is not a chip name such as Ascend310P3 "
                         f"(letters and digits, as 'npu-smi info' prints); leave it empty to "
                         f"read it from npu-smi")
-    if isinstance(v["device_id"], int) and v["device_id"] > 255:
-        problems.append(f"device_id: an NPU id is 0-255, got {v['device_id']}")
     for a in v["atc_extra_args"] or ():
         if not isinstance(a, str) or not re.fullmatch(r"--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:=+/@%-]*)?", a):
-            problems.append(f"atc_extra_args: {a!r} is not an ATC option such as "
+            problems.append(f"atc_extra_args: {_show(a)} is not an ATC option such as "
                             f"--precision_mode=allow_fp32_to_fp16 (letters, digits and "
                             f"_.,:=+/@%- only)")
         elif a[2:].split("=", 1)[0] in RECIPE_ATC_OPTIONS:
             problems.append(f"atc_extra_args: {a.split('=', 1)[0]} is set by the recipe's ATC "
                             f"command itself ({', '.join('--' + o for o in RECIPE_ATC_OPTIONS)}); "
                             f"change the matching parameter instead, or leave it out")
-    if not str(v["name"]).strip() or any(c in str(v["name"]) for c in "/\\"):
-        problems.append(f"name: must be a non-empty name without slashes, got {v['name']!r}")
+    if (not str(v["name"]).strip() or any(c in str(v["name"]) for c in "/\\")
+            or len(str(v["name"])) > 100):
+        problems.append(f"name: must be a non-empty name without slashes, at most 100 "
+                        f"characters (it names the run folder), got {_show(v['name'])}")
     if check_paths:
         for key in REQUIRED_EXISTING:
             p = v.get(key)
@@ -213,11 +244,19 @@ def from_mapping(raw: Mapping[str, Any], base_dir: Path | str | None = None, *,
     return RunConfig(**values)
 
 
+def read_yaml(text: str, source: str = "params") -> Any:
+    """Params YAML as data: safe tags only, no aliases; any problem is a ConfigError."""
+    try:
+        return load_yaml(text)
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc or 'nested too deeply'}") from None
+
+
 def parse_override(key: str, text: str) -> tuple[str, Any]:
     """``-p KEY VALUE``: VALUE is read as YAML (``-p batch_sizes [1,8]``, ``-p max_images 10``)."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = read_yaml(text)
+    except ConfigError:
         value = text
     if DEFAULTS.get(key) is not None and isinstance(DEFAULTS[key], str) and value is not None:
         value = text  # keep path-like strings verbatim
@@ -235,10 +274,13 @@ def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | N
         source = str(p)
         if not p.is_file():
             raise ConfigError(f"{p}: params file not found (give a YAML file such as params/demo.yaml)")
+        if p.stat().st_size > MAXIMA["file"]:
+            raise ConfigError(f"{p}: {p.stat().st_size:,} bytes is no params file (at most "
+                              f"{MAXIMA['file']:,}); give a YAML file such as params/demo.yaml")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+            loaded = read_yaml(p.read_bytes().decode("utf-8-sig"), str(p))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -252,34 +294,107 @@ def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | N
                               + "\n" + _valid_keys_text())
         raw = {k: raw[k] for k in loaded}
     if overrides:
-        bad = sorted(k for k in overrides if k not in DEFAULTS)
+        bad = sorted((k for k in overrides if k not in DEFAULTS), key=str)
         if bad:
-            raise ConfigError(f"override(s) {', '.join(map(repr, bad))}: unknown key(s).\n" + _valid_keys_text())
+            raise ConfigError(f"override(s) {', '.join(map(_show, bad))}: unknown key(s).\n" + _valid_keys_text())
         over = _coerce(dict(overrides), Path.cwd(), [])
         raw.update({k: over[k] for k in overrides})
     return from_mapping(raw, base_dir=Path.cwd(), source=source, check_paths=check_paths)
 
 
-def from_namespace(namespace: Mapping[str, Any], *, check_paths: bool = True) -> RunConfig:
-    """Build the config from a notebook's ``parameters`` cell (its globals)."""
-    return from_mapping({k: namespace[k] for k in FIELD_NAMES if k in namespace},
-                        base_dir=Path.cwd(), source="notebook parameters", check_paths=check_paths)
+def resolve_notebook_path(value: str, cwd: Path | None = None) -> str:
+    """A relative path given to a notebook: against the working directory, and when nothing is
+    there, against the project's ``notebooks/`` folder and its root.  A params file's paths
+    are relative to the file (``params/``, a sibling of ``notebooks/``), and papermill's
+    ``-f params/demo.yaml`` does not tell the notebook where that file was: so the same
+    file works from the repository root and from ``notebooks/``."""
+    if not value or os.path.isabs(value):
+        return value
+    from .files import project_root
+    cwd = Path(cwd or Path.cwd())
+    for base in (cwd, project_root() / "notebooks", project_root()):
+        cand = base / value
+        if cand.exists():
+            return str(cand.resolve())
+    return str((cwd / value).resolve())
 
 
-# What params/demo.yaml sets beyond the defaults; the notebooks' parameters carry the same.
-DEMO = {"name": "demo", "bench_iterations": 10, "bench_min_seconds": 0.2}
+def _yaml_list(key: str, text: str):
+    try:
+        value = load_yaml(text[:10_000])    # no aliases: no bombs
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"{key}: {text[:80]!r} is not a YAML list such as [1, 8]") from None
+    return value
 
 
-def notebook_parameters_source(cfg: RunConfig | None = None) -> str:
-    """The text of a notebook ``parameters`` cell for ``cfg`` (defaults: the demo, from notebooks/)."""
-    cfg = cfg or RunConfig(**DEMO)
-    lines = ["# Parameters (papermill overrides these; defaults run the embedded demo).",
-             "# Keys and meanings: lib/zoorepro/config.py RunConfig."]
-    for f in fields(RunConfig):
-        value = getattr(cfg, f.name)
-        if f.name in PATH_KEYS and isinstance(value, str) and value and not os.path.isabs(value):
+def from_namespace(namespace: Mapping[str, Any], *, check_paths: bool = True,
+                   base: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build the config from a notebook's parameters (its globals): the keys it has, over
+    ``base`` (another config's values) or the defaults."""
+    raw = dict(base or {})
+    raw.update({k: resolve_notebook_path(DEFAULTS[k]) for k in PATH_KEYS   # keys it lacks
+                if k not in namespace and k not in raw and DEFAULTS.get(k)})
+    for k in FIELD_NAMES:
+        if k in namespace:
+            v = namespace[k]
+            if isinstance(DEFAULTS[k], tuple) and isinstance(v, str) and v.lstrip().startswith("["):
+                v = _yaml_list(k, v)          # papermill -p KEY "[1, 8]" passes a string
+            raw[k] = resolve_notebook_path(v) if k in PATH_KEYS and isinstance(v, str) else v
+    return from_mapping(raw, base_dir=Path.cwd(), source="notebook parameters",
+                        check_paths=check_paths)
+
+
+# What each key means, for the notebooks' parameters cells (papermill --help-notebook).
+HELP = {
+    "name": "run name: the run folder is <output_root>/<name>-<time>",
+    "data_dir": "folder of the validation JPEGs",
+    "label_file": "val_label.txt: '<file> <0-based class>' per line",
+    "weights": "torchvision squeezenet1_1 state_dict (.pth)",
+    "aipp_config": "the recipe's aipp.config (normalisation baked into the model)",
+    "batch_sizes": "throughput sweep batch sizes",
+    "accuracy_batch_size": "batch size of the accuracy run",
+    "backends": "onnxruntime, torch, ais_bench; the first is the headline",
+    "device": "auto | cpu | cuda",
+    "precision": "fp32 | fp16 (fp16: torch on CUDA)",
+    "timing": "device: compute only (ais_bench's definition) | call: around each call",
+    "outfmt": "ais_bench output format: TXT | NPY | BIN",
+    "opset": "ONNX opset of the export",
+    "bench_iterations": "timed iterations per batch size, at least",
+    "bench_min_seconds": "timed seconds per batch size, at least",
+    "warmup": "untimed calls before timing",
+    "threads": "inference threads in all; 0: physical cores",
+    "infer_streams": "concurrent inference streams; 0: auto",
+    "workers": "preprocessing and output-reading processes; 0: all cores",
+    "max_images": "use the first N images; 0: all",
+    "output_root": "where run folders go",
+    "bin_dir": "reuse .bin files from this folder; '': <run>/bin",
+    "run_dir": "the run folder: '' new (or the latest unfinished one), or an unfinished run",
+    "onnx_model": "a ready ONNX instead of exporting the weights",
+    "soc_version": "Ascend chip for ATC, e.g. Ascend310P3; '': from npu-smi",
+    "device_id": "NPU device id for ais_bench",
+    "atc_extra_args": "extra ATC options",
+    "reference_tolerance_pct": "points within which the recipe's accuracy counts as reproduced",
+    "allow_label_mismatch": "evaluate only images that have labels instead of stopping",
+    "shards": "split preprocessing and the accuracy run into N Dask tasks; 1: no Dask",
+    "scheduler": "Dask scheduler address for shards (tcp://HOST:8786); '': a LocalCluster here",
+}
+
+
+def notebook_parameters_source(keys=None, cfg: RunConfig | None = None) -> str:
+    """The text of a notebook ``parameters`` cell: ``key: type = value  # meaning`` for
+    ``keys`` (default: all), so that ``papermill --help-notebook`` explains each one.
+    Values are ``cfg``'s (default: the demo); paths are relative to ``notebooks/``."""
+    cfg = cfg or RunConfig()
+    keys = [f.name for f in fields(RunConfig)] if keys is None else list(keys)
+    types = {f.name: f.type for f in fields(RunConfig)}
+    lines = ["# Parameters: papermill and zoorepro set these; the defaults run the embedded",
+             "# demo. Relative paths: against the working directory, else the project."]
+    for key in keys:
+        value = getattr(cfg, key)
+        if key in PATH_KEYS and isinstance(value, str) and value and not os.path.isabs(value):
             value = "../" + value
         if isinstance(value, tuple):
             value = list(value)
-        lines.append(f"{f.name} = {value!r}")
+        kind = {"tuple": "list"}.get(str(types[key]), str(types[key]))
+        lines.append(f"{key}: {kind} = {value!r}  # {HELP[key]}")
     return "\n".join(lines)

@@ -29,6 +29,19 @@ class WeightsError(ZooreproError, ValueError):
     """The weights file is missing, of another architecture, damaged or unsafe."""
 
 
+class WriteError(ZooreproError, OSError):
+    """A file could not be written (disk full, file too large, read-only, name too long); the
+    message names the path, the real cause and the fix.  An ``OSError`` too, so callers that
+    catch ``OSError`` around a write keep working."""
+
+    def __str__(self) -> str:     # the message, not OSError's "[Errno N] ..." form
+        return str(self.args[0]) if self.args else ""
+
+
+class ResourceError(ZooreproError, RuntimeError):
+    """Not enough memory for what the params ask; the message says what to lower."""
+
+
 class AtcError(ZooreproError, RuntimeError):
     """ATC failed or cannot be driven; the message names the log and the fix."""
 

@@ -10,7 +10,6 @@ missing prediction is an error naming some of the images.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -74,9 +73,11 @@ def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
     return found, natural_sorted(foreign)
 
 
-def read_result_folder(folder: str | os.PathLike, workers: int = 1) -> Predictions:
+def read_result_folder(folder: str | os.PathLike, workers: int = 1, backend: str = "") -> Predictions:
     """Read every output once, keeping the top-5.  ``workers`` > 1 (0: the CPUs this process
-    may use) parses big folders in that many processes, chunks in order."""
+    may use) parses big folders in that many processes, chunks in order.  Outputs holding
+    NaN or infinite scores stop here, naming them and the ``backend`` (by default the
+    ``results/<backend>/`` folder the outputs are in): they are never scored."""
     found, foreign = list_result_folder(folder)
     notes = []
     if foreign:
@@ -94,8 +95,11 @@ def read_result_folder(folder: str | os.PathLike, workers: int = 1) -> Predictio
     readers = n if parts is not None else 1
     if parts is None:
         parts = [_top5_of_files(c) for c in chunks]
+    non_finite = [name for p in parts for name in p[3]]
+    if non_finite:
+        raise EvaluationError(non_finite_message(folder, non_finite, len(paths), backend))
     n_classes = parts[0][1]
-    for _, n_c, first in parts:
+    for _, n_c, first, _ in parts:
         if n_c != n_classes:
             raise EvaluationError(f"{folder}: outputs have different lengths "
                                   f"({n_classes} and {n_c} in {first}); the folder "
@@ -133,12 +137,27 @@ _CHUNK = 1000            # files per task of the reading pool
 _PARALLEL_FROM = 4000    # below this a pool costs more than it saves
 
 
-def _top5_of_files(paths: list) -> tuple[np.ndarray, int, str]:
-    """(top-5 per file, the class count they share, the name of a file with that count)."""
+def non_finite_message(folder, names: list, total: int, backend: str = "") -> str:
+    folder = Path(folder)
+    if not backend:
+        backend = folder.parent.name if folder.parent.parent.name == "results" else "the backend"
+    return (f"{folder}: the outputs of {backend} are non-finite: {len(names)} of {total} "
+            f"image(s) have NaN or infinite scores, e.g. {', '.join(names[:5])}; they cannot be "
+            f"ranked (NaN would make every prediction class 0), so nothing was scored. Check "
+            f"the weights (NaN values), the model's precision (fp16 overflow) and the inputs, "
+            f"then rerun inference")
+
+
+def _top5_of_files(paths: list) -> tuple[np.ndarray, int, str, list]:
+    """(top-5 per file, the class count they share, the name of a file with that count,
+    names of files with NaN or infinite scores)."""
     best = np.empty((len(paths), TOPK), dtype=np.int32)
     n_classes = None
+    non_finite = []
     for i, path in enumerate(paths):
         vec = read_prediction(path)
+        if not np.isfinite(vec).all():
+            non_finite.append(Path(path).name)
         if n_classes is None:
             n_classes = vec.size
         elif vec.size != n_classes:
@@ -146,7 +165,7 @@ def _top5_of_files(paths: list) -> tuple[np.ndarray, int, str]:
                                   f"({n_classes} and {vec.size} in {Path(path).name}); the folder "
                                   f"mixes runs of different models: rerun inference into a new one")
         best[i] = top5(vec)
-    return best, int(n_classes), Path(paths[0]).name
+    return best, int(n_classes), Path(paths[0]).name, non_finite
 
 
 def score(pred: Predictions, labels: dict[str, int], expected: Iterable[str] | None = None,
@@ -211,16 +230,48 @@ def write_results(metrics: dict, out_dir: str | os.PathLike) -> tuple[Path, Path
 
 def parity(a: Predictions, b: Predictions) -> dict:
     """Agreement of two result folders on the images both scored: top-1 agreement and the
-    largest |score difference| (files read again one pair at a time: memory stays flat)."""
+    largest |score difference| (files read again one pair at a time: memory stays flat).
+    An image with a NaN or infinite score on either side counts as a disagreement and is
+    counted in ``non_finite_images``; the largest difference is over the finite ones."""
     common = [k for k in a.keys if k in b.paths]
     if not common:
         return {"images": 0, "top1_agreement_pct": None, "max_abs_logit_diff": None}
     a_top = dict(zip(a.keys, a.top5[:, 0]))
     b_top = dict(zip(b.keys, b.top5[:, 0]))
-    same = sum(int(a_top[k] == b_top[k]) for k in common)
-    diff = None
-    if a.n_classes == b.n_classes:
-        diff = max(float(np.abs(read_prediction(a.paths[k]) - read_prediction(b.paths[k])).max())
-                   for k in common)
-    return {"images": len(common), "top1_agreement_pct": 100.0 * same / len(common),
-            "max_abs_logit_diff": diff}
+    same = bad = 0
+    diffs = []
+    for k in common:
+        va, vb = read_prediction(a.paths[k]), read_prediction(b.paths[k])
+        if not (np.isfinite(va).all() and np.isfinite(vb).all()):
+            bad += 1
+            continue
+        same += int(a_top[k] == b_top[k])
+        if a.n_classes == b.n_classes:
+            diffs.append(float(np.abs(va - vb).max()))
+    out = {"images": len(common), "top1_agreement_pct": 100.0 * same / len(common),
+           "max_abs_logit_diff": max(diffs) if diffs else None}
+    if bad:
+        out["non_finite_images"] = bad
+    return out
+
+
+PREDICTION_COLUMNS = ("image", "label", "top1", "top2", "top3", "top4", "top5", "correct@1",
+                      "correct@5", "backend")
+
+
+def predictions_csv(pred: Predictions, labels: dict, backend: str) -> str:
+    """One row per scored image: its label, the five best classes (0-based, as labels), and
+    whether the label is first / among them (``results/<backend>/predictions.csv``)."""
+    import csv
+    import io
+    shift = 1 if pred.n_classes == 1001 else 0
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(PREDICTION_COLUMNS)
+    for key, best in zip(pred.keys, pred.top5):
+        if key not in labels:
+            continue
+        top = [int(c) - shift for c in best]
+        label = labels[key]
+        w.writerow([key, label, *top, int(top[0] == label), int(label in top), backend])
+    return buf.getvalue()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import aipp as aipp_mod
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, writing
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "class"
@@ -32,10 +32,9 @@ def export_onnx(weights: str | os.PathLike, dest: str | os.PathLike, opset: int 
 
     model = build_model(weights)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     dummy = torch.randn(1, 3, 224, 224)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+    with writing(dest), tempfile.TemporaryDirectory(dir=_made(dest.parent)) as tmp:
         tmp_path = Path(tmp) / dest.name
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -45,6 +44,11 @@ def export_onnx(weights: str | os.PathLike, dest: str | os.PathLike, opset: int 
         onnx.checker.check_model(str(tmp_path))
         os.replace(tmp_path, dest)
     return dest
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def build_aipp_model(onnx_path: str | os.PathLike, aipp: "aipp_mod.Aipp",
@@ -67,9 +71,10 @@ class Parity:
     max_abs_diff_aipp: float     # AIPP ONNX (uint8 input) vs PyTorch on host-normalised input
     top1_agreement: float        # fraction of images with the same top-1
     max_norm_diff: float         # AIPP numpy vs torchvision Normalize on the same pixels
+    non_finite_images: int = 0   # images with a NaN/inf score anywhere: counted as disagreeing
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if v or k != "non_finite_images"}
 
 
 def parity(weights: str | os.PathLike, onnx_path: str | os.PathLike,
@@ -92,8 +97,14 @@ def parity(weights: str | os.PathLike, onnx_path: str | os.PathLike,
     fused = ort.InferenceSession(str(aipp_onnx_path), opts, providers=["CPUExecutionProvider"])
     out_plain = plain.run(None, {INPUT_NAME: x_aipp})[0]
     out_fused = fused.run(None, {INPUT_NAME: batch_u8})[0]
-    return Parity(images=int(batch_u8.shape[0]),
-                  max_abs_diff=float(np.abs(out_plain - ref).max()),
-                  max_abs_diff_aipp=float(np.abs(out_fused - ref).max()),
-                  top1_agreement=float((out_fused.argmax(1) == ref.argmax(1)).mean()),
-                  max_norm_diff=float(np.abs(x_tv.numpy() - x_aipp).max()))
+    # NaN is never agreement: an image with a non-finite score on any side disagrees, and
+    # the largest differences are over the finite images (NaN when there is none)
+    ok = np.isfinite(ref).all(1) & np.isfinite(out_plain).all(1) & np.isfinite(out_fused).all(1)
+
+    def worst(x):
+        return float(np.abs(x[ok] - ref[ok]).max()) if ok.any() else float("nan")
+    return Parity(images=int(batch_u8.shape[0]), max_abs_diff=worst(out_plain),
+                  max_abs_diff_aipp=worst(out_fused),
+                  top1_agreement=float((ok & (out_fused.argmax(1) == ref.argmax(1))).mean()),
+                  max_norm_diff=float(np.abs(x_tv.numpy() - x_aipp).max()),
+                  non_finite_images=int((~ok).sum()))

@@ -1,36 +1,93 @@
 """Atomic writes: write to a temporary name in the same folder, then rename.
 
-A reader (or a resumed run) never sees a half-written file under its final name.
+A reader (or a resumed run) never sees a half-written file under its final name.  A write
+that fails is a :class:`~zoorepro.errors.WriteError` naming the path and the real cause (disk
+full, file too large, read-only file system, ...), never a bare ``Errno``.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import itertools
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from .errors import WriteError
+
 _COUNTER = itertools.count()
+NAME_MAX = 255   # bytes in one file name on Linux file systems
+
+# errno -> (what happened, what to do)
+_CAUSES = {
+    errno.ENOSPC: ("no space left on the device (disk full)",
+                   "free space there, or set bin_dir / output_root to a larger disk"),
+    errno.EDQUOT: ("disk quota exceeded", "free space within your quota, or write elsewhere"),
+    errno.EFBIG: ("file too large (the file system's or this process's file-size limit, "
+                  "ulimit -f)", "raise the limit (ulimit -f unlimited) or write to another "
+                                "file system"),
+    errno.EROFS: ("read-only file system", "set bin_dir / output_root to a writable folder"),
+    errno.EACCES: ("permission denied", "make the folder writable, or set bin_dir / "
+                                        "output_root to a writable folder"),
+    errno.EPERM: ("operation not permitted", "set bin_dir / output_root to a writable folder"),
+    errno.ENAMETOOLONG: ("file name too long for this file system", "shorten the name"),
+}
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> WriteError:
+    """A :class:`WriteError` for ``exc`` raised while writing ``path``: path, cause, fix."""
+    cause, fix = _CAUSES.get(exc.errno, (exc.strerror or str(exc), "check that folder"))
+    err = WriteError(f"{path}: cannot be written: {cause} [Errno {exc.errno}]; {fix}")
+    err.errno, err.strerror, err.filename = exc.errno, exc.strerror, str(path)
+    return err
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike):
+    """Turn an ``OSError`` raised while writing ``path`` into a :class:`WriteError`."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise write_error(exc.filename or path, exc) from exc
+
+
+def _tmp_path(path: Path) -> Path:
+    """``.<name>.<pid>.<n>.part`` beside ``path``; when that name would pass NAME_MAX (the
+    final name fits, the temporary one must too), a digest of the name stands for it."""
+    tail = f".{os.getpid()}.{next(_COUNTER)}.part"
+    name = f".{path.name}{tail}"
+    if len(os.fsencode(name)) > NAME_MAX:
+        name = "." + hashlib.sha256(os.fsencode(path.name)).hexdigest()[:32] + tail
+    return path.parent / name
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{next(_COUNTER)}.part"
+    tmp = _tmp_path(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        fd = os.open(tmp, flags, 0o666)  # name unique to this process and call; umask applies
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o666)
+        try:
+            fd = os.open(tmp, flags, 0o666)  # name unique to this process and call; umask applies
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o666)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from exc
         raise
     return path
 
@@ -44,13 +101,36 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    with open(src, "rb") as fh:
+    with open(src, "rb") as fh:   # a read error stays an OSError naming src
         return atomic_write_bytes(dst, fh.read())
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` refusing aliases: ``*name`` can make a few lines of outside input
+    stand for gigabytes (the "billion laughs"); raises ``yaml.YAMLError``."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "params take no YAML alias "
+                                                  "(*name): write the value out",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+    return yaml.load(text, Loader=NoAliasLoader)
 
 
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def links_outside(root: str | os.PathLike, paths) -> list[str]:
+    """``name -> target`` of each of ``paths`` that is (or lies under) a symlink resolving
+    outside ``root``."""
+    real_root = Path(os.path.realpath(root))
+    reals = [(Path(p), Path(os.path.realpath(p))) for p in paths]
+    return [f"{p.name} -> {r}" for p, r in reals if not r.is_relative_to(real_root)]
 
 
 def project_root() -> Path:

@@ -18,6 +18,44 @@ def physical_cores() -> int:
     return os.cpu_count() or 1
 
 
+def available_memory() -> int | None:
+    """Bytes of memory new work can take: ``MemAvailable``, capped by a cgroup (container)
+    limit; None where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            found += [int(ln.split()[1]) * 1024 for ln in fh if ln.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        cg = Path("/sys/fs/cgroup")
+        limit = (cg / "memory.max").read_text().strip()
+        if limit.isdigit():
+            found.append(int(limit) - int((cg / "memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(found)) if found else None
+
+
+# Working memory of one inference session on the CPU (README "Streams"): about 90 MB, plus
+# 5 MB per image of its batch; on a GPU the host holds a batch's input and output only.
+SESSION_BYTES, IMAGE_BYTES, GPU_IMAGE_BYTES = 90 << 20, 5 << 20, 4 * 150_528
+
+
+def check_memory(backend, batch_size: int, streams: int = 1) -> None:
+    """Stop before a batch that cannot fit in the memory available (batch 100,000 would
+    take 500 GB), rather than dying in the middle of allocating it."""
+    from .errors import ResourceError
+    gpu = str(backend.info().get("device", "")).startswith("cuda")
+    need = streams * (SESSION_BYTES + (GPU_IMAGE_BYTES if gpu else IMAGE_BYTES) * batch_size)
+    free = available_memory()
+    if free is not None and need > free:
+        raise ResourceError(
+            f"{getattr(backend, 'name', 'backend')}: batch size {batch_size} x {streams} "
+            f"stream(s) needs about {need / 2**30:.1f} GiB of memory, {free / 2**30:.1f} GiB "
+            f"is available; set smaller batch_sizes / accuracy_batch_size, or fewer infer_streams")
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -43,3 +81,22 @@ def cann_version_from_env() -> str:
             if v:
                 return v
     return ""
+
+
+def progress_bar(total: int, desc: str, unit: str = "img"):
+    """A progress bar for a long step, or None.  ``ZOOREPRO_PROGRESS`` says where: ``terminal``
+    (the notebooks run by ``zoorepro run``: the bar goes to the terminal, not into the
+    executed notebook), ``off`` (``-q``), else ``auto`` (a widget in JupyterLab, text on a
+    terminal)."""
+    import sys
+    mode = os.environ.get("ZOOREPRO_PROGRESS", "auto")
+    if mode == "off":
+        return None
+    try:
+        if mode == "terminal":
+            from tqdm import tqdm
+            return tqdm(total=total, desc=desc, unit=unit, file=sys.__stderr__, leave=False)
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)

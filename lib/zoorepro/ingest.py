@@ -21,7 +21,7 @@ import os
 import platform
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import yaml
@@ -33,7 +33,7 @@ from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, DEVICE_
 from .bench import bench_record
 from .atc import npu_device_name, parse_cann_version, parse_npu_smi
 from .errors import IngestError
-from .files import atomic_copy, atomic_write_json, atomic_write_text, read_json
+from .files import atomic_copy, atomic_write_json, atomic_write_text, links_outside, read_json
 from .run import Run
 
 
@@ -45,7 +45,7 @@ def read_predictions(folder: str | os.PathLike) -> tuple[evaluate.Predictions, l
     if not folder.is_dir():
         raise IngestError(f"{folder}: result folder not found (give the folder ais_bench "
                           f"wrote, e.g. result/result_bs1)")
-    pred = evaluate.read_result_folder(folder, workers=0)
+    pred = evaluate.read_result_folder(folder, workers=0, backend="ais_bench (NPU)")
     return pred, list(pred.notes)
 
 
@@ -116,6 +116,14 @@ def chip_for(npu_smi_text: str | None, device_id: int | None) -> tuple[str | Non
     return pick["soc_version"], chips
 
 
+# What ingest reads from kit.json, and the JSON type each must have.
+MANIFEST_TYPES = {"keys": list, "params": dict, "export": dict, "preprocess": dict,
+                  "atc_commands": list, "unlabelled_examples": list, "accuracy_batch_size": int,
+                  "device_id": int, "soc_version": str, "data_dir": str, "max_images": int,
+                  "image_list_sha256": str, "labels_without_image": int, "unlabelled_images": int}
+MAX_MANIFEST_BYTES = 64 << 20
+
+
 def read_manifest(path: str | os.PathLike | None) -> dict:
     if not path:
         return {}
@@ -123,10 +131,29 @@ def read_manifest(path: str | os.PathLike | None) -> dict:
     if not path.is_file():
         raise IngestError(f"{path}: kit manifest not found (it is kit.json, copied into the "
                           f"results folder by run_on_npu.sh)")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise IngestError(f"{path}: {path.stat().st_size:,} bytes is no kit.json; give the "
+                          f"kit.json that 'zoorepro kit' wrote")
     try:
-        return read_json(path)
-    except ValueError as exc:
+        man = read_json(path)
+    except (ValueError, RecursionError) as exc:
         raise IngestError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(man, dict):
+        raise IngestError(f"{path}: holds a JSON {type(man).__name__}, not the object 'zoorepro "
+                          f"kit' writes; give the kit.json of the kit that was run")
+    bad = []
+    for key, kind in MANIFEST_TYPES.items():
+        v = man.get(key)
+        if v is not None and (not isinstance(v, kind) or isinstance(v, bool) or kind is list
+                              and not all(isinstance(x, str) for x in v)):
+            bad.append(f"{key} is {str(v)[:40]!r}, not {'a list of strings' if kind is list else kind.__name__}")
+    tol = (man.get("params") or {}).get("reference_tolerance_pct") if not bad else None
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))):
+        bad.append(f"params.reference_tolerance_pct is {str(tol)[:40]!r}, not a number")
+    if bad:
+        raise IngestError(f"{path}: not a kit manifest as 'zoorepro kit' writes it: "
+                          f"{'; '.join(bad[:5])}; give the kit.json of the kit that was run")
+    return man
 
 
 TOOL_VERSIONS = "ais_bench_version.txt"   # the kit writes `pip show ais_bench aclruntime` there
@@ -178,6 +205,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     else:
         pred, read_warnings = read_predictions(result_dir)
     man = read_manifest(manifest)
+    linked = links_outside(result_dir, [*pred.paths.values(), *(sh["summary"] for sh in shards)])
     expected = man.get("keys") or None
     metrics = evaluate.score(pred, labels, expected=expected)
     per_image = metrics.pop("per_image_top1")
@@ -219,6 +247,11 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         acc_summary = read_summary(acc_summary_path) if acc_summary_path.is_file() else None
         if accuracy_summary and acc_summary is None:
             raise IngestError(f"{acc_summary_path}: summary not found")
+    linked += links_outside(result_dir.parent, [acc_summary_path] if acc_summary else [])
+    if linked:
+        notes.append(f"{len(linked)} ingested file(s) are symlinks pointing outside the result "
+                     f"folder {result_dir}, e.g. {'; '.join(linked[:3])}: those results were "
+                     f"read from there, not from what ais_bench wrote in the folder")
     if acc_summary is None:
         summary_note = (f"no {acc_summary_path.name} beside {result_dir.name}: accuracy scored "
                         f"from the outputs alone; no throughput and no device id from the "

@@ -28,8 +28,7 @@ from . import aipp as aipp_mod
 from . import aiscommands, aisformat, atc, data, export, preprocess, provenance, shell
 from .inputs import check_free_space, run_images
 from .config import RunConfig
-from .data import DataError
-from .files import atomic_write_json, atomic_write_text
+from .files import atomic_write_json, atomic_write_text, writing
 
 SCRIPT = "run_on_npu.sh"
 MANIFEST = "kit.json"
@@ -45,6 +44,7 @@ _CHIP = "@CHIP@"          # placeholders replaced by shell variables in the scri
 _DEVICE = "@DEVICE_ID@"
 SCRIPT_TEMPLATE = "run_on_npu.sh.j2"
 AIS_BENCH_NAME = re.compile(r"[A-Za-z0-9_.-]+")   # ais_bench's path whitelist, for file names
+KIT_FILES_BYTES = 8_000_000   # the ONNX model (5 MB), labels, aipp.config, kit.json, script
 
 
 # ------------------------------------------------------------------ commands
@@ -127,10 +127,26 @@ def render_script(cfg: RunConfig, batch_sizes, acc_bs: int, images: int | None,
 # ---------------------------------------------------------------------- kit
 def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
              params_source: str = "", progress: bool = True) -> Path:
-    """Write the kit into ``out_dir`` (new or empty); returns the script's path."""
+    """Write the kit into ``out_dir`` (new or empty); returns the script's path.  The inputs
+    are checked before anything is written, and a kit that fails half-way is removed: the
+    folder holds a complete kit or nothing."""
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise KitError(f"{out}: exists and is not empty; give a new folder for the kit")
+    existed = out.exists()
+    try:
+        with writing(out):
+            return _make_kit(cfg, out, bins, params_source, progress)
+    except BaseException:
+        if out.is_dir():       # new or empty before: everything in it is this kit's
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            if not existed:
+                out.rmdir()
+        raise
+
+
+def _make_kit(cfg: RunConfig, out: Path, bins: bool, params_source: str, progress: bool) -> Path:
     problems = []
     for check in (lambda: shell.check_soc_version(cfg.soc_version or ""),
                   lambda: shell.check_device_ids(cfg.device_id),
@@ -154,6 +170,15 @@ def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
     if problems:
         raise KitError("cannot write the kit:\n  - " + "\n  - ".join(problems))
     a = aipp_mod.load(cfg.aipp_config)
+    if bins:   # the inputs, checked (same rules as a run) before anything is written
+        images, unlabelled, missing = run_images(cfg)
+        bad = [p.name for p in images if not AIS_BENCH_NAME.fullmatch(data.image_key(p.name))]
+        if bad:
+            raise KitError(f"{len(bad)} image name(s) hold characters ais_bench refuses in the "
+                           f".bin paths on the NPU host (it accepts A-Z a-z 0-9 _ - . only), "
+                           f"e.g. {', '.join(bad[:5])}; rename those images (and their "
+                           f"val_label.txt lines) or leave them out")
+        check_free_space(out / BIN_DIR, images, extra=((KIT_FILES_BYTES, "model and files"),))
     out.mkdir(parents=True, exist_ok=True)
     batch_sizes = sorted(set(cfg.batch_sizes) | {cfg.accuracy_batch_size})
     acc_bs = cfg.accuracy_batch_size
@@ -171,14 +196,6 @@ def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
     # the inputs
     manifest: dict = {}
     if bins:
-        images, unlabelled, missing = run_images(cfg)   # same rules as a run
-        bad = [p.name for p in images if not AIS_BENCH_NAME.fullmatch(data.image_key(p.name))]
-        if bad:
-            raise KitError(f"{len(bad)} image name(s) hold characters ais_bench refuses in the "
-                           f".bin paths on the NPU host (it accepts A-Z a-z 0-9 _ - . only), "
-                           f"e.g. {', '.join(bad[:5])}; rename those images (and their "
-                           f"val_label.txt lines) or leave them out")
-        check_free_space(out / BIN_DIR, images)
         result = preprocess.preprocess_folder(images, out / BIN_DIR, cfg.workers, progress)
         # the kit travels: leave out the local source manifest (this machine's paths)
         (out / BIN_DIR / preprocess.MANIFEST).unlink(missing_ok=True)

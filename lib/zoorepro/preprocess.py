@@ -7,12 +7,14 @@ No normalisation: AIPP does that inside the model.
 
 Unlike the recipe, every image is processed in natural-sorted order, the work is spread
 over processes, a finished ``.bin`` is never redone (resume), writes are atomic, and every
-failure is reported by name with its reason.
+failure is reported by name with its reason.  Like the recipe, EXIF orientation is ignored
+(pixels as stored).  Pillow's decompression-bomb limit is applied from the header before any
+decoder runs; a write error (disk full, file too large) or a worker process that dies stops
+the work and keeps what was written.
 """
 from __future__ import annotations
 
 import os
-import sys
 import json
 import multiprocessing
 from dataclasses import dataclass, field
@@ -23,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from .data import image_key
-from .files import atomic_write_bytes
+from .errors import WriteError
+from .files import atomic_write_bytes, writing
 
 RESIZE = 256
 CROP = 224
@@ -60,12 +63,28 @@ def decoder_note() -> str:
             f"to PIL's decoder, checked by the tests), PIL for everything else")
 
 
+def check_pixels(width: int, height: int) -> None:
+    """Pillow's decompression-bomb limit (more than twice ``Image.MAX_IMAGE_PIXELS`` is
+    refused), applied from a header before any decoder allocates the pixels."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > 2 * limit:
+        raise Image.DecompressionBombError(
+            f"{width}x{height} = {width * height:,} pixels exceeds the limit of "
+            f"{2 * limit:,} pixels (Pillow's decompression-bomb protection); decoding it would "
+            f"take {width * height * 3 / 2**30:.1f} GiB of memory")
+
+
 def _fast_jpeg(data: bytes):
     """RGB pixels of a 3-channel YCbCr JPEG via simplejpeg, or None to let PIL decode."""
     if _simplejpeg is None or data[:2] != b"\xff\xd8":
         return None
     try:
-        if _simplejpeg.decode_jpeg_header(data)[2] != "YCbCr":
+        height, width, colorspace, _ = _simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None   # PIL decides and explains
+    check_pixels(width, height)   # simplejpeg has no limit of its own
+    try:
+        if colorspace != "YCbCr":
             return None
         return _simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False,
                                        fastupsample=False, strict=True)
@@ -73,8 +92,24 @@ def _fast_jpeg(data: bytes):
         return None   # anything unusual (truncated, odd markers): PIL decides and explains
 
 
+# Modes whose values do not fit 8 bits: convert("RGB") (the recipe's) clips them to 0..255.
+SQUASHED_MODES = {"I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I;16N": "16-bit",
+                  "I": "32-bit integer", "F": "32-bit float"}
+
+
+def conversion_note(mode: str) -> str:
+    """What converting an image of ``mode`` to RGB did, for the report."""
+    if mode in SQUASHED_MODES:
+        return (f"{mode} image converted to RGB as the recipe does, but its "
+                f"{SQUASHED_MODES[mode]} values were squashed into 0..255 (values above 255 "
+                f"become 255: the input is mostly white); convert it to 8-bit RGB first if "
+                f"that is not intended")
+    return f"{mode} image converted to RGB (as the recipe does)"
+
+
 def load_rgb(path: str | os.PathLike, fast: bool = True) -> tuple[Image.Image, str, str]:
-    """Open by content (not extension) and convert to RGB; returns (image, mode, format)."""
+    """Open by content (not extension) and convert to RGB; returns (image, mode, format).
+    EXIF orientation is ignored, as the recipe's ``open().convert('RGB')`` ignores it."""
     if fast and _simplejpeg is not None:
         with open(path, "rb") as fh:
             pixels = _fast_jpeg(fh.read())
@@ -104,6 +139,7 @@ class PreprocessResult:
     failed: list = field(default_factory=list)      # [(file name, reason)]
     non_rgb: list = field(default_factory=list)     # [(file name, mode)] converted to RGB
     not_jpeg: list = field(default_factory=list)    # [(file name, format)] decoded by content
+    stopped: str = ""   # why the work stopped early (disk full, a dead worker); not a record key
 
     @property
     def ok(self) -> int:
@@ -130,6 +166,8 @@ def describe_failure(path: str, exc: BaseException) -> str:
         size = -1
     if size == 0:
         return "empty file (0 bytes): the copy failed; copy it again or remove it"
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"image too large: {exc}; not an ImageNet photo: remove it or shrink it"
     if isinstance(exc, UnidentifiedImageError):
         return f"not a decodable image (corrupt or not an image file); replace or remove it [{text}]"
     if "truncated" in str(exc).lower() or isinstance(exc, (EOFError, SyntaxError)):
@@ -168,8 +206,10 @@ def read_manifest(out: Path) -> dict:
 
 
 def _work(args: tuple[str, str, bool]) -> tuple[str, str, str, str]:
-    """Worker: returns (name, status, mode, format-or-reason); status in written/reused/failed.
-    A finished .bin is reused only when the manifest says this very image made it."""
+    """Worker: returns (name, status, mode, format-or-reason); status in written/reused/
+    checked/failed, or unwritable (a write error: the disk, not the image; stops the work).
+    A finished .bin is reused only when the manifest says this very image made it; an empty
+    ``dst`` only decodes (a check of the input)."""
     src, dst, trusted = args
     name = os.path.basename(src)
     try:
@@ -177,27 +217,60 @@ def _work(args: tuple[str, str, bool]) -> tuple[str, str, str, str]:
             mode, fmt = _header(src)   # header only: keeps the report's lists complete on resume
             return name, "reused", mode, fmt
         img, mode, fmt = load_rgb(src)
-        atomic_write_bytes(dst, np.asarray(center_crop(resize_shorter(img)), np.uint8).tobytes())
+        pixels = np.asarray(center_crop(resize_shorter(img)), np.uint8).tobytes()
+        if not dst:
+            return name, "checked", mode, fmt
+        atomic_write_bytes(dst, pixels)
         return name, "written", mode, fmt
+    except WriteError as exc:
+        return name, "unwritable", "", str(exc)
     except Exception as exc:  # reported by name, never swallowed
         return name, "failed", "", describe_failure(src, exc)
 
 
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
+def _outcomes(jobs: list, workers: int):
+    """``_work`` over ``jobs`` in order, in ``workers`` processes when worth it.  A worker
+    that dies (the out-of-memory killer's SIGKILL) ends the iteration with a last
+    ``("", "died", "", how)`` instead of waiting forever for its images."""
+    if workers == 1 or len(jobs) < 2 * workers:
+        yield from map(_work, jobs)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    chunk = max(1, min(32, len(jobs) // (workers * 8)))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    procs = []
     try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="preprocess", unit="img", file=sys.stderr)
+        results = pool.map(_work, jobs, chunksize=chunk)
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        yield from results
+    except BrokenProcessPool:
+        for p in procs:
+            p.join(5)
+        codes = sorted({-p.exitcode for p in procs if p.exitcode and p.exitcode < 0})
+        codes = [c for c in codes if c != 15] or codes   # SIGTERM: the pool ends the others
+        yield "", "died", "", ", ".join(f"signal {c}" for c in codes) or "no exit status"
+    finally:   # stopped early (write error, dead worker): drop the images not started
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _progress(total: int, enabled: bool):
+    from .host import progress_bar
+    return progress_bar(total, "preprocess") if enabled else None
 
 
 def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, workers: int = 0,
-                      progress: bool = True) -> PreprocessResult:
-    """Preprocess ``images`` into ``out_dir``; resumes, never swallows a failure."""
+                      progress: bool = True, executor=None) -> PreprocessResult:
+    """Preprocess ``images`` into ``out_dir``; resumes, never swallows a failure.  A write
+    error or a dead worker stops the work: what was written is kept, and ``failed`` says why
+    and how many images were not done.  ``executor(jobs, work)``: a generator of
+    ``work(job)`` for each job, in order, run elsewhere (``zoorepro.shards``: Dask tasks);
+    default: ``workers`` local processes."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     seen: dict[str, str] = {}
     result = PreprocessResult(out_dir=str(out), total=len(images))
     known = read_manifest(out)
@@ -217,27 +290,57 @@ def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, worker
         jobs.append((str(img), str(bin_path_for(img, out)), known.get(key) == ids[img.name]))
     workers = workers or os.cpu_count() or 1
     bar = _progress(len(jobs), progress)
+    before = len(result.failed)
     try:
-        with open(out / MANIFEST, "a", encoding="utf-8") as manifest:
+        with writing(out / MANIFEST):
+            manifest = open(out / MANIFEST, "a", encoding="utf-8")
+        with manifest:
             def record(name):
-                manifest.write(json.dumps({"key": image_key(name), "source": ids[name]}) + "\n")
-                manifest.flush()
-            if workers == 1 or len(jobs) < 2 * workers:
-                _collect(map(_work, jobs), result, bar, record)
-            else:
-                chunk = max(1, min(32, len(jobs) // (workers * 8)))
-                with multiprocessing.Pool(workers) as pool:   # imap: streams, bounded memory
-                    _collect(pool.imap(_work, jobs, chunksize=chunk), result, bar, record)
+                with writing(out / MANIFEST):
+                    manifest.write(json.dumps({"key": image_key(name), "source": ids[name]})
+                                   + "\n")
+                    manifest.flush()
+            outcomes = executor(jobs, _work) if executor else _outcomes(jobs, workers)
+            try:
+                _collect(outcomes, result, bar, record)
+            except WriteError as exc:   # the manifest beside the .bin files
+                result.stopped = f"{MANIFEST} could not be written: {exc}"
+            finally:
+                outcomes.close()
     finally:
         if bar is not None:
             bar.close()
+    if result.stopped:
+        left = len(jobs) - (result.ok + len(result.failed) - before)
+        result.failed.append((f"{left} image(s) not done", f"preprocessing stopped: "
+                              f"{result.stopped}; the .bin files written are kept and reused "
+                              f"by the next run with this bin_dir"))
     return result
 
 
+def check_images(images: Sequence[Path], workers: int = 0) -> list[tuple[str, str]]:
+    """Decode every image as preprocessing would, writing nothing: [(name, reason)] of those
+    that cannot be preprocessed (a check of the input before work that stops anyway)."""
+    jobs = [(str(p), "", False) for p in images]
+    return [(n or "(check stopped)", info if n else f"a process checking the images died ({info})")
+            for n, status, _, info in _outcomes(jobs, workers or os.cpu_count() or 1)
+            if status in ("failed", "died")]
+
+
 def _collect(outcomes: Iterable, result: PreprocessResult, bar, record) -> None:
+    """Tally ``outcomes``; a write error stops here."""
     for name, status, mode, info in outcomes:
-        if status == "failed":
+        if status == "died":
+            result.stopped = (f"a preprocessing process died (killed by {info}; the out-of-memory "
+                              f"killer sends signal 9): set workers lower or free memory")
+            break
+        if bar is not None:
+            bar.update(1)
+        if status in ("failed", "unwritable"):
             result.failed.append((name, info))
+            if status == "unwritable":
+                result.stopped = "a .bin file could not be written: " + info
+                break
         else:
             if status == "written":
                 result.written += 1
@@ -248,11 +351,14 @@ def _collect(outcomes: Iterable, result: PreprocessResult, bar, record) -> None:
                 result.non_rgb.append((name, mode))
             if info and info != "JPEG":
                 result.not_jpeg.append((name, info))
-        if bar is not None:
-            bar.update(1)
 
 
 def failure_message(result: PreprocessResult, limit: int = 10) -> str:
+    if result.stopped:
+        return (f"preprocessing stopped after {result.ok} of {result.total} image(s): "
+                f"{result.stopped}.\nThe .bin files written are kept in {result.out_dir}; "
+                f"fix that, then rerun with bin_dir set to that folder (finished .bin files "
+                f"are reused).")
     lines = [f"{len(result.failed)} of {result.total} image(s) could not be preprocessed:"]
     lines += [f"  - {n}: {r}" for n, r in result.failed[:limit]]
     if len(result.failed) > limit:

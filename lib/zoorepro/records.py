@@ -1,10 +1,8 @@
-"""The records of a run folder (``records/<name>.json``): one dataclass each, with today's JSON
+"""The records of a run folder (``records/<name>.json``): one dataclass each, with their JSON
 keys plus ``schema_version``.  A record is built by calling its class (a mistyped field is a
 ``TypeError`` where it is written) and read by :func:`from_json` (an unknown or missing key is
-a :class:`RecordError` naming the file), so a gap never renders silently as "—".
-
-Records written before ``schema_version`` existed (version 0) are read the same way.
-Per-backend records (``infer``, ``accuracy``) map a backend name to an entry dataclass;
+a :class:`RecordError` naming the file), so a gap never renders silently as "—".  Records
+written before ``schema_version`` existed (version 0) are read the same way.  Per-backend records (``infer``, ``accuracy``) map a backend name to an entry dataclass;
 ``bench`` holds one :class:`BenchRow` per sweep point; ``parity`` is a list of pairs.
 """
 from __future__ import annotations
@@ -312,6 +310,7 @@ class BenchRow:
     precision: str | None = None
     input: str | None = None
     throughput_reported: float | None = None
+    timing: str | None = None            # device | call: what the compute times measured
     h2d_mean_ms: float | None = None
     d2h_mean_ms: float | None = None
     summary: str | None = None
@@ -320,7 +319,10 @@ class BenchRow:
 BENCH_CSV_FIELDS = ("backend", "device", "batch_size", "iterations", "seconds", "min_ms",
                     "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "throughput",
                     "throughput_definition", "e2e_throughput", "e2e_images", "e2e_streams",
-                    "threads", "version", "precision", "input", "valid", "validity")
+                    "threads", "version", "precision", "input", "valid", "validity", "timing",
+                    "h2d_mean_ms", "d2h_mean_ms")
+# bench.csv: those, then what identifies the run, so the files of many runs stack
+BENCH_CSV_RUN_FIELDS = ("run", "weights_sha256", "onnx_sha256", "image_list_sha256")
 
 
 @dataclass
@@ -330,13 +332,14 @@ class BenchRecord(Record):
     definition: str
     records: list   # of BenchRow-shaped dicts (validated on both sides)
 
-    def csv_text(self) -> str:
+    def csv_text(self, run_fields: dict | None = None) -> str:
         import csv
         import io
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=BENCH_CSV_FIELDS, extrasaction="ignore")
+        w = csv.DictWriter(buf, fieldnames=BENCH_CSV_FIELDS + BENCH_CSV_RUN_FIELDS,
+                           extrasaction="ignore")
         w.writeheader()
-        w.writerows(self.records)
+        w.writerows({**r, **(run_fields or {})} for r in self.records)
         return buf.getvalue()
 
     def __post_init__(self):
@@ -351,6 +354,25 @@ _BENCH_ALWAYS = {f.name for f in dataclasses.fields(BenchRow)
                  if f.default is dataclasses.MISSING} | {
     "seconds", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "threads",
     "version", "precision", "input"}
+
+
+ACCURACY_COLUMNS = ("run", "backend", "device", "batch_size", "images", "top1", "top2", "top3",
+                    "top4", "top5", "weights_sha256", "onnx_sha256", "image_list_sha256",
+                    "label_file_sha256")
+
+
+def accuracy_csv(record: "AccuracyRecord", run_id: str) -> str:
+    """``accuracy.csv``: one row per backend that ran, with the run id and the hashes, so the
+    files of many runs stack into one table."""
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ACCURACY_COLUMNS)
+    for name, e in record.entries.items():
+        if e.status == "ok":
+            w.writerow([run_id, name] + [getattr(e, c) for c in ACCURACY_COLUMNS[2:]])
+    return buf.getvalue()
 
 
 class ParityRecord(Record):

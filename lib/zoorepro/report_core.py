@@ -240,7 +240,9 @@ def plot_throughput(groups: dict, title: str):
     ax.set_ylabel("images / s (inference call)")
     ax.set_title(title + ("" if groups else " — no bench records"))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    legend = ax.legend(fontsize=7)
+    for text in (ax.title, *legend.get_texts()):
+        text.set_parse_math(False)   # names of devices, runs and folders: literal, never mathtext
     fig.tight_layout()
     return fig
 

@@ -10,6 +10,7 @@ import os
 
 from . import references as ref
 from .files import read_json
+from .preprocess import conversion_note
 from .report_core import (THROUGHPUT_HEADERS, RunData, ok_accuracy, accuracy_run_note,
                      describe_weights, figure_html, fmt, plot_throughput, render,
                      throughput_rows, verdict_of)
@@ -92,6 +93,41 @@ def throughput_table(data: RunData) -> str:
                     headers=THROUGHPUT_HEADERS, rows=throughput_rows(data))
 
 
+RECIPE_RATIO_HEADERS = ["backend", "device", "precision", "timing", "batch", "ours img/s",
+                        "310P3 img/s", "ours / 310P3", "310B1 img/s", "ours / 310B1"]
+
+
+def recipe_ratio_rows(data: RunData) -> list:
+    """Our figure beside the recipe's published one at each of its batch sizes, with the
+    ratio -- only for records timed as ais_bench times (device compute only): a GPU figure
+    timed around the call (with its copies) is listed as not comparable."""
+    p3 = ref.THROUGHPUT["recipe Ascend310P3"]
+    b1 = ref.THROUGHPUT["recipe Ascend310B1"]
+    rows = []
+    for r in (data.get("bench") or {}).get("records", []):
+        bs, ours = r.get("batch_size"), r.get("throughput")
+        if bs not in p3 or not ours:
+            continue
+        comparable = r.get("timing") == "device" or str(r.get("device", "")).startswith(("cpu", "npu"))
+        if not comparable:
+            rows.append([r["backend"], r.get("device"), r.get("precision", "fp32"),
+                         r.get("timing") or "call", bs, fmt(ours, 1), fmt(p3[bs], 1),
+                         "not comparable: timed with host-device copies (set timing: device)",
+                         fmt(b1[bs], 1), ""])
+            continue
+        mark = "" if r.get("valid", True) else " (invalid timing)"
+        rows.append([r["backend"], r.get("device"), r.get("precision", "fp32"),
+                     r.get("timing") or "device", bs, fmt(ours, 1) + mark, fmt(p3[bs], 1),
+                     f"{ours / p3[bs]:.3f}x", fmt(b1[bs], 1), f"{ours / b1[bs]:.3f}x"])
+    return rows
+
+
+def recipe_ratio_table(data: RunData) -> str:
+    """Our throughput against the recipe's published 310P3 / 310B1 table, batch by batch."""
+    return _section("recipe_ratio_table", headers=RECIPE_RATIO_HEADERS,
+                    rows=recipe_ratio_rows(data), source=ref.RECIPE_SOURCE)
+
+
 def e2e_table(data: RunData) -> str:
     rows = []
     for name, st in (data.get("infer") or {}).items():
@@ -128,7 +164,9 @@ def preprocess_section(data: RunData) -> str:
 
 
 def parity_section(data: RunData) -> str:
-    rows = [[p["a"], p["b"], p["images"], fmt(p["top1_agreement_pct"], 2, " %"),
+    rows = [[p["a"], p["b"], p["images"], fmt(p["top1_agreement_pct"], 2, " %")
+             + (f" ({p['non_finite_images']} with NaN/inf scores: disagreeing)"
+                if p.get("non_finite_images") else ""),
              fmt(p["max_abs_logit_diff"], 6)] for p in (data.get("parity") or [])]
     return _section("parity_section", rows=rows)
 
@@ -144,7 +182,9 @@ def export_section(data: RunData) -> str:
         rows += [["images compared", p["images"]],
                  ["max |ONNX − PyTorch| (logits)", f"{p['max_abs_diff']:.3g}"],
                  ["max |AIPP-ONNX − PyTorch| (logits)", f"{p['max_abs_diff_aipp']:.3g}"],
-                 ["top-1 agreement", f"{100 * p['top1_agreement']:.1f} %"],
+                 ["top-1 agreement", f"{100 * p['top1_agreement']:.1f} %"
+                  + (f" ({p['non_finite_images']} image(s) with NaN/inf scores count as "
+                     f"disagreeing)" if p.get("non_finite_images") else "")],
                  ["max |AIPP − torchvision Normalize| (input tensor)", f"{p['max_norm_diff']:.3g}"]]
     else:
         rows.append(["parity", "not run: " + str(e.get("parity_not_run"))])
@@ -188,6 +228,7 @@ def warnings_section(data: RunData) -> str:
     """Everything odd that did not stop the run, by file name."""
     items = []
     for name, st in (data.get("infer") or {}).items():
+        items.extend(f"{name}: {n}" for n in st.get("notes") or [])   # shards, teardown
         if st.get("foreign_files"):
             items.append(f"{name}: {len(st['foreign_files'])} file(s) in the .bin folder are not "
                          f".bin/.npy inputs and were skipped: {', '.join(st['foreign_files'][:10])}")
@@ -195,7 +236,7 @@ def warnings_section(data: RunData) -> str:
         items.extend(f"{name}: {w}" for w in m.get("warnings", []))
     pre = data.get("preprocess") or {}
     items.extend(f"preprocessing failed for {n}: {r}" for n, r in pre.get("failed", []))
-    items.extend(f"{n}: {m} image converted to RGB (as the recipe does)" for n, m in pre.get("non_rgb", []))
+    items.extend(f"{n}: {conversion_note(m)}" for n, m in pre.get("non_rgb", []))
     items.extend(f"{n}: a {f} file with an image extension, decoded by content"
                  for n, f in pre.get("not_jpeg", []))
     return _section("warnings_section", items=items)

@@ -67,6 +67,26 @@ class Run:
     def create(cls, cfg: RunConfig) -> "Run":
         """The run folder of ``cfg`` (a new one when ``run_dir`` is empty): checked writable,
         ``params.yaml`` and the environment record written once."""
+        if cfg.run_dir and Path(cfg.run_dir).is_dir():
+            existing = cls(cfg.run_dir)
+            if existing.finished:
+                raise DataError(
+                    f"{cfg.run_dir}: a finished run (report.html, no failure); finished runs are "
+                    f"never modified. Leave run_dir empty for a new run (its params.yaml makes "
+                    f"one: zoorepro run {Path(cfg.run_dir) / 'params.yaml'})")
+            if existing.origin != "run":
+                raise DataError(f"{cfg.run_dir}: results {existing.origin} here, not a run to "
+                                f"continue; leave run_dir empty for a new run")
+            before = existing.config
+            if before is not None:
+                differ = [k for k, v in cfg.to_dict().items()
+                          if k not in ("run_dir", "output_root") and before.to_dict().get(k) != v]
+                if differ:
+                    raise DataError(
+                        f"{cfg.run_dir}: this unfinished run was made with other parameters "
+                        f"({', '.join(differ)}); continue it with its own params.yaml "
+                        f"(zoorepro run --resume {cfg.run_dir}) or leave run_dir empty for a "
+                        f"new run")
         try:
             if cfg.run_dir:
                 root = Path(cfg.run_dir)
@@ -84,8 +104,9 @@ class Run:
                             f"folder") from None
         run = cls(root, cfg)
         run.records_dir.mkdir(exist_ok=True)
-        if not (root / "params.yaml").exists():
-            atomic_write_text(root / "params.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if not (root / "params.yaml").exists():     # the parameters, not where they ran
+            params = {k: v for k, v in cfg.to_dict().items() if k != "run_dir"}
+            atomic_write_text(root / "params.yaml", yaml.safe_dump(params, sort_keys=False))
         if not run.has(records.EnvironmentRecord):
             run.write(records.EnvironmentRecord(**provenance.environment()))
         return run
@@ -115,12 +136,19 @@ class Run:
         return "run"
 
     @property
+    def finished(self) -> bool:
+        """Its report was rendered after every stage ran: never to be modified again."""
+        return (self.origin == "run" and (self.root / "report.html").is_file()
+                and not self.has(records.FailureRecord))
+
+    @property
     def config(self) -> RunConfig | None:
         """The frozen config the run was made with; None for ingested results."""
         if self._config is None and self.origin == "run":
             params = self.root / "params.yaml"
             if params.is_file():
                 raw = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+                raw["run_dir"] = str(self.root)
                 self._config = from_mapping(raw, source=str(params), check_paths=False)
         return self._config
 
@@ -158,7 +186,7 @@ class Run:
 
     def read(self, kind):
         """The typed record ``kind`` (a records class or its name)."""
-        cls = records.ALL[_name(kind)]
+        cls = kind if isinstance(kind, type) else records.ALL[_name(kind)]
         path = self.record_path(cls)
         if not path.is_file():
             raise RecordError(f"{path}: not written yet; run the stage that writes "
@@ -182,8 +210,18 @@ class Run:
         self.records_dir.mkdir(parents=True, exist_ok=True)
         written = atomic_write_json(path, record.to_json())
         if isinstance(record, records.BenchRecord):
-            atomic_write_text(path.with_suffix(".csv"), record.csv_text())
+            atomic_write_text(path.with_suffix(".csv"), record.csv_text(self._identity()))
         return written
+
+    def _identity(self) -> dict:
+        """What identifies this run's figures in a table of many runs."""
+        out = {"run": self.root.name}
+        if self.has(records.ExportRecord):
+            exp = self.read(records.ExportRecord)
+            out.update(weights_sha256=exp.weights_sha256, onnx_sha256=exp.onnx_sha256)
+        if self.has(records.DatasetRecord):
+            out["image_list_sha256"] = self.read(records.DatasetRecord).image_list_sha256
+        return out
 
     def all_records(self) -> dict:
         """Every record present, as checked JSON data, by name."""

@@ -23,7 +23,6 @@ from typing import Iterable
 import jinja2
 
 from .errors import ShellTemplateError  # noqa: F401  (raised here; defined in errors)
-from .data import DataError
 
 
 class Sh(str):

@@ -19,7 +19,7 @@ from . import atc, bench, data, evaluate, export, preprocess, records
 from . import backends as backends_mod
 from .aisformat import AIS_BENCH_DEFINITION, result_dirname
 from .errors import AisBenchError, DataError, NoBackendRan
-from .files import atomic_copy, atomic_write_json
+from .files import atomic_copy, atomic_write_json, atomic_write_text
 from .inputs import check_free_space, run_images
 from .run import Run
 
@@ -34,6 +34,10 @@ class Stage:
     record: type
     requires: tuple
     run: Callable[[Run], object]
+    keys: tuple = ()          # the parameters this stage's notebook shows
+
+
+COMMON_KEYS = ("name", "output_root", "run_dir")
 
 
 # ------------------------------------------------------------------ 1. preprocess
@@ -42,7 +46,12 @@ def run_preprocess(run: Run, progress: bool = True) -> records.PreprocessRecord:
     images, unlabelled, missing = run_images(cfg)
     out = run.bin_dir
     check_free_space(out, images, run.results, len(cfg.backends), cfg.outfmt)
-    result = preprocess.preprocess_folder(images, out, cfg.workers, progress=progress)
+    executor = None
+    if cfg.shards > 1:        # Dask tasks, outcomes tallied here as unsharded (zoorepro.shards)
+        from . import shards
+        executor = shards.preprocess_executor(run)
+    result = preprocess.preprocess_folder(images, out, cfg.workers, progress=progress,
+                                          executor=executor)
     record = records.PreprocessRecord(**result.to_dict())
     run.write(record)
     if result.failed:
@@ -174,7 +183,7 @@ def sweep_backends(run: Run, made: dict) -> list:
     files = run_inputs(run)
     samples = np.stack([bench.load_input(f) for f in files[:SWEEP_SAMPLES]])
     settings = bench.SweepSettings(tuple(cfg.batch_sizes), cfg.bench_iterations,
-                                   cfg.bench_min_seconds, cfg.warmup)
+                                   cfg.bench_min_seconds, cfg.warmup, cfg.timing)
     rows, npu_only = [], bool(made)
     for name, backend in made.items():
         job = backends_mod.SweepJob(samples, settings, files, cfg.outfmt, cfg.infer_streams,
@@ -233,7 +242,11 @@ def run_infer(run: Run, progress: bool = True) -> records.InferRecord:
             job = backends_mod.AccuracyJob(run.bin_dir, files, out, cfg.accuracy_batch_size,
                                            cfg.outfmt, cfg.warmup, progress, cfg.infer_streams,
                                            scratch=run.root / "inputs")
-            summary = backend.run_accuracy(job)
+            if cfg.shards > 1:    # Dask tasks writing into the same folder (zoorepro.shards)
+                from . import shards
+                summary = shards.run_accuracy(run, name, backend, job, artifacts(run))
+            else:
+                summary = backend.run_accuracy(job)
             info = backend.info()
             dirname = result_dirname(cfg.accuracy_batch_size)
             status[name] = records.InferEntry(
@@ -245,7 +258,7 @@ def run_infer(run: Run, progress: bool = True) -> records.InferRecord:
                 throughput_definition=summary.get("throughput_definition"),
                 foreign_files=summary["foreign_files"],
                 other_inputs=summary.get("other_inputs", 0),
-                e2e_throughput=summary["e2e_throughput"])
+                e2e_throughput=summary["e2e_throughput"], notes=summary.get("shard_notes"))
         sweep_backends(run, made)
     except BaseException:
         close_backends(made)          # never hides the error that stopped inference
@@ -286,6 +299,8 @@ def run_evaluate(run: Run) -> records.AccuracyRecord:
         folder = run.results / name
         evaluate.write_results(metrics, folder)
         atomic_write_json(folder / "predictions.json", per_image)
+        atomic_write_text(folder / "predictions.csv",
+                          evaluate.predictions_csv(pred, labels, name))
         out[name] = entry
     primary = out.get(cfg.primary_backend)
     if primary is not None and primary.status == "ok":
@@ -293,6 +308,7 @@ def run_evaluate(run: Run) -> records.AccuracyRecord:
             atomic_copy(run.results / cfg.primary_backend / fname, run.root / fname)
     record = records.AccuracyRecord(out)
     run.write(record)
+    atomic_write_text(run.root / "accuracy.csv", records.accuracy_csv(record, run.root.name))
     names = list(preds)
     run.write(records.ParityRecord([{"a": x, "b": y, **evaluate.parity(preds[x], preds[y])}
                                     for i, x in enumerate(names) for y in names[i + 1:]]))
@@ -301,13 +317,28 @@ def run_evaluate(run: Run) -> records.AccuracyRecord:
 
 # ------------------------------------------------------------------ the stages
 STAGES = {s.name: s for s in (
-    Stage("preprocess", "01_preprocess.ipynb", records.DatasetRecord, (), run_preprocess),
-    Stage("export", "02_export.ipynb", records.ExportRecord, ("preprocess",), run_export_and_atc),
-    Stage("infer", "03_infer.ipynb", records.InferRecord, ("preprocess", "export"), run_infer),
-    Stage("evaluate", "04_evaluate.ipynb", records.AccuracyRecord, ("infer",), run_evaluate),
+    Stage("preprocess", "01_preprocess.ipynb", records.DatasetRecord, (), run_preprocess,
+          ("data_dir", "label_file", "max_images", "allow_label_mismatch", "bin_dir", "workers",
+           "backends", "outfmt")),
+    Stage("export", "02_export.ipynb", records.ExportRecord, ("preprocess",), run_export_and_atc,
+          ("weights", "onnx_model", "aipp_config", "opset", "soc_version", "atc_extra_args",
+           "batch_sizes", "accuracy_batch_size")),
+    Stage("infer", "03_infer.ipynb", records.InferRecord, ("preprocess", "export"), run_infer,
+          ("backends", "device", "precision", "timing", "accuracy_batch_size", "batch_sizes", "outfmt",
+           "bench_iterations", "bench_min_seconds", "warmup", "threads", "infer_streams",
+           "device_id")),
+    Stage("evaluate", "04_evaluate.ipynb", records.AccuracyRecord, ("infer",), run_evaluate,
+          ("label_file", "workers")),
 )}
 REPORT_NOTEBOOK = "05_report.ipynb"
+REPORT_KEYS = ("reference_tolerance_pct",)
 NOTEBOOKS = tuple(s.notebook for s in STAGES.values()) + (REPORT_NOTEBOOK,)
+
+
+def notebook_keys(notebook: str) -> tuple:
+    """The parameters a notebook shows: the common ones and its stage's."""
+    own = next((s.keys for s in STAGES.values() if s.notebook == notebook), REPORT_KEYS)
+    return COMMON_KEYS + tuple(k for k in own if k not in COMMON_KEYS)
 
 
 def ensure(run: Run, name: str) -> list[str]:

@@ -113,7 +113,14 @@ def expected_shapes() -> dict:
 
 def check_state_dict(sd: dict, path: str) -> None:
     """Raise :class:`WeightsError` naming every missing, unexpected or mis-shaped tensor."""
+    import torch
     want = expected_shapes()
+    odd = [f"{str(k)[:60]!r} ({type(v).__name__})" for k, v in sd.items()
+           if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if odd:
+        raise WeightsError(f"{path}: not a state_dict of tensors: {', '.join(odd[:6])}"
+                           f"{' ...' if len(odd) > 6 else ''} are not named tensors. Give a "
+                           f"squeezenet1_1 state_dict saved with torch.save(model.state_dict(), ...)")
     missing = [k for k in want if k not in sd]
     unexpected = [k for k in sd if k not in want]
     shapes = [f"{k}: file {tuple(sd[k].shape)} vs squeezenet1_1 {want[k]}"
@@ -129,6 +136,12 @@ def check_state_dict(sd: dict, path: str) -> None:
         raise WeightsError(f"{path}: not a torchvision squeezenet1_1 state_dict ({' | '.join(parts)}). "
                            f"Give the recipe's squeezenet1_1-f364aa15.pth or another squeezenet1_1 "
                            f"state_dict (squeezenet1_0 and other models differ)")
+    bad = [k for k in want if k in sd and sd[k].dtype.is_floating_point
+           and not bool(sd[k].isfinite().all())]
+    if bad:
+        raise WeightsError(f"{path}: tensor(s) {', '.join(bad[:6])} hold NaN or infinite values: "
+                           f"the weights are damaged (every prediction would be meaningless); "
+                           f"download or export them again")
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:
@@ -152,7 +165,8 @@ def load_state_dict(path: str | os.PathLike) -> dict:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
-    sd = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
+    sd = {(k[7:] if isinstance(k, str) and k.startswith("module.") else k): v
+          for k, v in obj.items()}
     check_state_dict(sd, str(path))
     return sd
 

@@ -8,7 +8,6 @@ what to install.
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence

@@ -174,7 +174,8 @@ class InferenceSession:
             try:
                 model = json.load(fh)
             except ValueError:
-                raise RuntimeError(f"{model_path}: not a stand-in model (aclmdlLoadFromFile failed)")
+                raise RuntimeError(f"{model_path}: not a stand-in model (aclmdlLoadFromFile "
+                                   f"failed)") from None
         if model.get("standin_om") != 1:
             raise RuntimeError(f"{model_path}: not a stand-in model")
         self.model_path = model_path

@@ -1,0 +1,48 @@
+"""Atomic writes: a failed write names the path and the real cause; long names fit."""
+import resource
+
+import pytest
+
+from zoorepro import files
+from zoorepro.errors import WriteError, ZooreproError
+
+
+def test_a_name_that_fits_is_not_refused_for_its_temporary_name(tmp_path):
+    name = "n" * 246 + ".bin"            # 250 bytes: fits; ".<name>.<pid>.<n>.part" would not
+    path = files.atomic_write_bytes(tmp_path / name, b"x")
+    assert path.read_bytes() == b"x" and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_a_write_over_the_file_size_limit_names_the_path_and_the_cause(tmp_path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))   # Python ignores SIGXFSZ: EFBIG
+    try:
+        with pytest.raises(WriteError) as e:
+            files.atomic_write_bytes(tmp_path / "big.bin", b"\0" * 10_000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    msg = str(e.value)
+    assert isinstance(e.value, ZooreproError) and isinstance(e.value, OSError)
+    assert str(tmp_path / "big.bin") in msg and "file too large" in msg and "ulimit" in msg
+    assert list(tmp_path.iterdir()) == []                   # no .part left behind
+
+
+def test_write_errors_translate_each_cause():
+    import errno
+    for code, words in ((errno.ENOSPC, "disk full"), (errno.EROFS, "read-only"),
+                        (errno.EACCES, "permission denied")):
+        err = files.write_error("/x/y.bin", OSError(code, "raw"))
+        assert str(err).startswith("/x/y.bin: cannot be written: ") and words in str(err)
+        assert err.errno == code and err.filename == "/x/y.bin"
+
+
+def test_links_outside_names_only_links_leaving_the_folder(tmp_path):
+    inside, outside = tmp_path / "in", tmp_path / "out"
+    inside.mkdir()
+    outside.mkdir()
+    (outside / "a_0.txt").write_text("x")
+    (inside / "b_0.txt").write_text("x")
+    (inside / "a_0.txt").symlink_to(outside / "a_0.txt")
+    (inside / "c_0.txt").symlink_to(inside / "b_0.txt")       # a link inside: fine
+    found = files.links_outside(inside, sorted(inside.iterdir()))
+    assert found == [f"a_0.txt -> {outside / 'a_0.txt'}"]

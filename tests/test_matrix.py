@@ -1,0 +1,132 @@
+"""`zoorepro matrix`: a grid of ordinary runs as Dask tasks, one compare report and an index;
+on the default LocalCluster and on a `dask scheduler` + `dask worker` cluster started here."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zoorepro import config, matrix, records, stages
+from zoorepro.errors import ConfigError
+from zoorepro.run import Run
+
+import dask_processes
+from conftest import small_params
+
+distributed = pytest.importorskip("distributed")
+
+SMALL = dict(max_images=4, batch_sizes=[1], backends=["onnxruntime"], bench_iterations=1,
+             bench_min_seconds=0)
+
+
+def params_file(tmp_path, **extra) -> Path:
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(small_params(tmp_path, **{**SMALL, **extra})))
+    return p
+
+
+def cli(argv) -> int:
+    """The matrix command as the CLI wires it (add_matrix_parser on its subparsers)."""
+    parser = argparse.ArgumentParser(prog="zoorepro")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    matrix.add_matrix_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_grid_values_are_read_as_yaml_and_commas_inside_brackets_stay():
+    assert matrix.split_values("[onnxruntime],[torch]") == ["[onnxruntime]", "[torch]"]
+    assert matrix.split_values("[1, 8],4,'a,b'") == ["[1, 8]", "4", "'a,b'"]
+    assert matrix.parse_grid(["backends=[onnxruntime],[torch]", "precision=fp32,fp16",
+                              "batch_sizes=[1,8],[4]"]) == [
+        ("backends", [["onnxruntime"], ["torch"]]), ("precision", ["fp32", "fp16"]),
+        ("batch_sizes", [[1, 8], [4]])]
+
+
+@pytest.mark.parametrize("items, says", [
+    (["nokey=1"], "not a parameter a matrix can vary"),
+    (["run_dir=/x"], "not a parameter a matrix can vary"),
+    (["precision"], "expected KEY=VALUE"),
+    (["precision=fp32,"], "an empty value"),
+    (["precision=fp32", "precision=fp16"], "given twice"),
+    ([], "at least one --grid"),
+])
+def test_bad_grids_are_refused_before_anything_runs(items, says):
+    with pytest.raises(ConfigError, match=says):
+        matrix.parse_grid(items)
+
+
+def test_plan_is_the_product_and_validates_every_run(tmp_path):
+    p = params_file(tmp_path)
+    runs = matrix.plan(p, matrix.parse_grid(["backends=[onnxruntime],[torch]",
+                                             "accuracy_batch_size=1,4"]), {"max_images": 2})
+    assert [r.label for r in runs] == [
+        "backends-onnxruntime_accuracy_batch_size-1", "backends-onnxruntime_accuracy_batch_size-4",
+        "backends-torch_accuracy_batch_size-1", "backends-torch_accuracy_batch_size-4"]
+    assert runs[3].cfg.backends == ("torch",) and runs[3].cfg.accuracy_batch_size == 4
+    assert all(r.cfg.max_images == 2 for r in runs)
+    with pytest.raises(ConfigError, match="(?s)run precision-fp64: .*precision: must be fp32 or fp16"):
+        matrix.plan(p, matrix.parse_grid(["precision=fp32,fp64"]))
+
+
+def test_workers_and_scheduler_together_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="give one of them"):
+        matrix.run_matrix(params_file(tmp_path), matrix.parse_grid(["precision=fp32"]),
+                          scheduler="tcp://127.0.0.1:1", workers=2)
+
+
+@pytest.mark.e2e
+def test_two_by_one_matrix_on_the_default_local_cluster(tmp_path, capsys):
+    p = params_file(tmp_path)
+    assert cli(["matrix", str(p), "--grid", "backends=[onnxruntime],[torch]"]) == 0
+    folder = Path(capsys.readouterr().out.strip().splitlines()[-1])   # the folder, last line
+    info = json.loads((folder / "matrix.json").read_text())
+    assert [r["status"] for r in info["runs"]] == ["finished", "finished"]
+    assert info["cluster"].startswith("LocalCluster") and info["workers"] >= 1
+    # a matrix is a folder of ordinary run folders, each as a single run gives it
+    single = Run.create(config.from_mapping(small_params(tmp_path / "single", **{
+        **SMALL, "backends": ["onnxruntime", "torch"]})))
+    stages.ensure(single, "evaluate")
+    want = single.read(records.AccuracyRecord).entries
+    for r, backend in zip(info["runs"], ["onnxruntime", "torch"]):
+        run = Run.open(r["run_dir"])
+        assert run.finished and run.root.parent == folder
+        got = run.read(records.AccuracyRecord).entries[backend]
+        assert (got.top1, got.top5) == (want[backend].top1, want[backend].top5)
+        assert r["peak_rss_mib"] > 0 and r["threads"] >= 1
+    compare = json.loads((Path(info["compare"]) / "compare.json").read_text())
+    across = [q for q in compare["parity"] if q["run_a"] != q["run_b"]]
+    assert across and all(q["top1_agreement_pct"] == 100.0 for q in across)
+    assert "100.00 %" in (Path(info["compare"]) / "report.html").read_text()
+    index = (folder / "index.html").read_text()
+    assert all(Path(r["run_dir"]).name in index for r in info["runs"])
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    with dask_processes.dask_cluster(tmp_path) as address:
+        yield address
+
+
+@pytest.mark.e2e
+def test_scheduler_address_and_a_failing_run_keeps_the_matrix_going(tmp_path, capsys,
+                                                                    dask_cluster):
+    """fp16 is torch on CUDA only: on this CPU that run fails cleanly, the other finishes."""
+    p = params_file(tmp_path, backends=["torch"])
+    code = cli(["matrix", str(p), "--grid", "precision=fp32,fp16", "--scheduler", dask_cluster])
+    out, err = capsys.readouterr()
+    assert code == 1
+    folder = Path(out.strip().splitlines()[-1])
+    info = json.loads((folder / "matrix.json").read_text())
+    assert info["scheduler"] == dask_cluster and info["cluster"].startswith("external cluster")
+    fp32, fp16 = info["runs"]
+    assert fp32["status"] == "finished" and fp16["status"] == "failed"
+    assert fp16["failure"]["notebook"] == "03_infer.ipynb"
+    assert "fp16 needs a CUDA device" in fp16["failure"]["error"]
+    assert (Path(fp16["run_dir"]) / "report.html").is_file()          # its partial report
+    assert "precision-fp16: FAILED in 03_infer.ipynb" in err
+    assert "[precision-fp32] 03_infer.ipynb: done" in err              # progress per run
+    assert info["compare"] and (Path(info["compare"]) / "report.html").is_file()
