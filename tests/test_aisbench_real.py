@@ -288,9 +288,22 @@ def run_script(kit: Path, tmp_path: Path, umask: int, work: Path | None = None, 
     return work, proc
 
 
+def ingest_as_printed(cmd: str, work: Path, tmp_path: Path, monkeypatch, capsys) -> Path:
+    """Run the 'zoorepro ingest' command the script printed, here; check the exact scores."""
+    from zoorepro import cli
+    argv = shlex.split(cmd)
+    assert argv[:2] == ["zoorepro", "ingest"]
+    monkeypatch.chdir(work)
+    capsys.readouterr()
+    assert cli.main(argv[1:] + ["--out", str(tmp_path / "reports"), "--no-report"]) == 0
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["images"] == 10 and ar.scores(m) == EXPECTED
+    return run
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_kit_round_trip_through_the_real_front_end(kit_dir, tmp_path, umask, monkeypatch, capsys):
-    from zoorepro import cli
     work, proc = run_script(kit_dir, tmp_path, umask, DEVICE_ID=1)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     res = work / "npu_results"
@@ -305,14 +318,7 @@ def test_kit_round_trip_through_the_real_front_end(kit_dir, tmp_path, umask, mon
     assert "--input_shape=image:4,3,224,224" in atc_log
     cmd = (res / "ingest_command.txt").read_text().strip()
     assert cmd in proc.stdout
-    argv = shlex.split(cmd)
-    assert argv[:2] == ["zoorepro", "ingest"]
-    monkeypatch.chdir(work)
-    capsys.readouterr()
-    assert cli.main(argv[1:] + ["--out", str(tmp_path / "reports"), "--no-report"]) == 0
-    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    m = json.loads((run / "metrics.json").read_text())
-    assert m["images"] == 10 and ar.scores(m) == EXPECTED
+    run = ingest_as_printed(cmd, work, tmp_path, monkeypatch, capsys)
     bench = records(run, "bench")["records"]
     assert [b["batch_size"] for b in bench] == [1, 4]
     assert all(b["iterations"] == 50 and b["throughput"] > 0 for b in bench)
@@ -327,19 +333,13 @@ def test_kit_round_trip_through_the_real_front_end(kit_dir, tmp_path, umask, mon
 
 
 def test_kit_script_on_two_devices(kit_dir, tmp_path, monkeypatch, capsys):
-    from zoorepro import cli
     work, proc = run_script(kit_dir, tmp_path, 0o022, DEVICE_ID="0,1")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     res = work / "npu_results"
     assert sorted(p.name for p in (res / "result" / "result_bs4").iterdir() if p.is_dir()) == \
         ["device0_0", "device1_1"]
-    argv = shlex.split((res / "ingest_command.txt").read_text())
-    monkeypatch.chdir(work)
-    capsys.readouterr()
-    assert cli.main(argv[1:] + ["--out", str(tmp_path / "reports"), "--no-report"]) == 0
-    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    m = json.loads((run / "metrics.json").read_text())
-    assert m["images"] == 10 and ar.scores(m) == EXPECTED
+    run = ingest_as_printed((res / "ingest_command.txt").read_text(), work, tmp_path,
+                            monkeypatch, capsys)
     assert [d["images"] for d in records(run, "infer")["ais_bench"]["devices"]] == [5, 5]
 
 
