@@ -4,7 +4,7 @@ Recipe (``squeezenet1_1_postprocess.py``): image key = file name up to the first
 with its last ``_suffix`` cut; first line of each TXT; 1000 values -> label as is,
 1001 values -> label + 1; rank by ``argsort(-pred)``; a hit at rank i counts once.
 Differences, all deliberate: ties are broken by the lower class index (stable sort, so
-the result is deterministic); a foreign file is listed in a warning, not a KeyError; a
+the result is deterministic); a foreign file is listed in the result's notes, not a KeyError; a
 missing prediction is an error naming some of the images.
 """
 from __future__ import annotations

@@ -79,8 +79,6 @@ class RunData:
         return self.records.get(name, default)
 
 
-RECORDS = ("environment", "dataset", "preprocess", "export", "atc", "infer", "bench", "accuracy",
-           "parity", "ingest", "failure")
 
 
 def load(run) -> RunData:

@@ -190,14 +190,9 @@ def sweep_backends(run: Run, made: dict) -> list:
                                     run.results / name)
         npu_only = npu_only and name == "ais_bench"
         rows.extend(backend.run_sweep(job))
-    write_bench(run, rows, AIS_BENCH_DEFINITION if npu_only else bench.THROUGHPUT_DEFINITION)
+    run.write(records.BenchRecord(definition=AIS_BENCH_DEFINITION if npu_only
+                                  else bench.THROUGHPUT_DEFINITION, records=rows))
     return rows
-
-
-def write_bench(run: Run, rows: list, definition: str) -> records.BenchRecord:
-    record = records.BenchRecord(definition=definition, records=rows)
-    run.write(record)
-    return record
 
 
 def run_bench(run: Run) -> tuple[list, dict]:
