@@ -14,7 +14,7 @@ PKG = ROOT / "lib" / "zoorepro"
 
 # lower numbers are lower layers; a module imports only its own layer or lower ones
 LAYERS = {
-    0: {"errors", "files"},
+    0: {"errors", "files", "names"},
     1: {"config", "data", "references", "host", "provenance", "aisformat", "aiscommands", "atc",
         "shell", "preprocess", "aipp", "weights", "export", "evaluate", "bench", "inputs",
         "backends", "backends.ort", "backends.pytorch", "backends.ascend"},
