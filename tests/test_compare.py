@@ -217,3 +217,14 @@ def test_run_names_with_dollar_signs_render_in_the_plot_as_text(tmp_path):
         "bench": {"definition": "d", "records": [bench]}})) for i in (1, 2)]
     html = compare.render(entries)
     assert report.esc(f"{bad} #1") in html and "base64," in html
+
+
+def test_parity_pairs_use_the_recipes_arithmetic():
+    """23 of 160 images agreeing is 23 / 160 * 100 (14.37 when rounded), as the recipe
+    computes a percentage from hits, not 100 * 23 / 160 (14.38)."""
+    from zoorepro import report
+    keys = [f"img{i}" for i in range(160)]
+    a = compare.Entry("a", report.RunData(Path("a")), {"ort": {k: 1 for k in keys}})
+    b = compare.Entry("b", report.RunData(Path("b")),
+                      {"ort": {k: (1 if i < 23 else 2) for i, k in enumerate(keys)}})
+    assert compare.parity_pairs([a, b])[0]["top1_agreement_pct"] == 23 / 160 * 100

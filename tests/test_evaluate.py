@@ -203,3 +203,25 @@ def test_parity_counts_nan_as_disagreement(tmp_path):
     p = evaluate.parity(pa, pb)
     assert p["top1_agreement_pct"] == 75.0 and p["non_finite_images"] == 1
     assert p["max_abs_logit_diff"] == pytest.approx(0.25, abs=1e-6)
+
+
+def _hits(n: int, hits: int):
+    """``n`` images of which the first ``hits`` have class 1 first (their label)."""
+    keys = [f"img{i:04d}" for i in range(n)]
+    top = np.tile(np.arange(1, 6, dtype=np.int32), (n, 1))
+    labels = {k: (1 if i < hits else 999) for i, k in enumerate(keys)}
+    return evaluate.Predictions(keys, top, 1000, paths={k: k for k in keys}), labels
+
+
+def test_percentages_use_the_recipes_arithmetic(monkeypatch):
+    """Upstream scores round(hits / n * 100, 2): 23 of 160 is 14.37 there, 14.38 with
+    100 * hits / n (the two differ for 31 image counts in 1..5000)."""
+    pred, labels = _hits(160, 23)
+    m = evaluate.score(pred, labels)
+    assert round(m["top1"], 2) == 14.37 and f"{m['top1']:.2f}" == "14.37"
+    assert m["top1"] == 23 / 160 * 100
+    assert evaluate.result_json(m)["value"][2]["value"] == "14.37%"
+    other = evaluate.Predictions(pred.keys, np.where(np.arange(160)[:, None] < 23, pred.top5,
+                                                     pred.top5 + 1), 1000, paths=pred.paths)
+    monkeypatch.setattr(evaluate, "read_prediction", lambda p: np.zeros(1000, np.float32))
+    assert evaluate.parity(pred, other)["top1_agreement_pct"] == 23 / 160 * 100

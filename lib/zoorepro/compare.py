@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import CompareError  # noqa: F401  (raised here; defined in errors)
 from . import references as ref
-from . import report
+from . import evaluate, report
 from .errors import RecordError
 from .files import atomic_write_json, atomic_write_text, read_json
 from .run import Run, new_run_dir
@@ -191,8 +191,8 @@ def parity_pairs(entries: list[Entry]) -> list[dict]:
         differ = [k for k in common if pa[k] != pb[k]]
         out.append({"run_a": ea.label, "backend_a": ba, "run_b": eb.label, "backend_b": bb,
                     "common_images": len(common),
-                    "top1_agreement_pct": (100.0 * (len(common) - len(differ)) / len(common)
-                                           if common else None),
+                    "top1_agreement_pct": (evaluate.percent(len(common) - len(differ),
+                                                            len(common)) if common else None),
                     "disagreements": len(differ), "examples": differ[:PARITY_EXAMPLES]})
     return out
 

@@ -28,6 +28,12 @@ FORMULA = ("top-k accuracy = images whose label is among the k highest scores / 
 
 
 
+def percent(hits: int, n: int) -> float:
+    """``hits`` of ``n`` in percent with the recipe's arithmetic, ``hits / n * 100`` (not
+    ``100 * hits / n``: the two round differently, e.g. 23 of 160 is 14.37 upstream)."""
+    return float(hits / n * 100)
+
+
 def top5(vec: np.ndarray) -> np.ndarray:
     """The 5 best classes, best first; ties go to the lower class index (stable sort)."""
     return np.argsort(-vec, kind="stable")[:TOPK]
@@ -202,7 +208,7 @@ def score(pred: Predictions, labels: dict[str, int], expected: Iterable[str] | N
     n = len(idx)
     out = {"images": n, "classes": pred.n_classes, "label_offset": shift}
     for i in range(TOPK):
-        out[f"top{i + 1}"] = 100.0 * cum[i] / n
+        out[f"top{i + 1}"] = percent(int(cum[i]), n)
         out[f"correct_top{i + 1}"] = int(cum[i])
     out["formula"] = FORMULA
     out["per_image_top1"] = {pred.keys[i]: int(pred.top5[i, 0]) - shift for i in idx}
@@ -248,7 +254,7 @@ def parity(a: Predictions, b: Predictions) -> dict:
         same += int(a_top[k] == b_top[k])
         if a.n_classes == b.n_classes:
             diffs.append(float(np.abs(va - vb).max()))
-    out = {"images": len(common), "top1_agreement_pct": 100.0 * same / len(common),
+    out = {"images": len(common), "top1_agreement_pct": percent(same, len(common)),
            "max_abs_logit_diff": max(diffs) if diffs else None}
     if bad:
         out["non_finite_images"] = bad
