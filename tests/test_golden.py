@@ -4,15 +4,28 @@ architecture change).
 
 Normalised before comparing: run-folder and project paths, times and dates, every timing
 figure (throughput, milliseconds, seconds, iteration counts, validity), versions and the git
-commit.  Accuracy, predictions, hashes, counts, record keys and all words are compared
+commit; the export's float parity (``max_abs_diff`` < 1e-3, ``max_norm_diff`` < 1e-4) is
+compared against those tolerances.  Accuracy, predictions, hashes, counts, record keys and all words are compared
 exactly.  Set ZOOREPRO_REGEN_GOLDEN=1 to rewrite the golden files (only on purpose).
+
+No machine fact is in the golden files: the CPU name, the OS string and the GPU name are
+taken from the run's own environment record and replaced by ``<CPU>``/``<OS>``/``<GPU>``
+wherever they occur; the report's environment rows that hold machine facts (cores, memory)
+become ``<MACHINE>``; thread and stream counts are pinned by the golden run's params
+(``threads: 2``, ``infer_streams: 2``), so the run is the same on 1 core or 64.  The faked-
+machine tests below prove it: the same comparison on the run rewritten as if an AMD EPYC
+with 64 cores had made it, and a whole run made under a faked CPU (tests/fakehost/).
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,14 +46,40 @@ VOLATILE = re.compile(
 NUM = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(e[-+]?\d+)?")
 
 
+# the report's environment rows whose values are facts of the machine
+MACHINE_ROWS = re.compile(r"^\| (os|python|cpu|gpu|cann|logical_cores|physical_cores|"
+                          r"memory_gib) \|.*")
+
+
+@functools.lru_cache(maxsize=8)
+def machine_strings(root: Path) -> dict[str, str]:
+    """The machine's own strings, as the run's environment record names them (the longest
+    first, so a GPU name inside another string is replaced whole)."""
+    env = json.loads((root / "records" / "environment.json").read_text())
+    found = {str(env[k]): f"<{k.upper()}>" for k in ("cpu", "gpu", "os")
+             if isinstance(env.get(k), str) and len(env[k]) >= 3}
+    return dict(sorted(found.items(), key=lambda kv: -len(kv[0])))
+
+
 def _norm_str(s: str, root: Path) -> str:
-    s = s.replace(str(root), "<RUN>").replace(str(ROOT), "<ROOT>")
+    for fact, token in machine_strings(root).items():
+        s = s.replace(fact, token)
+    # the run is <tmp>/reports/<run>: <tmp> wherever pytest's --basetemp put it
+    s = s.replace(str(root), "<RUN>").replace(str(root.parent.parent), "<TMP>")
+    s = s.replace(str(ROOT), "<ROOT>")
     s = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/[^/\s\"']+", "<TMP>", s)
     s = re.sub(r"t-\d{8}-\d{6}(-\d+)?", "t-<STAMP>", s)
     return s
 
 
+# float differences that depend on the CPU's kernels (AVX2 or AVX-512, thread count): compared
+# against a stated tolerance, not exactly
+TOLERANCES = {"max_abs_diff": 1e-3, "max_norm_diff": 1e-4}
+
+
 def normalise(obj, root: Path, key: str = ""):
+    if key in TOLERANCES and isinstance(obj, (int, float)):
+        return f"<below {TOLERANCES[key]:g}>" if abs(obj) < TOLERANCES[key] else obj
     if isinstance(obj, dict):
         return {k: ("<VOLATILE>" if VOLATILE.fullmatch(k) else normalise(v, root, k))
                 for k, v in sorted(obj.items())}
@@ -63,10 +102,12 @@ def report_text(path: Path, root: Path) -> list[str]:
     for line in text.splitlines():
         line = _norm_str(" ".join(line.split()), root)
         line = re.sub(r"\b(?:Python|python) [\d.]+\S*", "Python #", line)
+        line = MACHINE_ROWS.sub(lambda m: f"| {m.group(1)} | <MACHINE>", line)
         line = NUM.sub("#", line)
         # timing noise: which backend was fastest, and whether a point's spread was small
         line = re.sub(r"^Best throughput: # img/s \(\w+,", "Best throughput: # img/s (<BACKEND>,", line)
         line = re.sub(r"\| (valid|invalid[^|]*|INVALID[^|]*)$", "| <VALIDITY>", line)
+        line = re.sub(r" \((?:invalid|INVALID)[^)|]*\)", "", line)   # a noisy point's mark
         line = re.sub(r"^(\| zoorepro[ _]git[ _]commit \|).*", r"\1 <COMMIT>", line)
         line = re.sub(r"^(\| package [\w.-]+ \|).*", r"\1 <VERSION>", line)   # installed or not
         if line.strip(" |"):
@@ -78,8 +119,10 @@ def report_text(path: Path, root: Path) -> list[str]:
 def golden_run(tmp_path_factory):
     from zoorepro import config, runner
     tmp = tmp_path_factory.mktemp("golden")
+    # threads and streams pinned: the run is the same whatever the machine's core count
     cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "torch"], max_images=12,
-                                           batch_sizes=[1, 4], accuracy_batch_size=4))
+                                           batch_sizes=[1, 4], accuracy_batch_size=4,
+                                           threads=2, infer_streams=2))
     out = runner.run_all(cfg)
     assert out.ok, out.failure
     return out.run_dir
@@ -117,3 +160,91 @@ def test_report_text_matches_the_golden_run(golden_run):
         path.write_text("\n".join(got) + "\n")
     want = path.read_text().splitlines()
     assert got == want
+
+
+# ------------------------------------------------------------------ no machine fact
+FAKE_CPU, FAKE_CORES = "AMD EPYC 7B13 64-Core Processor", 64
+
+
+def _as_other_machine(run: Path, dest: Path, edit=None) -> Path:
+    """A copy of ``run``'s records and report rewritten as if another machine had made it:
+    another CPU name, OS string and core counts (and ``edit`` applied to the records)."""
+    env = json.loads((run / "records" / "environment.json").read_text())
+    dest = dest / "reports" / run.name          # the same shape: <tmp>/reports/<run>
+    swaps = {str(run): str(dest), str(run.parent.parent): str(dest.parent.parent),
+             env["cpu"]: FAKE_CPU,
+             env["os"]: "Linux-5.15.0-91-generic-x86_64-with-glibc2.35"}
+    (dest / "records").mkdir(parents=True)
+    for src in [*sorted((run / "records").glob("*.json")), run / "report.html"]:
+        text = src.read_text(encoding="utf-8")
+        for old, new in swaps.items():
+            text = text.replace(old, new)
+        out = dest / src.relative_to(run)
+        out.write_text(text, encoding="utf-8")
+    env_path = dest / "records" / "environment.json"
+    fake_env = json.loads(env_path.read_text())
+    fake_env.update(physical_cores=FAKE_CORES, logical_cores=2 * FAKE_CORES, memory_gib=503.7)
+    env_path.write_text(json.dumps(fake_env))
+    if edit:
+        edit(dest)
+    return dest
+
+
+def _want_records() -> dict:
+    return json.loads((GOLDEN / "demo_records.json").read_text())
+
+
+def _want_text() -> list[str]:
+    return (GOLDEN / "demo_report_text.txt").read_text().splitlines()
+
+
+def test_golden_files_hold_no_fact_of_this_machine(golden_run):
+    env = json.loads((golden_run / "records" / "environment.json").read_text())
+    text = (GOLDEN / "demo_records.json").read_text() + (GOLDEN / "demo_report_text.txt"
+                                                          ).read_text()
+    for fact in (env["cpu"], env["os"], *(env.get("gpu") or "").split(";")):
+        assert not fact or fact not in text, fact
+    assert "<CPU>" in text and "<MACHINE>" in text
+
+
+def test_the_comparison_passes_for_a_run_made_on_another_machine(golden_run, tmp_path):
+    other = _as_other_machine(golden_run, tmp_path / "other")
+    assert FAKE_CPU in (other / "report.html").read_text()
+    assert _records(other) == _want_records()
+    assert report_text(other / "report.html", other) == _want_text()
+
+
+def test_the_comparison_still_fails_when_a_result_differs(golden_run, tmp_path):
+    def wrong_top1(dest: Path) -> None:           # the control: the test can fail
+        p = dest / "records" / "accuracy.json"
+        obj = json.loads(p.read_text())
+        obj["onnxruntime"]["top1"] = 99.99
+        p.write_text(json.dumps(obj))
+    other = _as_other_machine(golden_run, tmp_path / "other", edit=wrong_top1)
+    assert _records(other)["accuracy"] != _want_records()["accuracy"]
+
+
+@pytest.mark.skipif(os.environ.get("ZOOREPRO_TEST_FAKE_CPU") is not None,
+                    reason="already running under a faked CPU")
+def test_golden_run_made_under_a_faked_cpu_matches(tmp_path):
+    """The whole golden run again, every process (pytest, kernels) seeing an AMD EPYC with 64
+    physical cores (tests/fakehost/sitecustomize.py)."""
+    env = {k: v for k, v in os.environ.items() if k != "ZOOREPRO_REGEN_GOLDEN"}
+    env["ZOOREPRO_TEST_FAKE_CPU"] = f"{FAKE_CPU}|{FAKE_CORES}"
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "tests" / "fakehost"), *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
+         str(tmp_path / "t"), str(ROOT / "tests" / "test_golden.py"), "-k",
+         "records_match or report_text_matches or cpu_is_faked"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "3 passed" in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.skipif(not os.environ.get("ZOOREPRO_TEST_FAKE_CPU"),
+                    reason="runs only inside test_golden_run_made_under_a_faked_cpu_matches")
+def test_the_cpu_is_faked_in_this_process_and_the_kernels(golden_run):
+    env = json.loads((golden_run / "records" / "environment.json").read_text())
+    assert env["cpu"] == FAKE_CPU and env["physical_cores"] == FAKE_CORES
+    assert f"cpu: {FAKE_CPU}" in (golden_run / "report.html").read_text()
