@@ -132,3 +132,38 @@ def test_a_failing_close_never_hides_the_error_and_every_backend_closes(tmp_path
     monkeypatch.setattr(stages, "sweep_backends", lambda *a: [])
     with pytest.raises(errors.AisBenchError, match="finished, but releasing.*teardown failed"):
         stages.run_bench(run)
+
+
+def test_each_stage_writes_its_done_marker_last(tmp_path, monkeypatch):
+    """Interrupted after the marker but before a later file, --resume would finish a run
+    that lacks it: a failing later write leaves the marker absent (export: atc.json;
+    evaluate: accuracy.csv, parity.json)."""
+    from zoorepro import errors
+    run = Run.create(config.from_mapping(small_params(tmp_path, max_images=4,
+                                                      batch_sizes=[1], bench_iterations=1)))
+    stages.ensure(run, "preprocess")
+
+    def fail(*a, **k):
+        raise errors.WriteError("injected: disk full")
+    with monkeypatch.context() as m:
+        m.setattr(stages, "run_atc", fail)
+        with pytest.raises(errors.WriteError):
+            stages.ensure(run, "export")
+    assert not run.has(records.ExportRecord)
+    stages.ensure(run, "infer")
+    assert run.has(records.AtcRecord) and run.has(records.InferRecord)
+    real_text, real_write = stages.atomic_write_text, Run.write
+    with monkeypatch.context() as m:
+        m.setattr(stages, "atomic_write_text", lambda p, t: fail() if str(p).endswith(
+            "accuracy.csv") else real_text(p, t))
+        with pytest.raises(errors.WriteError):
+            stages.ensure(run, "evaluate")
+    assert not run.has(records.AccuracyRecord)
+    with monkeypatch.context() as m:
+        m.setattr(Run, "write", lambda self, r: fail() if isinstance(r, records.ParityRecord)
+                  else real_write(self, r))
+        with pytest.raises(errors.WriteError):
+            stages.ensure(run, "evaluate")
+    assert not run.has(records.AccuracyRecord)
+    assert stages.ensure(run, "evaluate") == ["evaluate"]
+    assert (run / "accuracy.csv").is_file() and run.has(records.ParityRecord)

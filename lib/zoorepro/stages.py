@@ -86,6 +86,17 @@ def sample_inputs(run: Run, n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ 2. export
 def run_export(run: Run) -> records.ExportRecord:
+    """The export stage: the models, ATC (:func:`run_atc`), then the export record, its
+    done-marker, last (interrupted before it, the stage runs again)."""
+    record = export_record(run)
+    run_atc(run, record)
+    run.write(record)
+    return record
+
+
+def export_record(run: Run) -> records.ExportRecord:
+    """The ONNX and AIPP models made, and their record (not written: the caller writes it,
+    last, as the export stage's done-marker)."""
     cfg = run.config
     ensure(run, "preprocess")
     a = aipp_mod.load(cfg.aipp_config)
@@ -107,7 +118,6 @@ def run_export(run: Run) -> records.ExportRecord:
                                       sample_inputs(run, PARITY_IMAGES)).to_dict()
     else:
         record.parity_not_run = "no weights file: ONNX given directly, nothing to compare with"
-    run.write(record)
     return record
 
 
@@ -116,10 +126,14 @@ def om_batch_sizes(cfg) -> list[int]:
     return sorted(set(cfg.batch_sizes) | {cfg.accuracy_batch_size})
 
 
-def run_atc(run: Run) -> records.AtcRecord:
-    """ATC for every batch size when ``atc`` is on PATH; otherwise the exact commands, not run."""
+def run_atc(run: Run, exp: records.ExportRecord | None = None) -> records.AtcRecord:
+    """ATC for every batch size when ``atc`` is on PATH; otherwise the exact commands, not run.
+    ``exp``: the export record (by default the run's, exporting first when it is missing).
+    Done once: a run that has ``atc.json`` gets it back (the export stage ran ATC)."""
+    if run.has(records.AtcRecord):
+        return run.read(records.AtcRecord)
     cfg = run.config
-    exp = ensure_record(run, "export")
+    exp = exp or ensure_record(run, "export")
     soc = cfg.soc_version or atc.detect_soc_version()
     sizes = om_batch_sizes(cfg)
     commands = [atc.shell_line(atc.atc_command(exp.onnx, bs, soc or atc.SOC_PLACEHOLDER,
@@ -137,12 +151,6 @@ def run_atc(run: Run) -> records.AtcRecord:
         record.models = atc.build_all(exp.onnx, sizes, soc, cfg.aipp_config, run.models,
                                       cfg.atc_extra_args)
     run.write(record)
-    return record
-
-
-def run_export_and_atc(run: Run) -> records.ExportRecord:
-    record = run_export(run)
-    run_atc(run)
     return record
 
 
@@ -302,11 +310,11 @@ def run_evaluate(run: Run) -> records.AccuracyRecord:
         for fname in ("result.json", "metrics.json"):
             atomic_copy(run.results / cfg.primary_backend / fname, run.root / fname)
     record = records.AccuracyRecord(out)
-    run.write(record)
     atomic_write_text(run.root / "accuracy.csv", records.accuracy_csv(record, run.root.name))
     names = list(preds)
     run.write(records.ParityRecord([{"a": x, "b": y, **evaluate.parity(preds[x], preds[y])}
                                     for i, x in enumerate(names) for y in names[i + 1:]]))
+    run.write(record)         # the done-marker, last
     return record
 
 
@@ -315,7 +323,7 @@ STAGES = {s.name: s for s in (
     Stage("preprocess", "01_preprocess.ipynb", records.DatasetRecord, (), run_preprocess,
           ("data_dir", "label_file", "max_images", "allow_label_mismatch", "bin_dir", "workers",
            "backends", "outfmt")),
-    Stage("export", "02_export.ipynb", records.ExportRecord, ("preprocess",), run_export_and_atc,
+    Stage("export", "02_export.ipynb", records.ExportRecord, ("preprocess",), run_export,
           ("weights", "onnx_model", "aipp_config", "opset", "soc_version", "atc_extra_args",
            "batch_sizes", "accuracy_batch_size")),
     Stage("infer", "03_infer.ipynb", records.InferRecord, ("preprocess", "export"), run_infer,
