@@ -14,10 +14,10 @@ PKG = ROOT / "lib" / "zoorepro"
 
 # lower numbers are lower layers; a module imports only its own layer or lower ones
 LAYERS = {
-    0: {"errors", "files", "names"},
+    0: {"errors", "files", "names", "addresses"},
     1: {"config", "data", "references", "host", "provenance", "aisformat", "aiscommands", "atc",
         "shell", "preprocess", "aipp", "weights", "export", "evaluate", "bench", "inputs",
-        "backends", "backends.ort", "backends.pytorch", "backends.ascend"},
+        "backends", "backends.ort", "backends.pytorch", "backends.ascend", "configspec"},
     2: {"records", "run"},
     3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
         "runner", "cluster", "shards", "matrix"},

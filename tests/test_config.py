@@ -152,9 +152,9 @@ def test_yaml_aliases_are_refused_fast(tmp_path):
     ("accuracy_batch_size", 100000, "accuracy_batch_size: must be <= 4,096"),
     ("bench_iterations", 10**12, "bench_iterations: must be <= 1,000,000"),
     ("threads", 10**400, "threads: must be <= 4,096, got 1000"),
-    ("reference_tolerance_pct", float("nan"), "reference_tolerance_pct: must be from 0 to 100"),
+    ("reference_tolerance_pct", float("nan"), "reference_tolerance_pct: must be from 0 to 5"),
     ("batch_sizes", list(range(1, 100)), r"expected a list \(at most 64 entries\)"),
-    ("name", "x" * 300, "at most 100 characters"),
+    ("name", "x" * 300, "300 characters, at most 100"),
 ], ids=["inf-seconds", "nan-seconds", "batch", "accuracy-batch", "iterations", "threads",
         "nan-tolerance", "long-list", "long-name"])
 def test_unbounded_values_are_refused(tmp_path, key, value, needle):
@@ -173,3 +173,75 @@ def test_odd_yaml_is_a_config_error_not_a_traceback(tmp_path):
     (tmp_path / "p.yaml").write_bytes(b"name: \xff\n")
     with pytest.raises(config.ConfigError, match="not UTF-8"):
         config.load(tmp_path / "p.yaml", check_paths=False)
+
+
+# ------------------------------------------------------------------ overrides, one path
+def _file(tmp_path, **extra):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(small_params(tmp_path, **extra)))
+    return p
+
+
+@pytest.mark.parametrize("key,text,want", [
+    ("reference_tolerance_pct", "1e-1", 0.1), ("bench_min_seconds", "2e0", 2.0),
+    ("bench_min_seconds", "1E1", 10.0), ("max_images", "1E3", 1000),
+    ("batch_sizes", "[1e0, 8]", (1, 8)),
+])
+def test_scientific_notation_is_a_number_not_the_default(tmp_path, key, text, want):
+    """PyYAML reads 1e-1 as a string: it gave 1.0 (the default) for -p ... 1e-1."""
+    cfg = config.load(_file(tmp_path), dict([config.parse_override(key, text)]))
+    assert getattr(cfg, key) == want and type(getattr(cfg, key)) is type(want)
+
+
+def test_a_wrong_typed_override_is_an_error_never_the_default(tmp_path):
+    p = _file(tmp_path, warmup=3, bench_min_seconds=1.5)
+    for key, text in (("warmup", "x"), ("bench_min_seconds", "fast"), ("max_images", "1e-1")):
+        with pytest.raises(config.ConfigError, match=f"{key}: expected") as e:
+            config.load(p, dict([config.parse_override(key, text)]))
+        assert str(p) in str(e.value)
+    cfg = config.load(p, dict([config.parse_override("max_images", "2")]))
+    assert (cfg.warmup, cfg.bench_min_seconds, cfg.max_images) == (3, 1.5, 2)   # the file's
+
+
+def test_file_and_override_problems_come_in_one_error(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(small_params(tmp_path, warmup="many")))
+    over = dict([config.parse_override("opset", "eleven"), ("bogus", 1)])
+    with pytest.raises(config.ConfigError) as e:
+        config.load(p, over)
+    msg = str(e.value)
+    assert "3 problem(s)" in msg and "warmup: expected an integer" in msg
+    assert "override: opset: expected an integer" in msg and "unknown key 'bogus'" in msg
+
+
+def test_reference_tolerance_is_at_most_five_points(tmp_path):
+    assert config.from_mapping(small_params(tmp_path, reference_tolerance_pct=5)) \
+        .reference_tolerance_pct == 5.0
+    with pytest.raises(config.ConfigError, match="reference_tolerance_pct: must be <= 5"):
+        config.from_mapping(small_params(tmp_path, reference_tolerance_pct=50))
+    assert "0 to 5" in config.HELP["reference_tolerance_pct"]
+
+
+@pytest.mark.parametrize("name", ["a\nb", "..", "-x", "a\x07b", "a b", "x\r", "../up", ""])
+def test_unsafe_run_names_are_refused(tmp_path, name):
+    with pytest.raises(config.ConfigError, match="name: .*(not a safe name|empty)"):
+        config.from_mapping(small_params(tmp_path, name=name))
+
+
+@pytest.mark.parametrize("address", ["garbage", "tcp://garbage", "tcp://", "http://h:8786",
+                                     "tcp://h:99999", "tcp://h:0", "tcp://a b:1", "tcp://h:x"])
+def test_scheduler_addresses_are_checked_as_dask_reads_them(tmp_path, address):
+    with pytest.raises(config.ConfigError, match="scheduler: .*not a Dask scheduler address"):
+        config.from_mapping(small_params(tmp_path, scheduler=address))
+
+
+@pytest.mark.parametrize("address", ["tcp://10.0.0.5:8786", "10.0.0.5:8786", "tls://h.x:1",
+                                     "tcp://[::1]:8786", "ucx://node-1:8786", "ws://h:80"])
+def test_scheduler_addresses_dask_accepts_pass(tmp_path, address):
+    assert config.from_mapping(small_params(tmp_path, scheduler=address)).scheduler == address
+
+
+def test_repeated_batch_sizes_are_refused(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"batch_sizes: 1 listed 3 times") as e:
+        config.from_mapping(small_params(tmp_path, batch_sizes=[1, 1, 1, 8]))
+    assert "1 problem(s)" in str(e.value)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+from .addresses import scheduler_problem
+from .configspec import HELP, MAXIMA, coerce
+from .configspec import show as _show
 from .errors import ConfigError  # noqa: F401  (raised here; defined in errors)
 from .files import load_yaml
+from .names import name_problem
 
 # Keys whose values are filesystem paths (resolved to absolute paths on load).
 PATH_KEYS = ("data_dir", "label_file", "weights", "aipp_config", "output_root", "bin_dir",
@@ -88,73 +91,10 @@ def _valid_keys_text() -> str:
     return "valid keys: " + ", ".join(FIELD_NAMES)
 
 
-def _show(value) -> str:
-    text = repr(value)   # a value in a message, bounded (a params file is at most 1 MiB)
-    return text if len(text) <= 80 else text[:76] + " ..."
-
-
-# Upper bounds (a value past these never finishes or cannot fit in memory); list lengths; bytes
-MAXIMA = {"batch_sizes": 4096, "accuracy_batch_size": 4096, "bench_iterations": 1_000_000,
-          "warmup": 10_000, "threads": 4096, "infer_streams": 1024, "workers": 1024,
-          "max_images": 100_000_000, "opset": 30, "bench_min_seconds": 3600.0,
-          "reference_tolerance_pct": 100.0, "list": 64, "file": 1 << 20, "shards": 65536}
-
-
-def _check_int(key, value, problems, minimum=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        problems.append(f"{key}: expected an integer, got {_show(value)} ({type(value).__name__})")
-        return
-    if minimum is not None and value < minimum:
-        problems.append(f"{key}: must be >= {minimum}, got {value}")
-
-
-def _coerce(raw: Mapping[str, Any], base_dir: Path, problems: list) -> dict:
-    values = dict(DEFAULTS)
-    unknown = sorted((k for k in raw if k not in DEFAULTS), key=str)
-    for k in unknown:
-        problems.append(f"unknown key {_show(k)}")
-    for key, value in raw.items():
-        if key not in DEFAULTS:
-            continue
-        default = DEFAULTS[key]
-        if value is None:
-            value = default
-        if isinstance(default, tuple):
-            if key == "atc_extra_args" and isinstance(value, str):
-                # "--precision_mode=allow_fp32_to_fp16 --x=1"; quotes are refused below anyway
-                value = [value] if re.search(r"[\"'\\]", value) else shlex.split(value)
-            elif isinstance(value, (str, int)) and not isinstance(value, bool):
-                value = [value]
-            if not isinstance(value, (list, tuple)) or len(value) > MAXIMA["list"]:
-                problems.append(f"{key}: expected a list (at most {MAXIMA['list']} entries), "
-                                f"got {_show(value)}")
-                continue
-            value = tuple(value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                problems.append(f"{key}: expected true or false, got {_show(value)}")
-                continue
-        elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                problems.append(f"{key}: expected a number, got {_show(value)} ({type(value).__name__})")
-                continue
-            value = float("inf") if abs(value) > 1e300 else float(value)
-        elif isinstance(default, int):
-            _check_int(key, value, problems)
-        elif isinstance(default, str):
-            if not isinstance(value, (str, os.PathLike)):
-                problems.append(f"{key}: expected a string, got {_show(value)} ({type(value).__name__})")
-                continue
-            value = os.fspath(value)
-            if "\0" in value or len(value) > 4096:
-                problems.append(f"{key}: {_show(value)}: a NUL character or over 4096 characters")
-                continue
-        values[key] = value
-    for key in PATH_KEYS:
-        v = values.get(key)
-        if isinstance(v, str) and v and not os.path.isabs(v):
-            values[key] = str((base_dir / v).resolve())
-    return values
+def _coerce(raw: Mapping[str, Any], base_dir: Path, problems: list, prefix: str = "") -> dict:
+    """The keys of ``raw`` that coerce to their field's type (configspec.coerce); the rest are
+    lines in ``problems`` and are left out (never replaced by a default)."""
+    return coerce(raw, DEFAULTS, PATH_KEYS, base_dir, problems, prefix)
 
 
 # options the recipe's ATC command sets (atc.atc_command); extra args may not repeat them
@@ -168,17 +108,26 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
         problems.append("batch_sizes: must list at least one batch size")
     bad = [bs for bs in bss if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0]
     if bad:
-        problems.append(f"batch_sizes: every batch size must be an integer > 0, got {_show(bad[0])}")
+        problems.append(f"batch_sizes: every batch size must be an integer > 0, "
+                        f"got {_show(bad[0])}")
     elif bss and max(bss) > MAXIMA["batch_sizes"]:
         problems.append(f"batch_sizes: {max(bss)} is above {MAXIMA['batch_sizes']} (one batch "
-                        f"would need {max(bss) * 5 / 1024:.0f} GiB or more; the recipe sweeps 1..64)")
+                        f"would need {max(bss) * 5 / 1024:.0f} GiB or more; the recipe sweeps "
+                        f"1..64)")
+    else:
+        twice = sorted({bs for bs in bss if bss.count(bs) > 1})
+        if twice:
+            problems.append("batch_sizes: " + ", ".join(f"{bs} listed {bss.count(bs)} times"
+                            for bs in twice) + "; list each batch size once (one sweep point)")
     for key, minimum in (("accuracy_batch_size", 1), ("bench_iterations", 1), ("warmup", 0),
-                         ("threads", 0), ("infer_streams", 0), ("workers", 0), ("max_images", 0), ("opset", 7),
-                         ("device_id", 0), ("bench_min_seconds", 0), ("reference_tolerance_pct", 0), ("shards", 1)):
+                         ("threads", 0), ("infer_streams", 0), ("workers", 0),
+                         ("max_images", 0), ("opset", 7), ("device_id", 0),
+                         ("bench_min_seconds", 0), ("reference_tolerance_pct", 0), ("shards", 1)):
         x, top = v[key], MAXIMA.get(key, 255)
         if isinstance(x, (int, float)) and not isinstance(x, bool) and not minimum <= x <= top:
-            problems.append(f"{key}: must be " + (f">= {minimum}" if x < minimum else f"<= {top:,}"
-                            if x > top else f"from {minimum} to {top:,}") + f", got {_show(x)}")  # NaN
+            problems.append(f"{key}: must be " + (
+                f">= {minimum}" if x < minimum else f"<= {top:,}" if x > top
+                else f"from {minimum} to {top:,}") + f", got {_show(x)}")  # the last: NaN
     if not v["backends"]:
         problems.append("backends: list at least one of " + ", ".join(KNOWN_BACKENDS))
     for b in v["backends"]:
@@ -194,9 +143,8 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
     if v["timing"] not in ("device", "call"):
         problems.append(f"timing: must be device (compute only, as ais_bench) or call (around "
                         f"each synchronous call), got {v['timing']!r}")
-    if v["scheduler"] and not re.fullmatch(r"[a-z]+://\S+|[\w.-]+:\d{1,5}", v["scheduler"]):
-        problems.append(f"scheduler: {_show(v['scheduler'])} is not a Dask scheduler address such "
-                        f"as tcp://10.0.0.5:8786; leave it empty for a LocalCluster here")
+    if scheduler_problem(v["scheduler"]):
+        problems.append(scheduler_problem(v["scheduler"]))
     if v["device"] not in ("auto", "cpu", "cuda"):
         problems.append(f"device: must be auto, cpu or cuda, got {_show(v['device'])}")
     soc = v.get("soc_version")
@@ -205,7 +153,8 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
                         f"(letters and digits, as 'npu-smi info' prints); leave it empty to "
                         f"read it from npu-smi")
     for a in v["atc_extra_args"] or ():
-        if not isinstance(a, str) or not re.fullmatch(r"--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:=+/@%-]*)?", a):
+        if not isinstance(a, str) or not re.fullmatch(
+                r"--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:=+/@%-]*)?", a):
             problems.append(f"atc_extra_args: {_show(a)} is not an ATC option such as "
                             f"--precision_mode=allow_fp32_to_fp16 (letters, digits and "
                             f"_.,:=+/@%- only)")
@@ -213,10 +162,8 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
             problems.append(f"atc_extra_args: {a.split('=', 1)[0]} is set by the recipe's ATC "
                             f"command itself ({', '.join('--' + o for o in RECIPE_ATC_OPTIONS)}); "
                             f"change the matching parameter instead, or leave it out")
-    if (not str(v["name"]).strip() or any(c in str(v["name"]) for c in "/\\")
-            or len(str(v["name"])) > 100):
-        problems.append(f"name: must be a non-empty name without slashes, at most 100 "
-                        f"characters (it names the run folder), got {_show(v['name'])}")
+    if name_problem(v["name"]):
+        problems.append(name_problem(v["name"]))
     if check_paths:
         for key in REQUIRED_EXISTING:
             p = v.get(key)
@@ -227,21 +174,26 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
                                 f"or with -p {key} PATH)")
 
 
-def from_mapping(raw: Mapping[str, Any], base_dir: Path | str | None = None, *,
-                 source: str = "params", check_paths: bool = True) -> RunConfig:
-    """Validate ``raw`` into a :class:`RunConfig`; raise :class:`ConfigError` listing all problems."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: expected a mapping of key: value, got {type(raw).__name__}.\n"
-                          + _valid_keys_text())
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    problems: list[str] = []
-    values = _coerce(raw, base, problems)
+def _finish(values: dict, problems: list, source: str, check_paths: bool) -> RunConfig:
+    """The one end of every route: validate, raise every problem at once, or the config."""
+    values = {**DEFAULTS, **values}
     _validate(values, problems, check_paths)
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
                           + "\n" + _valid_keys_text())
     values["outfmt"] = values["outfmt"].upper()
     return RunConfig(**values)
+
+
+def from_mapping(raw: Mapping[str, Any], base_dir: Path | str | None = None, *,
+                 source: str = "params", check_paths: bool = True) -> RunConfig:
+    """Validate ``raw`` into a :class:`RunConfig`; a :class:`ConfigError` lists all problems."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of key: value, got {type(raw).__name__}.\n"
+                          + _valid_keys_text())
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    problems: list[str] = []
+    return _finish(_coerce(raw, base, problems), problems, source, check_paths)
 
 
 def read_yaml(text: str, source: str = "params") -> Any:
@@ -265,15 +217,17 @@ def parse_override(key: str, text: str) -> tuple[str, Any]:
 
 def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None, *,
          check_paths: bool = True) -> RunConfig:
-    """Load ``path`` (YAML) and apply ``overrides`` (relative paths: against the current dir)."""
-    raw: dict = {}
-    base = Path.cwd()
+    """Load ``path`` (YAML) and apply ``overrides`` (relative paths: the file's against its
+    folder, the overrides' against the current dir); the problems of both in one error."""
+    values: dict = {}
+    problems: list[str] = []
     source = "params"
     if path is not None:
         p = Path(path)
         source = str(p)
         if not p.is_file():
-            raise ConfigError(f"{p}: params file not found (give a YAML file such as params/demo.yaml)")
+            raise ConfigError(f"{p}: params file not found (give a YAML file such as "
+                              f"params/demo.yaml)")
         if p.stat().st_size > MAXIMA["file"]:
             raise ConfigError(f"{p}: {p.stat().st_size:,} bytes is no params file (at most "
                               f"{MAXIMA['file']:,}); give a YAML file such as params/demo.yaml")
@@ -284,22 +238,13 @@ def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | N
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping of key: value at top level.\n" + _valid_keys_text())
-        base = p.resolve().parent
-        # resolve the file's own relative paths against its folder first
-        problems: list[str] = []
-        raw = _coerce(loaded, base, problems)
-        if problems:
-            raise ConfigError(f"{p}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
-                              + "\n" + _valid_keys_text())
-        raw = {k: raw[k] for k in loaded}
+            raise ConfigError(f"{p}: expected a mapping of key: value at top level.\n"
+                              + _valid_keys_text())
+        values = _coerce(loaded, p.resolve().parent, problems)
     if overrides:
-        bad = sorted((k for k in overrides if k not in DEFAULTS), key=str)
-        if bad:
-            raise ConfigError(f"override(s) {', '.join(map(_show, bad))}: unknown key(s).\n" + _valid_keys_text())
-        over = _coerce(dict(overrides), Path.cwd(), [])
-        raw.update({k: over[k] for k in overrides})
-    return from_mapping(raw, base_dir=Path.cwd(), source=source, check_paths=check_paths)
+        values.update(_coerce(dict(overrides), Path.cwd(), problems, prefix="override: "))
+        source += " with overrides"
+    return _finish(values, problems, source, check_paths)
 
 
 def resolve_notebook_path(value: str, cwd: Path | None = None) -> str:
@@ -342,42 +287,6 @@ def from_namespace(namespace: Mapping[str, Any], *, check_paths: bool = True,
             raw[k] = resolve_notebook_path(v) if k in PATH_KEYS and isinstance(v, str) else v
     return from_mapping(raw, base_dir=Path.cwd(), source="notebook parameters",
                         check_paths=check_paths)
-
-
-# What each key means, for the notebooks' parameters cells (papermill --help-notebook).
-HELP = {
-    "name": "run name: the run folder is <output_root>/<name>-<time>",
-    "data_dir": "folder of the validation JPEGs",
-    "label_file": "val_label.txt: '<file> <0-based class>' per line",
-    "weights": "torchvision squeezenet1_1 state_dict (.pth)",
-    "aipp_config": "the recipe's aipp.config (normalisation baked into the model)",
-    "batch_sizes": "throughput sweep batch sizes",
-    "accuracy_batch_size": "batch size of the accuracy run",
-    "backends": "onnxruntime, torch, ais_bench; the first is the headline",
-    "device": "auto | cpu | cuda",
-    "precision": "fp32 | fp16 (fp16: torch on CUDA)",
-    "timing": "device: compute only (ais_bench's definition) | call: around each call",
-    "outfmt": "ais_bench output format: TXT | NPY | BIN",
-    "opset": "ONNX opset of the export",
-    "bench_iterations": "timed iterations per batch size, at least",
-    "bench_min_seconds": "timed seconds per batch size, at least",
-    "warmup": "untimed calls before timing",
-    "threads": "inference threads in all; 0: physical cores",
-    "infer_streams": "concurrent inference streams; 0: auto",
-    "workers": "preprocessing and output-reading processes; 0: all cores",
-    "max_images": "use the first N images; 0: all",
-    "output_root": "where run folders go",
-    "bin_dir": "reuse .bin files from this folder; '': <run>/bin",
-    "run_dir": "the run folder: '' new (or the latest unfinished one), or an unfinished run",
-    "onnx_model": "a ready ONNX instead of exporting the weights",
-    "soc_version": "Ascend chip for ATC, e.g. Ascend310P3; '': from npu-smi",
-    "device_id": "NPU device id for ais_bench",
-    "atc_extra_args": "extra ATC options",
-    "reference_tolerance_pct": "points within which the recipe's accuracy counts as reproduced",
-    "allow_label_mismatch": "evaluate only images that have labels instead of stopping",
-    "shards": "split preprocessing and the accuracy run into N Dask tasks; 1: no Dask",
-    "scheduler": "Dask scheduler address for shards (tcp://HOST:8786); '': a LocalCluster here",
-}
 
 
 def notebook_parameters_source(keys=None, cfg: RunConfig | None = None) -> str:
