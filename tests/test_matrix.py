@@ -78,6 +78,83 @@ def test_workers_and_scheduler_together_are_refused(tmp_path):
                           scheduler="tcp://127.0.0.1:1", workers=2)
 
 
+class _Stop(Exception):
+    """Raised by a stand-in for cluster.connect: the matrix stops before any run starts."""
+
+
+def _planned_then_stop(monkeypatch):
+    """run_matrix up to connecting to the cluster; returns the list its runs are planned in."""
+    from zoorepro import cluster
+    seen: list = []
+    real_plan = matrix.plan
+
+    def plan(*a, **k):
+        seen.extend(real_plan(*a, **k))
+        return seen
+
+    def connect(*a, **k):
+        raise _Stop
+    monkeypatch.setattr(matrix, "plan", plan)
+    monkeypatch.setattr(cluster, "connect", connect)
+    return seen
+
+
+def test_a_long_name_gives_every_grid_point_its_own_folder(tmp_path, monkeypatch):
+    """A name of 88+ characters cut every run folder to the same 100 characters: all grid
+    points ran in one folder at once."""
+    from zoorepro.names import MAX_LEN, name_problem
+    seen = _planned_then_stop(monkeypatch)
+    long = "n" * 95
+    with pytest.raises(_Stop):
+        matrix.run_matrix(params_file(tmp_path), matrix.parse_grid(["precision=fp32,fp16"]),
+                          {"name": long})
+    dirs = [Path(r.cfg.run_dir) for r in seen]
+    assert len(dirs) == 2 and len({d.name for d in dirs}) == 2
+    assert all(name_problem(d.name) is None and len(d.name) <= MAX_LEN for d in dirs)
+    assert [r.cfg.name for r in seen] == [d.name for d in dirs]
+    assert all(d.name.startswith(long[:80]) for d in dirs)
+    assert [matrix.run_name(long, r.label) for r in seen] == [d.name for d in dirs]  # same
+
+
+def test_folder_names_that_collide_after_shortening_are_refused(tmp_path, monkeypatch):
+    seen = _planned_then_stop(monkeypatch)
+    monkeypatch.setattr(matrix, "_digest", lambda text: "same")
+    with pytest.raises(ConfigError, match="runs precision-fp32, precision-fp16: the same folder name"):
+        matrix.run_matrix(params_file(tmp_path), matrix.parse_grid(["precision=fp32,fp16"]),
+                          {"name": "n" * 95})
+    assert not seen and not (tmp_path / "reports").exists()
+
+
+def test_grid_values_go_through_the_params_path(tmp_path):
+    runs = matrix.plan(params_file(tmp_path, warmup=3),
+                       matrix.parse_grid(["reference_tolerance_pct=1e-1,2E-1"]))
+    assert [r.cfg.reference_tolerance_pct for r in runs] == [0.1, 0.2]
+    with pytest.raises(ConfigError, match="(?s)run warmup-x: .*warmup: expected an integer"):
+        matrix.plan(params_file(tmp_path, warmup=3), matrix.parse_grid(["warmup=x,2"]))
+
+
+@pytest.mark.parametrize("address, says", [
+    ("garbage", "--scheduler: 'garbage' is not a Dask scheduler address"),
+    ("tcp://garbage", "--scheduler: 'tcp://garbage' is not a Dask scheduler address"),
+    ("tcp://127.0.0.1:1", "--scheduler tcp://127.0.0.1:1: nothing answers"),
+])
+def test_a_bad_scheduler_is_refused_before_the_matrix_folder_is_made(tmp_path, address, says):
+    import time
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=says):
+        matrix.run_matrix(params_file(tmp_path), matrix.parse_grid(["precision=fp32,fp16"]),
+                          scheduler=address)
+    assert time.perf_counter() - t0 < 15
+    assert not (tmp_path / "reports").exists()        # no empty matrix folder
+
+
+def test_a_runs_own_unreachable_scheduler_is_refused_before_the_folder(tmp_path):
+    with pytest.raises(ConfigError, match="scheduler tcp://127.0.0.1:1: nothing answers"):
+        matrix.run_matrix(params_file(tmp_path, shards=2, scheduler="tcp://127.0.0.1:1"),
+                          matrix.parse_grid(["precision=fp32,fp16"]))
+    assert not (tmp_path / "reports").exists()
+
+
 @pytest.mark.e2e
 def test_two_by_one_matrix_on_the_default_local_cluster(tmp_path, capsys):
     p = params_file(tmp_path)

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from .addresses import check_scheduler
 from .errors import ConfigError
 from .host import physical_cores
 
@@ -104,9 +105,10 @@ def connect(scheduler: str = "", n_workers: int = 0, what: str = "this",
     distributed = require(what)
     local = None
     if scheduler:
+        check_scheduler(scheduler)     # its syntax, and something answers there, in seconds
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(f"scheduler {scheduler}: cannot connect ({exc}); start one with "
                               f"'dask scheduler' and workers with 'dask worker {scheduler}', "
                               f"or leave scheduler empty for a LocalCluster here") from None

@@ -22,6 +22,7 @@ runs that shared a machine are measured on a shared machine: for clean sweeps, u
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import sys
@@ -31,7 +32,9 @@ from pathlib import Path
 from typing import Callable
 
 from . import config
+from .addresses import check_scheduler
 from .errors import ConfigError
+from .names import MAX_LEN, name_problem
 
 TOPIC = "zoorepro-matrix"
 RUN_BYTES = 5 << 29            # memory one run may take (50,000 images: ~2.1 GiB), 2.5 GiB
@@ -43,6 +46,7 @@ class Planned:
     label: str                 # "backends-torch_precision-fp16"
     values: dict               # the grid's values for this run
     cfg: config.RunConfig
+    name: str = ""             # its run folder's name: run_name(cfg.name, label)
 
 
 @dataclass
@@ -107,12 +111,45 @@ def parse_grid(items) -> list[tuple[str, list]]:
     return grid
 
 
+def _digest(text: str) -> str:
+    """Eight hex digits of ``text``'s SHA-256: what tells shortened names apart."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def label(values: dict) -> str:
-    """A folder-name part for a run's grid values: ``backends-onnxruntime+torch_precision-fp16``."""
+    """A folder-name part for a run's grid values: ``backends-onnxruntime+torch_precision-fp16``;
+    characters a name may not hold become ``-``, and then the digest of the values as given
+    follows, so that values that differ only there still differ."""
     def show(v):
         return "+".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
     text = "_".join(f"{k}-{show(v)}" for k, v in values.items())
-    return re.sub(r"[^A-Za-z0-9_.+-]", "-", text)[:80]
+    safe = re.sub(r"[^A-Za-z0-9_.+-]", "-", text)
+    return safe if safe == text else f"{safe}-{_digest(text)}"
+
+
+def run_name(base: str, part: str) -> str:
+    """The run folder's name ``<base>-<label>``; past :data:`names.MAX_LEN` characters it is
+    cut and ends in the digest of the whole name, the same every time."""
+    full = f"{base}-{part}"
+    if len(full) <= MAX_LEN:
+        return full
+    digest = _digest(full)
+    return f"{full[:MAX_LEN - len(digest) - 1]}-{digest}"
+
+
+def _names_problems(out: list[Planned]) -> list[str]:
+    """Every final folder name checked by the one name validator, and no two the same."""
+    problems = [f"run {p.label}: {q}" for p in out
+                if (q := name_problem(p.name, "its folder name"))]
+    by_name: dict = {}
+    for p in out:
+        by_name.setdefault(p.name, []).append(p.label)
+    for name, labels in by_name.items():
+        if len(labels) > 1:
+            problems.append(f"runs {', '.join(labels)}: the same folder name {name!r} (names "
+                            f"are cut to {MAX_LEN} characters): each run needs its own folder; "
+                            f"give a shorter name (-p name ...) or fewer grid values")
+    return problems
 
 
 def plan(params, grid: list, overrides: dict | None = None) -> list[Planned]:
@@ -127,11 +164,12 @@ def plan(params, grid: list, overrides: dict | None = None) -> list[Planned]:
         except ConfigError as exc:
             problems.append(f"run {label(values)}: {exc}")
             continue
-        name = label(values)
-        if name in seen:
-            problems.append(f"run {name}: the same values twice in the grid")
-        seen.add(name)
-        out.append(Planned(name, values, cfg))
+        part = label(values)
+        if part in seen:
+            problems.append(f"run {part}: the same values twice in the grid")
+        seen.add(part)
+        out.append(Planned(part, values, cfg, run_name(cfg.name, part)))
+    problems += _names_problems(out) if not problems else []
     if problems:
         raise ConfigError("\n".join(problems))
     return out
@@ -182,22 +220,24 @@ def run_matrix(params, grid: list, overrides: dict | None = None, scheduler: str
     from . import cluster
     from .files import atomic_write_json
     from .run import new_run_dir
-    planned = plan(params, grid, overrides)
     if scheduler and workers:
         raise ConfigError("--workers sizes the LocalCluster made here; with --scheduler the "
                           "cluster's own workers run the matrix: give one of them")
+    check_scheduler(scheduler, "--scheduler")           # before any folder or worker
+    planned = plan(params, grid, overrides)
     clash = [p.label for p in planned if p.cfg.shards > 1 and p.cfg.scheduler
              and p.cfg.scheduler == scheduler]
     if clash:
         raise ConfigError(f"run(s) {', '.join(clash)}: sharded on the matrix's own scheduler "
                           f"{scheduler}: a run would wait for shards behind the runs that hold "
                           f"every worker; give the runs another scheduler, or shards 1")
+    for address in dict.fromkeys(p.cfg.scheduler for p in planned if p.cfg.shards > 1):
+        check_scheduler(address, "the runs' scheduler")
     cluster.require("zoorepro matrix")
     base = planned[0].cfg
     folder = new_run_dir(base.output_root, f"{base.name}-matrix")
     for p in planned:
-        p.cfg = p.cfg.replace(output_root=str(folder), name=f"{base.name}-{p.label}"[:100],
-                              run_dir=str(folder / f"{base.name}-{p.label}"[:100]))
+        p.cfg = p.cfg.replace(output_root=str(folder), name=p.name, run_dir=str(folder / p.name))
     say(f"matrix folder: {folder} ({len(planned)} runs)")
     t0 = time.perf_counter()
     rows = {p.label: {"label": p.label, "values": p.values, "run_dir": p.cfg.run_dir,
