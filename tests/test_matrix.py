@@ -119,7 +119,8 @@ def test_a_long_name_gives_every_grid_point_its_own_folder(tmp_path, monkeypatch
 def test_folder_names_that_collide_after_shortening_are_refused(tmp_path, monkeypatch):
     seen = _planned_then_stop(monkeypatch)
     monkeypatch.setattr(matrix, "_digest", lambda text: "same")
-    with pytest.raises(ConfigError, match="runs precision-fp32, precision-fp16: the same folder name"):
+    says = "runs precision-fp32, precision-fp16: the same folder name"
+    with pytest.raises(ConfigError, match=says):
         matrix.run_matrix(params_file(tmp_path), matrix.parse_grid(["precision=fp32,fp16"]),
                           {"name": "n" * 95})
     assert not seen and not (tmp_path / "reports").exists()

@@ -111,3 +111,31 @@ def test_weights_holding_nan_are_refused(tmp_path):
     with pytest.raises(weights.WeightsError, match=r"classifier.1.weight hold NaN or infinite "
                                                     r"values: the weights are damaged"):
         weights.load_state_dict(_saved(tmp_path, sd))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.uint8, torch.complex64])
+def test_weights_of_a_non_float_dtype_are_refused(tmp_path, dtype):
+    """int64/bool/uint8 were cast to float (garbage predictions); complex lost its imaginary
+    part without a word."""
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    sd["features.3.squeeze.weight"] = sd["features.3.squeeze.weight"].to(dtype)
+    path = _saved(tmp_path, sd)
+    with pytest.raises(weights.WeightsError) as e:
+        weights.load_state_dict(path)
+    msg = str(e.value)
+    assert str(path) in msg and "features.3.squeeze.weight" in msg and str(dtype) in msg
+    assert "float32" in msg           # the fix: what to save instead
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_weights_of_another_float_dtype_load_with_a_note(tmp_path, dtype):
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    sd = {k: v.to(dtype) for k, v in sd.items()}
+    path = _saved(tmp_path, sd)
+    assert weights.load_state_dict(path).keys() == sd.keys()
+    notes = weights.dtype_notes(path)
+    assert len(notes) == 1 and str(dtype) in notes[0] and "float32" in notes[0]
+    assert f"{len(sd)} tensor(s)" in notes[0]
+    assert weights.dtype_notes(DEMO_WEIGHTS) == []
+    model = weights.build_model(path)
+    assert next(model.parameters()).dtype == torch.float32

@@ -136,12 +136,41 @@ def check_state_dict(sd: dict, path: str) -> None:
         raise WeightsError(f"{path}: not a torchvision squeezenet1_1 state_dict ({' | '.join(parts)}). "
                            f"Give the recipe's squeezenet1_1-f364aa15.pth or another squeezenet1_1 "
                            f"state_dict (squeezenet1_0 and other models differ)")
+    kinds = [f"{k} ({sd[k].dtype})" for k in want
+             if sd[k].is_complex() or not sd[k].dtype.is_floating_point]
+    if kinds:
+        raise WeightsError(f"{path}: tensor(s) {', '.join(kinds[:6])}"
+                           f"{' ...' if len(kinds) > 6 else ''} are not real floating point: "
+                           f"cast to float32 they give garbage (a complex one loses its "
+                           f"imaginary part). Give the weights as trained, e.g. torch.float32 "
+                           f"(float16, bfloat16 and float64 are read with a note)")
     bad = [k for k in want if k in sd and sd[k].dtype.is_floating_point
            and not bool(sd[k].isfinite().all())]
     if bad:
         raise WeightsError(f"{path}: tensor(s) {', '.join(bad[:6])} hold NaN or infinite values: "
                            f"the weights are damaged (every prediction would be meaningless); "
                            f"download or export them again")
+
+
+def dtype_notes(path: str | os.PathLike) -> list[str]:
+    """Notes for a run's records (a checked state_dict of another float dtype than float32,
+    which the model reads as float32): one line per dtype; [] for float32 weights."""
+    sd = load_state_dict(path)
+    by_dtype: dict = {}
+    for k, v in sd.items():
+        if v.dtype != _float32():
+            by_dtype.setdefault(str(v.dtype), []).append(k)
+    return [f"weights {Path(path).name}: {len(keys)} tensor(s) in {dtype} (e.g. {keys[0]}), "
+            f"read as torch.float32: " + (
+                "rounded to float32, as the recipe's model is" if dtype == "torch.float64"
+                else f"the accuracy is that of the {dtype.removeprefix('torch.')}-rounded "
+                     f"weights, not of the float32 originals")
+            for dtype, keys in sorted(by_dtype.items())]
+
+
+def _float32():
+    import torch
+    return torch.float32
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:
