@@ -163,3 +163,89 @@ def test_a_notebook_opened_alone_continues_the_unfinished_run(tmp_path, monkeypa
     stages.run_export(again)
     (first / "report.html").write_text("done")                 # once finished, never reused
     assert runner.open_from_notebook(params, stage="export") != first
+
+
+# ------------------------------------------------ one process at a time on a run (.lock)
+HOLDER = ("import sys, time\nfrom zoorepro import runlock\n"
+          "runlock.acquire(sys.argv[1], 'zoorepro run')\nprint('held', flush=True)\n"
+          "time.sleep(120)\n")
+
+
+@pytest.fixture
+def held_elsewhere():
+    """start(folder): another process holds the folder's run lock until the test ends."""
+    import subprocess
+    import sys
+    procs = []
+
+    def start(folder):
+        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)],
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def _small_run(tmp_path, **extra):
+    return Run.create(config.from_mapping(small_params(
+        tmp_path, max_images=2, batch_sizes=[1], backends=["onnxruntime"], **extra)))
+
+
+def _fake_notebooks(monkeypatch, seen):
+    """Stages that only record who holds the lock while they 'run'."""
+    from zoorepro import runlock
+
+    def fake(nb, run, kernel):
+        seen.append((nb, (runlock.holder(run.root) or {}).get("pid"),
+                     runlock.kernel_env(run.root)))
+    monkeypatch.setattr(runner, "_execute_recording", fake)
+
+
+def test_run_all_holds_the_lock_throughout_and_releases_it(tmp_path, monkeypatch):
+    import os
+    from zoorepro.errors import DataError
+    seen = []
+    _fake_notebooks(monkeypatch, seen)
+    out = runner.run_all(config.from_mapping(small_params(tmp_path)))
+    assert [nb for nb, _, _ in seen][-1] == "05_report.ipynb" and len(seen) == 5
+    assert all(pid == os.getpid() and env for _, pid, env in seen)   # held; token for kernels
+    assert not (out.run_dir / ".lock").exists()
+
+    def broken(nb, run, kernel):
+        raise DataError("injected")
+    monkeypatch.setattr(runner, "_execute_recording", broken)
+    with pytest.raises(DataError, match="injected"):
+        runner.run_all(resume=Run.open(out.run_dir))
+    assert not (out.run_dir / ".lock").exists()
+
+
+def test_a_run_in_flight_is_refused_to_resume_and_to_notebooks(tmp_path, monkeypatch,
+                                                               held_elsewhere):
+    from zoorepro import runlock
+    from zoorepro.errors import ZooreproError
+    from zoorepro import stages
+    run = _small_run(tmp_path)
+    stages.run_preprocess(run, progress=False)          # 02 opened alone would continue it
+    proc = held_elsewhere(run.root)
+    seen = []
+    _fake_notebooks(monkeypatch, seen)
+    for attempt in (lambda: runner.run_all(resume=Run.open(run.root)),
+                    lambda: runner.run_all(run.config),                   # -p run_dir
+                    lambda: runner.open_from_notebook({"run_dir": str(run.root)}, "export")):
+        with pytest.raises(ZooreproError) as exc:
+            attempt()
+        msg = str(exc.value)
+        assert str(run.root) in msg and f"in use by process {proc.pid}" in msg
+        assert f"zoorepro run --resume {run.root}" in msg
+    assert seen == []                                  # nothing ran into it
+    params = {**small_params(tmp_path, max_images=2, batch_sizes=[1],
+                             backends=["onnxruntime"]), "run_dir": ""}
+    with pytest.raises(ZooreproError, match="in use by process"):     # opened alone
+        runner.open_from_notebook(params, "export")
+    monkeypatch.setenv(runlock.TOKEN_ENV, runlock.holder(run.root)["token"])
+    assert runner.open_from_notebook({"run_dir": str(run.root)}, "export") == run   # its kernel
+

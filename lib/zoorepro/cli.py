@@ -48,7 +48,8 @@ def cmd_run(args) -> int:
         if args.params or args.param:
             raise config.ConfigError("--resume continues a run with its own params.yaml; give "
                                      "no PARAMS and no -p")
-        outcome = runner.run_all(resume=Run.open(args.resume), kernel=args.kernel, say=say)
+        outcome = runner.run_all(resume=Run.open(Path(args.resume).resolve()),
+                                 kernel=args.kernel, say=say)
     else:
         if not args.params:
             raise config.ConfigError("give a params file (e.g. params/demo.yaml) or --resume RUN")
@@ -70,7 +71,10 @@ def cmd_run(args) -> int:
 def cmd_render(args) -> int:
     from . import index, runner
     from .run import Run
-    run = Run.open(args.run_dir)
+    run = Run.open(Path(args.run_dir).resolve())    # absolute: notebooks run in notebooks/
+    if run.origin == "compared":
+        raise config.ConfigError(f"{run.root}: a comparison of runs, not a run; its page is "
+                                 f"{run.root / 'report.html'}")
     if run.finished:
         raise config.ConfigError(f"{run.root}: a finished run already has its report.html; "
                                  f"finished runs are never modified")
@@ -271,6 +275,8 @@ def main(argv=None) -> int:
         from . import runner
         runner.QUIET["on"] = True
     from .errors import ZooreproError
+    import signal
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.func(args)
     except ZooreproError as exc:
@@ -279,10 +285,33 @@ def main(argv=None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: not found ({exc.strerror}); check the path", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; an unfinished run continues with: zoorepro run --resume RUN_DIR",
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    """SIGTERM: unwound like Ctrl-C (kernels shut down, the run's lock released)."""
+    from .runner import RunInterrupted
+    raise RunInterrupted(None, signum)
+
+
+def _interrupted(exc: KeyboardInterrupt, args) -> int:
+    """One line: which signal, the run folder and the exact command that continues it."""
+    import signal
+    signum = getattr(exc, "signum", signal.SIGINT)
+    run_dir = getattr(exc, "run_dir", None)
+    if run_dir is None and getattr(args, "command", None) == "render":
+        run_dir = Path(args.run_dir).resolve()
+    name = signal.Signals(signum).name
+    if run_dir is None:
+        print(f"interrupted ({name}) before a run folder was made; nothing to continue",
               file=sys.stderr)
-        return 130
+    else:
+        print(f"interrupted ({name}); the run {run_dir} is unfinished; continue it with: "
+              f"zoorepro run --resume {run_dir}", file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ papermill's own CLI, JupyterLab).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import records, report
-from .config import RunConfig, from_namespace
+from . import records, report, runlock
+from .config import (DEFAULTS, FIELD_NAMES, PATH_KEYS, RunConfig, from_namespace,
+                     resolve_notebook_path)
 from .errors import DataError
 from .run import Run
 from .stages import REPORT_NOTEBOOK, STAGES
@@ -90,10 +92,24 @@ def execute(nb_name: str, run: Run, kernel: str | None = None) -> Path:
     logging.getLogger("papermill").setLevel(logging.ERROR)
     # progress bars of long steps go to the terminal, not into the executed notebooks
     os.environ["ZOOREPRO_PROGRESS"] = "off" if QUIET["on"] else "terminal"
-    pm.execute_notebook(str(src), str(dst), parameters={"run_dir": str(run.root)},
-                        cwd=str(notebooks_dir()), kernel_name=kernel or "python3",
-                        progress_bar=False, log_output=False,
-                        kernel_manager_class=_kernel_manager_class())
+    # the kernel is this process's: the run lock's token lets it open the run (runlock.check)
+    token = runlock.kernel_env(run.root)
+    before = {k: os.environ.get(k) for k in (runlock.TOKEN_ENV,)}
+    os.environ.update(token)
+    try:   # an absolute run_dir: the kernel's working directory is notebooks/, not ours
+        pm.execute_notebook(str(src), str(dst), parameters={"run_dir": str(run.root.resolve())},
+                            cwd=str(notebooks_dir()), kernel_name=kernel or "python3",
+                            progress_bar=False, log_output=False,
+                            kernel_manager_class=_kernel_manager_class(),
+                            # a cell's error is kept in the notebook; the kernel's own log
+                            # only adds a ZMQError traceback when an interrupt shuts it down
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return dst
 
 
@@ -117,35 +133,64 @@ def _execute_recording(nb: str, run: Run, kernel: str | None) -> dict | None:
 
 
 def render_report(run: Run, kernel: str | None = None, failure: dict | None = None) -> RunOutcome:
-    """The report notebook on ``run``, then ``report.html`` (also after a failure)."""
-    failed = _execute_recording(REPORT_NOTEBOOK, run, kernel)
-    failure = failure or failed
-    executed = run.notebooks / REPORT_NOTEBOOK
-    path = report.render_html(executed, run.root / "report.html") if executed.is_file() else None
+    """The report notebook on ``run``, then ``report.html`` (also after a failure); the
+    run's lock is held meanwhile."""
+    with runlock.hold(run.root, "zoorepro render", print):
+        failed = _execute_recording(REPORT_NOTEBOOK, run, kernel)
+        failure = failure or failed
+        executed = run.notebooks / REPORT_NOTEBOOK
+        path = (report.render_html(executed, run.root / "report.html") if executed.is_file()
+                else None)
     return RunOutcome(run.root, path, failure)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM (``signum``) stopped the run in ``run_dir``; it can be resumed."""
+
+    def __init__(self, run_dir: Path | None = None, signum: int = 2):
+        super().__init__(f"interrupted by signal {signum}")
+        self.run_dir, self.signum = run_dir, signum
 
 
 def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run | None = None,
             say: Callable[[str], None] = lambda msg: None) -> RunOutcome:
     """Execute every notebook in order into a new run folder (or continue the unfinished run
     ``resume``: the stages whose records are there are not run again), then render.
-    ``say`` gets one line per stage with its elapsed time."""
-    if resume is not None:
-        if resume.finished:
-            raise DataError(f"{resume.root}: a finished run; finished runs are never modified "
-                            f"(rerun its params.yaml for a new run)")
-        if resume.origin != "run":
-            raise DataError(f"{resume.root}: not a run to continue ({resume.origin} results)")
-        run = resume
-        # what the failed or interrupted attempt left: its failure and its partial report
-        run.record_path(records.FailureRecord).unlink(missing_ok=True)
-        (run.root / "report.html").unlink(missing_ok=True)
-    else:
-        run = Run.create(cfg)
+    ``say`` gets one line per stage with its elapsed time.  The run's lock
+    (:mod:`zoorepro.runlock`) is held throughout: a run another process works on is refused.
+    An interrupt (SIGINT, or SIGTERM raised as :class:`RunInterrupted`) is re-raised as a
+    :class:`RunInterrupted` naming the run folder."""
+    with contextlib.ExitStack() as stack:
+        if resume is not None:
+            run = Run(resume.root.resolve())
+            stack.enter_context(runlock.hold(run.root, "zoorepro run --resume", say))
+            if run.finished:
+                raise DataError(f"{run.root}: a finished run; finished runs are never modified "
+                                f"(rerun its params.yaml for a new run)")
+            if run.origin != "run":
+                raise DataError(f"{run.root}: not a run to continue ({run.origin} results)")
+            # what the failed or interrupted attempt left: its failure and its partial report
+            run.record_path(records.FailureRecord).unlink(missing_ok=True)
+            (run.root / "report.html").unlink(missing_ok=True)
+        else:
+            if cfg.run_dir and Path(cfg.run_dir).is_dir():   # an existing folder: lock first
+                stack.enter_context(runlock.hold(cfg.run_dir, "zoorepro run", say))
+            run = Run.create(cfg)
+            stack.enter_context(runlock.hold(run.root, "zoorepro run", say))
+        try:
+            return _run_stages(run, kernel, resume is not None, say)
+        except RunInterrupted as exc:
+            exc.run_dir = exc.run_dir or run.root
+            raise
+        except KeyboardInterrupt:
+            raise RunInterrupted(run.root, 2) from None
+
+
+def _run_stages(run: Run, kernel: str | None, resuming: bool, say) -> RunOutcome:
     say(f"run folder: {run.root}")
     failure = None
     for stage in STAGES.values():
-        if resume is not None and run.has(stage.record):
+        if resuming and run.has(stage.record):
             say(f"{stage.notebook}: done earlier, kept")
             continue
         t0 = time.perf_counter()
@@ -185,30 +230,107 @@ def _latest_unfinished(cfg: RunConfig, stage: str) -> Run | None:
     return None
 
 
+def _notebook_default(key: str):
+    """The value a notebook's parameters cell gives ``key`` (config.notebook_parameters_source:
+    relative paths written from notebooks/), also for the keys a notebook does not declare."""
+    value = DEFAULTS[key]
+    if key in PATH_KEYS and isinstance(value, str) and value and not os.path.isabs(value):
+        return "../" + value
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _injected_keys(namespace) -> set:
+    """The keys papermill injected: its ``# Parameters`` cell, in IPython's input history."""
+    import ast
+    keys = set()
+    for src in namespace.get("In") or ():
+        if isinstance(src, str) and src.split("\n", 1)[0].strip() == "# Parameters":
+            try:
+                body = ast.parse(src).body
+            except SyntaxError:
+                continue
+            keys |= {t.id for node in body if isinstance(node, ast.Assign)
+                     for t in node.targets if isinstance(t, ast.Name)}
+    return keys & set(FIELD_NAMES)
+
+
+def _refuse_other_parameters(namespace, run: Run) -> None:
+    """Parameters given to a notebook (injected by papermill, or changed from the notebook's
+    defaults) that differ from the run's own params.yaml are refused, not ignored."""
+    given = _injected_keys(namespace) | {
+        k for k in FIELD_NAMES if k in namespace and namespace[k] != _notebook_default(k)}
+    given -= {"run_dir", "output_root"}
+    if not given or run.config is None:
+        return
+    own = run.config.to_dict()
+    theirs = from_namespace({k: namespace[k] for k in given}, check_paths=False,
+                            base=own).to_dict()
+    differ = sorted(k for k in given if theirs[k] != own[k])
+    if not differ:
+        return
+    if run.finished:
+        raise DataError(f"{run.root}: this finished run was made with other parameters "
+                        f"({', '.join(differ)}); give only run_dir to show it, or leave "
+                        f"run_dir empty for a new run")
+    raise DataError(f"{run.root}: this unfinished run was made with other parameters "
+                    f"({', '.join(differ)}); continue it with its own params.yaml (zoorepro "
+                    f"run --resume {run.root}) or leave run_dir empty for a new run")
+
+
+def describe_paths(cfg: RunConfig) -> str:
+    """The paths a run uses, absolute, one per line: what a notebook prints it used."""
+    lines = [f"  {k:<12} {getattr(cfg, k)}" for k in PATH_KEYS
+             if k != "run_dir" and getattr(cfg, k)]
+    return ("paths (relative ones resolve against the working directory, then the project's "
+            "notebooks/ and root):\n" + "\n".join(lines))
+
+
 def open_from_notebook(namespace, stage: str | None = None) -> Run:
     """A notebook's first step: its parameters -> the run.
 
     * ``run_dir`` names an existing run: that run, with its own params.yaml (ingested NPU
-      results open as they are);
+      results open as they are); parameters given beside it that differ from the run's own
+      are refused, not ignored;
     * ``run_dir`` names a new folder: a new run there (papermill route: the same
-      ``-p run_dir`` for every notebook passes the run from one to the next);
+      ``-p run_dir`` for every notebook passes the run from one to the next); the report
+      notebook (``stage`` None) never starts a run there: it is refused;
     * ``run_dir`` empty: the newest unfinished run with these parameters whose earlier
       stages are done (a notebook opened alone in JupyterLab), else a new run.
-    A finished run is never written to: only the report notebook (``stage`` None) opens one.
+    A finished run is never written to: only the report notebook opens one.  A run another
+    process works on (its lock held, :mod:`zoorepro.runlock`) is refused, except by the kernels
+    that process started.  Keys the notebook does not declare take the value its parameters
+    cell would give them, so every notebook resolves paths alike; it prints the paths used.
     """
     run_dir = namespace.get("run_dir")
+    if run_dir:
+        run_dir = resolve_notebook_path(str(run_dir))
     if run_dir and (Path(run_dir) / "records").is_dir():
         run = Run.open(run_dir)
+        runlock.check(run.root)
         if stage is not None and run.finished:
             raise DataError(f"{run_dir}: a finished run; finished runs are never modified. "
                             f"Leave run_dir empty for a new run")
         if run.origin == "run" and run.config is None:
             raise DataError(f"{run_dir}: no params.yaml; not a run folder zoorepro made")
+        _refuse_other_parameters(namespace, run)
+        if run.config is not None:
+            print(describe_paths(run.config))
         return run
-    cfg = from_namespace(namespace)
+    if run_dir and stage is None:
+        raise DataError(f"{run_dir}: not a run folder (no records/); the report notebook "
+                        f"shows an existing run: give the folder 'zoorepro run' or the stage "
+                        f"notebooks wrote, or leave run_dir empty for a new run")
+    full = {k: namespace[k] if k in namespace else _notebook_default(k) for k in FIELD_NAMES}
+    if run_dir:
+        full["run_dir"] = run_dir
+        if Path(run_dir).is_dir():
+            runlock.check(run_dir)
+    cfg = from_namespace(full)
+    print(describe_paths(cfg))
     if not run_dir and stage is not None and STAGES[stage].requires:
         found = _latest_unfinished(cfg, stage)
         if found is not None:
+            runlock.check(found.root)
             print(f"continuing the unfinished run {found.root}: its earlier stages are done")
             return found
     return Run.create(cfg)
