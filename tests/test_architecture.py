@@ -18,7 +18,7 @@ LAYERS = {
     1: {"config", "data", "references", "host", "provenance", "aisformat", "aiscommands", "atc",
         "shell", "preprocess", "aipp", "weights", "export", "evaluate", "bench", "inputs",
         "backends", "backends.ort", "backends.pytorch", "backends.ascend", "configspec"},
-    2: {"records", "run"},
+    2: {"records", "recordcheck", "recordcsv", "run"},
     3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
         "runner", "cluster", "shards", "matrix"},
     4: {"cli", "__main__", ""},

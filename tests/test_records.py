@@ -1,6 +1,7 @@
 """Typed records: a mistyped field fails where it is written, an unknown or missing key where
 it is read; records of runs written before schema_version still read."""
 import dataclasses
+import re
 
 import pytest
 
@@ -27,7 +28,9 @@ def test_round_trip_keeps_todays_keys_plus_schema_version():
 @pytest.mark.parametrize("obj,match", [
     ({**ATC, "comands": []}, r"unknown key\(s\) comands .*known: commands"),
     ({k: v for k, v in ATC.items() if k != "commands"}, r"missing key\(s\) commands"),
-    ({**ATC, "schema_version": 99}, "newer than this zoorepro reads"),
+    ({**ATC, "schema_version": 99}, r"schema_version 99 found, supported: 0, 1.*newer than"),
+    ({**ATC, "schema_version": -1}, r"schema_version -1 found, supported: 0, 1"),
+    ({**ATC, "schema_version": "1"}, r"schema_version '1' found, supported: 0, 1"),
     ([1, 2], "expected a JSON object"),
 ])
 def test_reading_checks_every_key(obj, match):
@@ -47,6 +50,8 @@ def test_per_backend_records_check_each_entry():
 
 def test_bench_rows_are_checked_and_csv_has_the_fixed_columns():
     row = {f.name: 1 for f in dataclasses.fields(records.BenchRow)}
+    row.update({f.name: "x" for f in dataclasses.fields(records.BenchRow)
+                if f.type.startswith("str")})
     row.update(backend="onnxruntime", device="cpu", valid=True, validity="ok")
     rec = records.BenchRecord(definition="d", records=[row])
     assert rec.csv_text().splitlines()[0].split(",") == list(records.BENCH_CSV_FIELDS
@@ -62,6 +67,73 @@ def test_environment_keeps_one_shape_per_origin():
     assert "os" not in npu.to_json() and npu.to_json()["npu"] == "Ascend310P3"
 
 
-def test_parity_reads_the_list_it_always_was():
+def test_parity_has_a_schema_version_and_still_reads_the_bare_list_it_was():
     pairs = [{"a": "onnxruntime", "b": "torch", "images": 3}]
-    assert records.ParityRecord.from_json(pairs).to_json() == pairs
+    assert records.ParityRecord.from_json(pairs).data() == pairs        # version 0
+    out = records.ParityRecord(pairs).to_json()
+    assert out == {"schema_version": records.SCHEMA_VERSION, "pairs": pairs}
+    assert records.ParityRecord.from_json(out).data() == pairs
+
+
+OK_ENTRY = {"status": "ok", "backend": "onnxruntime", "device": "cpu", "images": 160,
+            "classes": 1000, "label_offset": 0, **{f"top{k}": 10.0 * k for k in range(1, 6)},
+            **{f"correct_top{k}": 16 * k for k in range(1, 6)}}
+PAIR = {"a": "onnxruntime", "b": "torch", "images": 12, "top1_agreement_pct": 100.0,
+        "max_abs_logit_diff": 0.001}
+ROW = dict(backend="onnxruntime", device="cpu", batch_size=1, iterations=2, throughput=5.0,
+           throughput_definition="d", valid=True, validity="ok")
+INFER = {"status": "ok", "backend": "onnxruntime", "compute_throughput": 5.0}
+
+
+@pytest.mark.parametrize("kind,obj", [
+    (records.AccuracyRecord, {"onnxruntime": OK_ENTRY}),
+    (records.InferRecord, {"onnxruntime": INFER}),
+    (records.ParityRecord, {"pairs": [PAIR]}),
+    (records.BenchRecord, {"definition": "d", "records": [ROW]}),
+    (records.DatasetRecord, {}),
+])
+@pytest.mark.parametrize("version", [99, 2, -1, True, "1"])
+def test_every_record_checks_its_schema_version(kind, obj, version):
+    """accuracy and infer ignored schema_version (99 was read as 1); parity had none."""
+    with pytest.raises(RecordError, match=rf"x/records/{kind.NAME}.json: schema_version "
+                                          rf"{re.escape(repr(version))} found, supported: 0, 1"):
+        kind.from_json({**obj, "schema_version": version}, f"x/records/{kind.NAME}.json")
+
+
+@pytest.mark.parametrize("kind,obj,key,value", [
+    (records.AccuracyRecord, {"onnxruntime": {**OK_ENTRY, "top1": 1e308}}, "top1", "1e+308"),
+    (records.AccuracyRecord, {"onnxruntime": {**OK_ENTRY, "top5": -5.0}}, "top5", "-5.0"),
+    (records.AccuracyRecord, {"onnxruntime": {**OK_ENTRY, "top5": 5.0}}, "top5",
+     r"5.0 is below top4"),
+    (records.AccuracyRecord, {"onnxruntime": {**OK_ENTRY, "images": 10**30}}, "images",
+     "1000000000000000000000000000000"),
+    (records.AccuracyRecord, {"onnxruntime": {**OK_ENTRY, "images": 10}}, "correct_top1",
+     "16 is more than images"),
+    (records.AccuracyRecord, {"onnxruntime": {**OK_ENTRY, "top1": "83.3"}}, "top1", "'83.3'"),
+    (records.AccuracyRecord, {"onnxruntime": {**OK_ENTRY, "images": True}}, "images", "True"),
+    (records.AccuracyRecord, {"onnxruntime": {**OK_ENTRY, "top1": float("nan")}}, "top1",
+     "nan is not a finite number"),
+    (records.InferRecord, {"onnxruntime": {**INFER, "compute_throughput": -1.0}},
+     "compute_throughput", "-1.0"),
+    (records.InferRecord, {"onnxruntime": {**INFER, "compute_throughput": float("inf")}},
+     "compute_throughput", "inf"),
+    (records.BenchRecord, {"definition": "d", "records": [{**ROW, "throughput": "fast"}]},
+     "throughput", "'fast'"),
+    (records.BenchRecord, {"definition": "d", "records": [{**ROW, "batch_size": 0}]},
+     "batch_size", "0"),
+    (records.ParityRecord, {"pairs": [{**PAIR, "top1_agreement_pct": 101.0}]},
+     "top1_agreement_pct", "101.0"),
+    (records.DatasetRecord, {"data_dir": "d", "images": -3, "image_list_sha256": None,
+                             "label_file": "l", "label_file_sha256": "s", "keys": [],
+                             "bin_dir": "b"}, "images", "-3"),
+])
+def test_values_are_type_and_range_checked_on_read(kind, obj, key, value):
+    """top1 1e308, top5 -5 or below top-1, images 10**30 were rendered as results."""
+    pattern = rf"x/records/{kind.NAME}.json.*: {key} = {re.escape(value)}"
+    with pytest.raises(RecordError, match=pattern):
+        kind.from_json(obj, f"x/records/{kind.NAME}.json")
+
+
+def test_a_valid_record_reads():
+    assert records.AccuracyRecord.from_json({"onnxruntime": OK_ENTRY}).entries[
+        "onnxruntime"].top5 == 50.0

@@ -96,3 +96,44 @@ def test_an_unfinished_run_continues_only_with_its_own_parameters(tmp_path):
     assert Run.create(cfg.replace(run_dir=str(run.root))) == run
     with pytest.raises(DataError, match=r"other parameters \(max_images\).*--resume"):
         Run.create(cfg.replace(run_dir=str(run.root), max_images=3))
+
+
+def test_a_record_is_checked_before_it_is_written(tmp_path):
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    bad = records.AccuracyRecord({"onnxruntime": records.AccuracyEntry(
+        status="ok", images=10, top1=1e308, top5=99.0)})
+    with pytest.raises(RecordError, match=r"records/accuracy.json \[onnxruntime\]: cannot be "
+                                          r"written: top1 = 1e\+308 is not a percentage"):
+        run.write(bad)
+    assert not run.has(records.AccuracyRecord)
+    row = dict(backend="onnxruntime", device="cpu", batch_size=1, iterations=2, throughput=5.0,
+               throughput_definition="d", valid=True, validity="ok")
+    bench = records.BenchRecord(definition="d", records=[row])
+    bench.records[0]["throughput"] = float("inf")          # changed after it was built
+    with pytest.raises(RecordError, match=r"bench.json \[0\]: cannot be written: throughput"):
+        run.write(bench)
+    assert not run.has(records.BenchRecord) and not (run.records_dir / "bench.csv").exists()
+
+
+def test_a_huge_record_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A 3 GB record was read whole (and then failed) by every later command."""
+    from zoorepro import recordcheck, run as run_mod
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    run.write(records.AtcRecord(status="not run", soc_version=None, commands=[], reason="x"))
+    monkeypatch.setattr(run_mod, "RECORD_MAX_BYTES", 100)
+    monkeypatch.setattr(run_mod, "read_json", lambda p: pytest.fail("read a huge record"))
+    with pytest.raises(RecordError, match=r"records/atc.json: \d+ bytes, more than a record "
+                                          r"ever holds \(100\).*damaged"):
+        run.read("atc")
+    assert recordcheck.RECORD_MAX_BYTES == 64 * 2**20
+
+
+@pytest.mark.parametrize("text,match", [("[1, 2]", "expected a mapping"),
+                                        ("a: [1\n", "not readable YAML"),
+                                        ("x" * (2 << 20), "more than a params file")])
+def test_a_damaged_params_yaml_is_a_zoorepro_error(tmp_path, text, match):
+    from zoorepro.errors import ZooreproError
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    (run / "params.yaml").write_text(text)
+    with pytest.raises(ZooreproError, match=match):
+        assert Run.open(run.root).config is None

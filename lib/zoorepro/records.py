@@ -1,56 +1,27 @@
 """The records of a run folder (``records/<name>.json``): one dataclass each, with their JSON
 keys plus ``schema_version``.  A record is built by calling its class (a mistyped field is a
 ``TypeError`` where it is written) and read by :func:`from_json` (an unknown or missing key is
-a :class:`RecordError` naming the file), so a gap never renders silently as "—".  Records
-written before ``schema_version`` existed (version 0) are read the same way.  Per-backend records (``infer``, ``accuracy``) map a backend name to an entry dataclass;
-``bench`` holds one :class:`BenchRow` per sweep point; ``parity`` is a list of pairs.
+a :class:`RecordError` naming the file), so a gap never renders silently as "—".  Every value
+is type- and range-checked on read and on write by the rules its field declares
+(:mod:`zoorepro.recordcheck`: ``pct()``, ``count()``, ``rate()``, ``RELATIONS``); an unknown
+``schema_version`` is refused.  Records written before ``schema_version`` existed (version 0)
+are read the same way.  Per-backend records (``infer``, ``accuracy``) map a backend name to
+an entry dataclass; ``bench`` holds one :class:`BenchRow` per sweep point; ``parity`` holds
+:class:`ParityPair` s (a bare JSON list before version 1).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from .errors import RecordError
-
-SCHEMA_VERSION = 1
-
-
-class Record:
-    """Base: ``NAME`` is the file's stem; ``to_json``/``from_json`` are the only converters."""
-    NAME: ClassVar[str] = ""
-    OMIT_NONE: ClassVar[frozenset] = frozenset()   # fields left out of the JSON when None
-
-    def to_json(self) -> Any:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if not (f.name in self.OMIT_NONE and getattr(self, f.name) is None)}
-        return {**out, "schema_version": SCHEMA_VERSION}
-
-    @classmethod
-    def from_json(cls, obj: Any, where: str = ""):
-        return _build(cls, obj, where or f"records/{cls.NAME}.json")
-
-
-def _build(cls, obj, where: str):
-    if not isinstance(obj, dict):
-        raise RecordError(f"{where}: expected a JSON object for {cls.__name__}, got "
-                          f"{type(obj).__name__}; the run folder is damaged or from another tool")
-    obj = dict(obj)
-    version = obj.pop("schema_version", 0)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise RecordError(f"{where}: schema_version {version!r} is newer than this zoorepro "
-                          f"reads ({SCHEMA_VERSION}); update zoorepro")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(obj) - names)
-    if unknown:
-        raise RecordError(f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__} "
-                          f"(known: {', '.join(sorted(names))})")
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise RecordError(f"{where}: missing key(s) {', '.join(missing)} for {cls.__name__}")
-    return cls(**obj)
+from .recordcheck import (OFFSET, OPSET, REQUIRED, SCHEMA_VERSION, Record,  # noqa: F401
+                          at_most, check, check_version, count, nbytes, non_decreasing, pct,
+                          positive, rate, ruled)
+from .recordcheck import build as _build
+from .recordcsv import (ACCURACY_COLUMNS, BENCH_CSV_FIELDS, BENCH_CSV_RUN_FIELDS,  # noqa: F401
+                        accuracy_csv, bench_csv)
 
 
 # ------------------------------------------------------------------ per run
@@ -61,9 +32,9 @@ class EnvironmentRecord(Record):
     os: str | None = None
     python: str | None = None
     cpu: str | None = None
-    logical_cores: int | None = None
-    physical_cores: int | None = None
-    memory_gib: float | None = None
+    logical_cores: int | None = count()
+    physical_cores: int | None = count()
+    memory_gib: float | None = rate()
     gpu: str | None = None
     packages: dict = field(default_factory=dict)
     zoorepro_git_commit: str | None = None
@@ -72,7 +43,7 @@ class EnvironmentRecord(Record):
     produced_on: str | None = None
     npu: str | None = None
     npu_chips: str | None = None
-    npu_device_id: int | None = None
+    npu_device_id: int | None = count()
     ais_bench_args: str | None = None
     npu_smi_info: str | None = None
     ingested_on: str | None = None
@@ -91,16 +62,16 @@ class EnvironmentRecord(Record):
 class DatasetRecord(Record):
     NAME: ClassVar[str] = "dataset"
     data_dir: str
-    images: int
+    images: int = count(REQUIRED)
     image_list_sha256: str | None
     label_file: str
     label_file_sha256: str
     keys: list
     bin_dir: str
-    max_images: int | None = None
-    labels_without_image: int | None = 0
+    max_images: int | None = count()
+    labels_without_image: int | None = count(0)
     labels_without_image_examples: list = field(default_factory=list)
-    unlabelled_images: int | None = 0
+    unlabelled_images: int | None = count(0)
     unlabelled_examples: list = field(default_factory=list)
     label_mismatch_allowed: bool = False
 
@@ -110,14 +81,15 @@ class PreprocessRecord(Record):
     NAME: ClassVar[str] = "preprocess"
     out_dir: str
     decoder: str
-    total: int
-    written: int
-    reused: int
-    ok: int
+    total: int = count(REQUIRED)
+    written: int = count(REQUIRED)
+    reused: int = count(REQUIRED)
+    ok: int = count(REQUIRED)
     failed: list
     non_rgb: list
     not_jpeg: list
-    bin_bytes: int
+    bin_bytes: int = nbytes(REQUIRED)
+    RELATIONS: ClassVar[tuple] = (at_most("total", "written", "reused", "ok"),)
 
 
 @dataclass
@@ -126,7 +98,7 @@ class ExportRecord(Record):
     OMIT_NONE: ClassVar[frozenset] = frozenset({"parity_not_run"})
     onnx: str
     onnx_sha256: str
-    opset: int
+    opset: int = ruled(OPSET, REQUIRED)
     aipp: dict
     aipp_config_sha256: str
     weights: str | None = None
@@ -170,7 +142,7 @@ class IngestRecord(Record):
     soc_version: str | None = None
     cann: str | None = None
     npu_chips: list = field(default_factory=list)
-    device_id: int | None = None
+    device_id: int | None = count()
     notes: list = field(default_factory=list)
     read_warnings: list = field(default_factory=list)
     devices: list | None = None
@@ -187,22 +159,22 @@ class InferEntry:
     device: str | None = None
     version: str | None = None
     providers: str | None = None
-    threads: int | None = None
+    threads: int | None = count()
     precision: str | None = None
-    device_id: int | None = None
+    device_id: int | None = count()
     soc_version: str | None = None
     cann: str | None = None
     result_dir: str | None = None
     summary: str | None = None
-    accuracy_batch_size: int | None = None
-    compute_throughput: float | None = None
-    streams: int | None = None
+    accuracy_batch_size: int | None = positive()
+    compute_throughput: float | None = rate()
+    streams: int | None = positive()
     stream_threads: list | None = None
     throughput_definition: str | None = None
     throughput_note: str | None = None
     foreign_files: list = field(default_factory=list)
-    other_inputs: int = 0
-    e2e_throughput: float | None = None
+    other_inputs: int = count(0)
+    e2e_throughput: float | None = rate()
     devices: list | None = None
     source: str | None = None
     notes: list | None = None
@@ -214,20 +186,20 @@ class AccuracyEntry:
     reason: str | None = None
     backend: str | None = None
     device: str | None = None
-    batch_size: int | None = None
-    images: int | None = None
-    classes: int | None = None
-    label_offset: int | None = None
-    top1: float | None = None
-    top2: float | None = None
-    top3: float | None = None
-    top4: float | None = None
-    top5: float | None = None
-    correct_top1: int | None = None
-    correct_top2: int | None = None
-    correct_top3: int | None = None
-    correct_top4: int | None = None
-    correct_top5: int | None = None
+    batch_size: int | None = positive()
+    images: int | None = count()
+    classes: int | None = positive()
+    label_offset: int | None = ruled(OFFSET)
+    top1: float | None = pct()
+    top2: float | None = pct()
+    top3: float | None = pct()
+    top4: float | None = pct()
+    top5: float | None = pct()
+    correct_top1: int | None = count()
+    correct_top2: int | None = count()
+    correct_top3: int | None = count()
+    correct_top4: int | None = count()
+    correct_top5: int | None = count()
     formula: str | None = None
     weights_sha256: str | None = None
     onnx_sha256: str | None = None
@@ -235,6 +207,10 @@ class AccuracyEntry:
     label_file_sha256: str | None = None
     warnings: list = field(default_factory=list)
     source: str | None = None
+    RELATIONS: ClassVar[tuple] = (
+        non_decreasing(*(f"top{k}" for k in range(1, 6))),
+        non_decreasing(*(f"correct_top{k}" for k in range(1, 6))),
+        at_most("images", *(f"correct_top{k}" for k in range(1, 6))))
 
 
 class _PerBackend(Record):
@@ -257,11 +233,16 @@ class _PerBackend(Record):
         return {"schema_version": SCHEMA_VERSION,
                 **{k: entry(v) for k, v in self.entries.items()}}
 
+    def check(self, where: str = "", writing: bool = False) -> None:
+        for k, v in self.entries.items():
+            check(v, f"{where or f'records/{self.NAME}.json'} [{k}]", writing)
+
     @classmethod
     def from_json(cls, obj, where: str = ""):
         where = where or f"records/{cls.NAME}.json"
         if not isinstance(obj, dict):
             raise RecordError(f"{where}: expected a JSON object of backends")
+        check_version(obj, where)
         obj = {k: v for k, v in obj.items() if k != "schema_version"}
         return cls({k: _build(cls.ENTRY, v, f"{where} [{k}]") for k, v in obj.items()})
 
@@ -288,41 +269,32 @@ class BenchRow:
     """One sweep point (``bench.csv`` has the first 22 fields as columns)."""
     backend: str
     device: str | None
-    batch_size: int
-    iterations: int
-    throughput: float | None
+    batch_size: int = positive(REQUIRED)
+    iterations: int = count(REQUIRED)
+    throughput: float | None = rate(REQUIRED)
     throughput_definition: str | None
     valid: bool
     validity: str
-    seconds: float | None = None
-    min_ms: float | None = None
-    mean_ms: float | None = None
-    median_ms: float | None = None
-    p90_ms: float | None = None
-    p99_ms: float | None = None
-    max_ms: float | None = None
-    e2e_throughput: float | None = None
-    e2e_images: int | None = None
-    e2e_streams: int | None = None
+    seconds: float | None = rate()
+    min_ms: float | None = rate()
+    mean_ms: float | None = rate()
+    median_ms: float | None = rate()
+    p90_ms: float | None = rate()
+    p99_ms: float | None = rate()
+    max_ms: float | None = rate()
+    e2e_throughput: float | None = rate()
+    e2e_images: int | None = count()
+    e2e_streams: int | None = positive()
     e2e_definition: str | None = None
-    threads: int | None = None
+    threads: int | None = count()
     version: str | None = None
     precision: str | None = None
     input: str | None = None
-    throughput_reported: float | None = None
+    throughput_reported: float | None = rate()
     timing: str | None = None            # device | call: what the compute times measured
-    h2d_mean_ms: float | None = None
-    d2h_mean_ms: float | None = None
+    h2d_mean_ms: float | None = rate()
+    d2h_mean_ms: float | None = rate()
     summary: str | None = None
-
-
-BENCH_CSV_FIELDS = ("backend", "device", "batch_size", "iterations", "seconds", "min_ms",
-                    "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "throughput",
-                    "throughput_definition", "e2e_throughput", "e2e_images", "e2e_streams",
-                    "threads", "version", "precision", "input", "valid", "validity", "timing",
-                    "h2d_mean_ms", "d2h_mean_ms")
-# bench.csv: those, then what identifies the run, so the files of many runs stack
-BENCH_CSV_RUN_FIELDS = ("run", "weights_sha256", "onnx_sha256", "image_list_sha256")
 
 
 @dataclass
@@ -333,19 +305,26 @@ class BenchRecord(Record):
     records: list   # of BenchRow-shaped dicts (validated on both sides)
 
     def csv_text(self, run_fields: dict | None = None) -> str:
-        import csv
-        import io
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=BENCH_CSV_FIELDS + BENCH_CSV_RUN_FIELDS,
-                           extrasaction="ignore")
-        w.writeheader()
-        w.writerows({**r, **(run_fields or {})} for r in self.records)
-        return buf.getvalue()
+        return bench_csv(self.records, run_fields)
 
     def __post_init__(self):
-        self.records = [dataclasses.asdict(r) if isinstance(r, BenchRow)
-                        else dataclasses.asdict(_build(BenchRow, r, f"records/bench.json [{i}]"))
-                        for i, r in enumerate(self.records)]
+        self.records = [dataclasses.asdict(_build(
+            BenchRow, dataclasses.asdict(r) if isinstance(r, BenchRow) else r,
+            f"records/bench.json [{i}]")) for i, r in enumerate(self.records)]
+
+    @classmethod
+    def from_json(cls, obj, where: str = ""):
+        where = where or "records/bench.json"
+        rows = obj.get("records") if isinstance(obj, dict) else None
+        for i, r in enumerate(rows if isinstance(rows, list) else []):
+            _build(BenchRow, r, f"{where} [{i}]")       # each row's error names the file
+        return _build(cls, obj, where)
+
+    def check(self, where: str = "", writing: bool = False) -> None:
+        where = where or "records/bench.json"
+        super().check(where, writing)
+        for i, r in enumerate(self.records):
+            _build(BenchRow, r, f"{where} [{i}]", writing)
         self.records = [{k: v for k, v in r.items()
                          if v is not None or k in _BENCH_ALWAYS} for r in self.records]
 
@@ -356,42 +335,55 @@ _BENCH_ALWAYS = {f.name for f in dataclasses.fields(BenchRow)
     "version", "precision", "input"}
 
 
-ACCURACY_COLUMNS = ("run", "backend", "device", "batch_size", "images", "top1", "top2", "top3",
-                    "top4", "top5", "weights_sha256", "onnx_sha256", "image_list_sha256",
-                    "label_file_sha256")
-
-
-def accuracy_csv(record: "AccuracyRecord", run_id: str) -> str:
-    """``accuracy.csv``: one row per backend that ran, with the run id and the hashes, so the
-    files of many runs stack into one table."""
-    import csv
-    import io
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(ACCURACY_COLUMNS)
-    for name, e in record.entries.items():
-        if e.status == "ok":
-            w.writerow([run_id, name] + [getattr(e, c) for c in ACCURACY_COLUMNS[2:]])
-    return buf.getvalue()
+@dataclass
+class ParityPair:
+    """Two backends' agreement on the images both scored (:func:`evaluate.parity`)."""
+    a: str
+    b: str
+    images: int = count(REQUIRED)
+    top1_agreement_pct: float | None = pct()
+    max_abs_logit_diff: float | None = rate()
+    non_finite_images: int | None = count()
+    RELATIONS: ClassVar[tuple] = (at_most("images", "non_finite_images"),)
 
 
 class ParityRecord(Record):
-    """Cross-backend parity pairs (a JSON list, as before schema versions)."""
+    """Cross-backend parity pairs: ``{"schema_version": 1, "pairs": [...]}``; a bare JSON
+    list (written before version 1) still reads, as version 0."""
     NAME = "parity"
 
     def __init__(self, pairs: list):
-        self.pairs = list(pairs)
+        self.pairs = [dataclasses.asdict(p) if isinstance(p, ParityPair) else dict(p)
+                      for p in pairs]
 
     def to_json(self):
+        return {"schema_version": SCHEMA_VERSION, "pairs": self.pairs}
+
+    def data(self):
         return self.pairs
+
+    def check(self, where: str = "", writing: bool = False) -> None:
+        where = where or "records/parity.json"
+        for i, p in enumerate(self.pairs):
+            _build(ParityPair, p, f"{where} [{i}]", writing)
 
     @classmethod
     def from_json(cls, obj, where: str = ""):
-        if isinstance(obj, dict) and "pairs" in obj:
+        where = where or "records/parity.json"
+        if isinstance(obj, dict):
+            check_version(obj, where)
+            if set(obj) - {"schema_version"} != {"pairs"}:
+                raise RecordError(f"{where}: expected the key 'pairs' (and schema_version), "
+                                  f"got {', '.join(sorted(obj))}")
             obj = obj["pairs"]
         if not isinstance(obj, list):
-            raise RecordError(f"{where or 'records/parity.json'}: expected a list of pairs")
+            raise RecordError(f"{where}: expected a list of pairs")
+        for i, p in enumerate(obj):
+            _build(ParityPair, p, f"{where} [{i}]")
         return cls(obj)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.pairs == other.pairs
 
 
 ALL = {c.NAME: c for c in (EnvironmentRecord, DatasetRecord, PreprocessRecord, ExportRecord,

@@ -20,9 +20,10 @@ from pathlib import Path
 import yaml
 
 from . import provenance, records
-from .config import RunConfig, from_mapping
-from .errors import DataError, RecordError
-from .files import atomic_write_json, atomic_write_text, read_json
+from .config import MAXIMA, RunConfig, from_mapping
+from .errors import ConfigError, DataError, RecordError
+from .files import atomic_write_json, atomic_write_text, load_yaml, read_json
+from .recordcheck import RECORD_MAX_BYTES, show
 
 ORIGINS = ("run", "ingested", "compared")
 
@@ -147,7 +148,7 @@ class Run:
         if self._config is None and self.origin == "run":
             params = self.root / "params.yaml"
             if params.is_file():
-                raw = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+                raw = _read_params(params)
                 raw["run_dir"] = str(self.root)
                 self._config = from_mapping(raw, source=str(params), check_paths=False)
         return self._config
@@ -175,7 +176,10 @@ class Run:
 
     def params_text(self) -> str | None:
         p = self.root / "params.yaml"
-        return p.read_text(encoding="utf-8") if p.is_file() else None
+        if not p.is_file():
+            return None
+        _check_size(p, MAXIMA["file"], "a params file")
+        return p.read_text(encoding="utf-8", errors="replace")
 
     # ------------------------------------------------------------- records
     def record_path(self, kind) -> Path:
@@ -191,27 +195,28 @@ class Run:
         if not path.is_file():
             raise RecordError(f"{path}: not written yet; run the stage that writes "
                               f"'{cls.NAME}' first")
+        _check_size(path, RECORD_MAX_BYTES, "a record")
         try:
             obj = read_json(path)
-        except ValueError as exc:
-            raise RecordError(f"{path}: not valid JSON ({exc}); the run folder is damaged") from None
+        except (ValueError, RecursionError) as exc:
+            raise RecordError(f"{path}: not valid JSON ({str(exc)[:200]}); the run folder is "
+                              f"damaged: make a new run, or move this folder out of the "
+                              f"output root") from None
         return cls.from_json(obj, str(path))
 
     def read_json(self, kind):
         """A record as plain JSON data (without ``schema_version``), checked by its class on
         the way."""
-        obj = self.read(kind).to_json()
-        if isinstance(obj, dict):
-            obj = {k: v for k, v in obj.items() if k != "schema_version"}
-        return obj
+        return self.read(kind).data()
 
     def write(self, record: records.Record) -> Path:
+        """Write ``record`` after checking every value (a RecordError, nothing written)."""
         path = self.record_path(type(record))
+        record.check(str(path), writing=True)
         self.records_dir.mkdir(parents=True, exist_ok=True)
-        written = atomic_write_json(path, record.to_json())
-        if isinstance(record, records.BenchRecord):
+        if isinstance(record, records.BenchRecord):   # the csv first: the record says done
             atomic_write_text(path.with_suffix(".csv"), record.csv_text(self._identity()))
-        return written
+        return atomic_write_json(path, record.to_json())
 
     def _identity(self) -> dict:
         """What identifies this run's figures in a table of many runs."""
@@ -230,3 +235,26 @@ class Run:
 
 def _name(kind) -> str:
     return kind if isinstance(kind, str) else kind.NAME
+
+
+def _check_size(path: Path, limit: int, what: str) -> None:
+    """Refuse ``path`` before reading it when it is larger than ``what`` ever is."""
+    size = path.stat().st_size
+    if size > limit:
+        raise RecordError(f"{path}: {size:,} bytes, more than {what} ever holds "
+                          f"({limit:,}); the run folder is damaged: make a new run, or move "
+                          f"this folder out of the output root")
+
+
+def _read_params(path: Path) -> dict:
+    """A run's ``params.yaml`` as a mapping (size checked first, no YAML aliases)."""
+    _check_size(path, MAXIMA["file"], "a params file")
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not readable YAML ({str(exc)[:200]}); the run folder is "
+                          f"damaged: make a new run") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of parameters, got {show(raw)}; the "
+                          f"run folder is damaged: make a new run")
+    return raw
