@@ -136,14 +136,27 @@ def test_pipeline_with_two_threads(host, tmp_path):
     s = json.loads((tmp_path / "res" / "result_bs1_summary.json").read_text())
     assert set(s["NPU_compute_time"]) == {"mean", "count"}
     assert all(len(t) == 2 for t in s["npu_compute_time_list"])
+    assert s["NPU_compute_time"]["count"] == 10 and s["filesinfo"] == {}
+    # the same mode as a pure-inference sweep point
+    ar.run_ais(["--model", model, "--loop", "7", "--output", tmp_path / "perf",
+                "--output_dirname", "perf_bs1", "--pipeline", "1", "--threads", "2"], tmp_path,
+               ar.env(tmp_path))
+    perf = tmp_path / "perf" / "perf_bs1_summary.json"
+    p = json.loads(perf.read_text())
     run, m = ingest_metrics(tmp_path / "res" / "result_bs1", labels, tmp_path / "reports",
-                            summaries=[tmp_path / "res" / "result_bs1_summary.json"])
+                            summaries=[perf])
     assert ar.scores(m) == EXPECTED
     inf = records(run, "infer")["ais_bench"]
     assert inf["compute_throughput"] == pytest.approx(s["throughput"], rel=1e-9)
     assert "union of the [start, end] intervals" in inf["throughput_definition"]
     (b,) = records(run, "bench")["records"]
-    assert b["throughput"] == pytest.approx(s["throughput"], rel=1e-9) and b["iterations"] == 10
+    assert b["throughput"] == pytest.approx(p["throughput"], rel=1e-9)
+    assert b["iterations"] == p["NPU_compute_time"]["count"]
+    # the accuracy run's summary is no sweep point: it was taken as one
+    from zoorepro.errors import IngestError
+    with pytest.raises(IngestError, match="accuracy run's summary, not a pure-inference"):
+        ingest_metrics(tmp_path / "res" / "result_bs1", labels, tmp_path / "reports",
+                       summaries=[tmp_path / "res" / "result_bs1_summary.json"])
 
 
 @pytest.mark.parametrize("divide", [True, False])

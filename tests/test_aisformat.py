@@ -130,3 +130,17 @@ def test_a_damaged_npy_output_is_an_error_naming_it(tmp_path, raw):
     with pytest.raises(aisformat.EvaluationError, match="not an ais_bench NPY output") as e:
         aisformat.read_prediction(p)
     assert str(p) in str(e.value)
+
+
+def test_a_summary_whose_batch_size_clues_disagree_is_refused():
+    """--batchsize 64 over an _bs1.om whose throughput says 1 was taken as 64 (64x img/s)."""
+    s = summary(["--model", "m_bs1.om", "--batchsize", "64"], [0.4, 0.5], 1)
+    with pytest.raises(IngestError, match=r"s.json: batch size disagrees between the summary's "
+                                          r"clues: its --batchsize: 64; the OM name m_bs1.om: 1; "
+                                          r"ais_bench's throughput 2222.22 x mean 0.45 ms"):
+        aisformat.summary_batch_size(s, "s.json")
+    s["args"][3] = "1"
+    assert aisformat.summary_batch_size(s, "s.json") == 1
+    s["throughput"] *= 64                                  # ais_bench's own figure denies it
+    with pytest.raises(IngestError, match=r"throughput 142222 x mean 0.45 ms / 1000: 64"):
+        aisformat.summary_batch_size(s, "perf_bs1_summary.json")

@@ -17,10 +17,11 @@ LAYERS = {
     0: {"errors", "files", "names", "addresses"},
     1: {"config", "data", "references", "host", "provenance", "aisformat", "aiscommands", "atc",
         "shell", "preprocess", "aipp", "weights", "export", "evaluate", "bench", "inputs",
-        "backends", "backends.ort", "backends.pytorch", "backends.ascend", "configspec"},
+        "backends", "backends.ort", "backends.pytorch", "backends.ascend", "configspec",
+        "aisclues"},
     2: {"records", "recordcheck", "recordcsv", "run"},
     3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
-        "runner", "cluster", "shards", "matrix"},
+        "runner", "cluster", "shards", "matrix", "ingestchecks"},
     4: {"cli", "__main__", ""},
 }
 LEVEL = {m: lvl for lvl, mods in LAYERS.items() for m in mods}

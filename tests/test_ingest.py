@@ -19,7 +19,8 @@ from npu_fixtures import (NPU_SMI_SAMPLE, accuracy_args, perf_args, ranked_score
 # img_1..img_10 with the rank of the true class: top-k = 40, 50, 60, 70, 80 %.
 RANKS = [0, 0, 0, 1, 2, 4, 5, 7, 0, 3]
 KNOWN = {"top1": 40.0, "top2": 50.0, "top3": 60.0, "top4": 70.0, "top5": 80.0}
-LABELS = {f"img_{i + 1}": (37 * i + 11) % 1000 for i in range(12)}  # img_11, img_12: no output
+LABELS = {f"img_{i + 1}": (37 * i + 11) % 1000 for i in range(10)}
+EXTRA_LABELS = {**LABELS, "img_11": 418, "img_12": 455}      # two labels with no output
 
 
 def write_labels(path: Path, labels=LABELS) -> Path:
@@ -38,13 +39,13 @@ def make_result(tmp_path: Path, fmt="TXT", classes=1000, bs=4, with_summary=True
         stem = f"img_{i + 1}"
         write_output(folder, stem, ranked_scores(LABELS[stem], rank, classes, offset), fmt, shape)
     if with_summary:
-        names = [f"img_{i + 1}" for i in range(10)]
-        filesinfo = {str(b): {"infiles": [f"prep_dataset/{n}.bin" for n in names[b * bs:(b + 1) * bs]],
-                              "outfiles": [str(folder / f"{n}_0.{fmt.lower()}")
-                                           for n in names[b * bs:(b + 1) * bs]]}
-                     for b in range((len(names) + bs - 1) // bs)}
+        # ais_bench's filesinfo: one entry per real image (sample id), padding left out
+        filesinfo = {str(i): {"infiles": [f"prep_dataset/img_{i + 1}.bin"],
+                              "outfiles": [str(folder / f"img_{i + 1}_0.{fmt.lower()}")]}
+                     for i in range(10)}
+        calls = [0.40, 0.42, 0.41, 0.40, 0.42, 0.41, 0.40, 0.42, 0.41, 0.40][:-(-10 // bs)]
         write_summary(out / f"result_bs{bs}_summary.json",
-                      summary(accuracy_args(bs), [0.40, 0.42, 0.41], bs, [0.9], [0.2], filesinfo))
+                      summary(accuracy_args(bs), calls, bs, [0.9], [0.2], filesinfo))
     return folder
 
 
@@ -230,19 +231,36 @@ def demo_run(tmp_path_factory, onnx_models):
     return run.config, run
 
 
-def test_ingest_of_a_zoorepro_run_gives_the_same_topk(demo_run, tmp_path):
+def test_ingest_reads_a_zoorepro_run_folder_as_the_run_scored_it(demo_run):
+    """The reader ingest uses gives a local run's top-k (ingest itself refuses the folder:
+    its figures are the CPU's, see the next test)."""
+    from zoorepro import data, evaluate
     cfg, run = demo_run
     acc = run.read_json("accuracy")["onnxruntime"]
     assert acc["status"] == "ok" and acc["images"] == 8
-    folder = run.results / "onnxruntime" / "result_bs1"
-    got = ingest.ingest(folder, cfg.label_file, tmp_path / "r")
-    m = json.loads((got / "metrics.json").read_text())
+    pred, _ = ingest.read_predictions(run.results / "onnxruntime" / "result_bs1")
+    m = evaluate.score(pred, data.read_labels(cfg.label_file))
     for k in ("top1", "top2", "top3", "top4", "top5", "images", "classes"):
         assert m[k] == acc[k], k
-    assert json.loads((got / "result.json").read_text()) == \
-        json.loads((run.root / "result.json").read_text())
-    infer = json.loads((got / "records" / "infer.json").read_text())["ais_bench"]
-    assert infer["accuracy_batch_size"] == 1 and infer["compute_throughput"] > 0
+
+
+def test_a_zoorepro_cpu_results_folder_is_not_ingested_as_npu_results(demo_run, tmp_path):
+    """It was recorded as 'produced on Ascend NPU host' with the CPU's img/s as NPU
+    throughput (its summary says backend: onnxruntime)."""
+    cfg, run = demo_run
+    folder = run.results / "onnxruntime" / "result_bs1"
+    with pytest.raises(IngestError, match=r"written by zoorepro's onnxruntime backend, not by "
+                                          r"ais_bench on an NPU") as e:
+        ingest.ingest(folder, cfg.label_file, tmp_path / "r")
+    assert "result_bs1_summary.json" in str(e.value)
+    assert not (tmp_path / "r").exists()
+    # without its summary the folder still says where it lies: a zoorepro run folder
+    alone = tmp_path / "copy" / "results" / "onnxruntime" / "result_bs1"
+    import shutil
+    shutil.copytree(folder, alone)
+    (tmp_path / "copy" / "records").mkdir()
+    with pytest.raises(IngestError, match="inside a zoorepro run folder"):
+        ingest.ingest(alone, cfg.label_file, tmp_path / "r")
 
 
 def test_without_atc_or_ais_bench_the_report_says_the_npu_path_did_not_run(demo_run):
@@ -337,3 +355,228 @@ def test_a_symlink_pointing_outside_the_result_folder_is_noted(tmp_path):
                for n in notes)
     assert any("symlinks pointing outside" in w
                for w in run.read(records.AccuracyRecord).entries["ais_bench"].warnings)
+
+
+# ------------------------------------------------- every figure against every other clue
+def cut(folder: Path, keep: int) -> None:
+    """A half-copied result folder: only the first ``keep`` outputs arrived."""
+    for i in range(keep, 10):
+        next(folder.glob(f"img_{i + 1}_0.*")).unlink()
+
+
+def kit_manifest(tmp_path: Path, **fields) -> Path:
+    man = tmp_path / "kit.json"
+    man.write_text(json.dumps({"keys": None, "images": None, "accuracy_batch_size": 4,
+                               "batch_sizes": [1, 4, 8], **fields}))
+    return man
+
+
+@pytest.mark.parametrize("with_summary", [True, False])
+def test_a_half_copied_result_folder_is_refused(tmp_path, with_summary):
+    """50 of 100 outputs were scored as a complete run, with no word."""
+    folder = make_result(tmp_path, with_summary=with_summary)
+    cut(folder, 5)
+    labels = write_labels(tmp_path / "l.txt")
+    for man in (None, kit_manifest(tmp_path)):          # no manifest; a --no-bins kit's
+        with pytest.raises(IngestError, match="copy the whole result folder") as e:
+            ingest.ingest(folder, labels, tmp_path / "r", manifest=man)
+        msg = str(e.value)
+        assert "5 output(s)" in msg and ("10 label" in msg or "10 image" in msg)
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_summary_counts_the_images_it_inferred(tmp_path):
+    """Labels cut to the outputs that arrived: the summary still knows 10 images ran."""
+    folder = make_result(tmp_path)
+    cut(folder, 5)
+    labels = write_labels(tmp_path / "l.txt", {k: LABELS[k] for k in list(LABELS)[:5]})
+    with pytest.raises(IngestError, match=r"3 inference\(s\) at batch size 4 \(9\.\.12 "
+                                          r"images\).*5 output\(s\)"):
+        ingest.ingest(folder, labels, tmp_path / "r")
+    s = json.loads((folder.parent / "result_bs4_summary.json").read_text())
+    s["npu_compute_time_list"] = s["npu_compute_time_list"][:1]   # 1 call: 1..4 images
+    s["NPU_compute_time"]["count"] = 1
+    s["filesinfo"] = {}                                            # as with --pipeline
+    write_summary(folder.parent / "result_bs4_summary.json", s)
+    with pytest.raises(IngestError, match=r"1 inference\(s\) at batch size 4 \(1\.\.4 images\)"):
+        ingest.ingest(folder, labels, tmp_path / "r")
+
+
+def test_labels_without_output_need_the_kits_opt_in(tmp_path):
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt", EXTRA_LABELS)
+    with pytest.raises(IngestError, match=r"2 of 12 label\(s\) have no output, e.g. img_11, "
+                                          r"img_12"):
+        ingest.ingest(folder, labels, tmp_path / "r")
+    man = kit_manifest(tmp_path, params={"allow_label_mismatch": True})
+    run = ingest.ingest(folder, labels, tmp_path / "r", manifest=man)
+    check_known(run.root)
+    assert any("2 of 12 label(s) have no output" in n
+               for n in run.read(records.IngestRecord).notes)
+
+
+def test_the_kits_image_count_is_checked(tmp_path):
+    folder = make_result(tmp_path)
+    man = kit_manifest(tmp_path, images=11, keys=[f"img_{i}" for i in range(1, 11)])
+    with pytest.raises(IngestError, match="images is 11 but it lists 10 keys"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man)
+
+
+def edit_summary(folder: Path, change) -> Path:
+    path = next(folder.parent.glob(f"{folder.name}_summary.json"))
+    s = json.loads(path.read_text())
+    change(s)
+    return write_summary(path, s)
+
+
+@pytest.mark.parametrize("change,clue", [
+    (lambda s: s["args"].__setitem__(2, "--batchsize=64"), "its --batchsize: 64"),
+    (lambda s: s.update(throughput=s["throughput"] * 16), "ais_bench's throughput"),
+    (lambda s: s["args"].__setitem__(1, "--model=squeezenet1_1_bs8.om"),
+     "the OM name squeezenet1_1_bs8.om: 8"),
+], ids=["batchsize", "throughput", "om"])
+def test_a_batch_size_the_other_clues_deny_is_refused(tmp_path, change, clue):
+    """--batchsize 64 in the summary gave 64x the throughput over result_bs1, _bs1.om."""
+    folder = make_result(tmp_path)
+    edit_summary(folder, change)
+    with pytest.raises(IngestError, match="batch size disagrees") as e:
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
+    assert clue in str(e.value) and "the file name result_bs4_summary.json: 4" in str(e.value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_batch_size_agrees_with_folder_manifest_and_calls(tmp_path):
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt")
+    man = kit_manifest(tmp_path, accuracy_batch_size=8)
+    with pytest.raises(IngestError, match=r"the kit's accuracy_batch_size: 8"):
+        ingest.ingest(folder, labels, tmp_path / "r", manifest=man)
+    moved = folder.parent / "result_bs1"                 # the folder name says 1
+    folder.rename(moved)
+    with pytest.raises(IngestError, match=r"the folder name result_bs1: 1"):
+        ingest.ingest(moved, labels, tmp_path / "r",
+                      accuracy_summary=folder.parent / "result_bs4_summary.json")
+    # every clue in the summary says 2, the folder has no bs<N>: 3 calls for 10 images deny it
+    stamp = folder.parent / "2023_01_01-10_00_00"
+    moved.rename(stamp)
+    s = summary(accuracy_args(2), [0.40, 0.42, 0.41], 2)
+    write_summary(folder.parent / f"{stamp.name}_summary.json", s)
+    with pytest.raises(IngestError, match=r"3 inference\(s\) at batch size 2 \(5\.\.6 images\)"
+                                          r".*10 output\(s\)"):
+        ingest.ingest(stamp, labels, tmp_path / "r")
+
+
+def test_without_a_summary_folder_name_and_manifest_must_agree(tmp_path):
+    folder = make_result(tmp_path, with_summary=False)
+    man = kit_manifest(tmp_path, accuracy_batch_size=8)
+    with pytest.raises(IngestError, match=r"folder name result_bs4: 4.*accuracy_batch_size: 8"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man)
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda s: s.update(backend="onnxruntime"), "zoorepro's onnxruntime backend"),
+    (lambda s: s["args"].__setitem__(1, "--model=squeezenet1_1_bs4.onnx"),
+     "squeezenet1_1_bs4.onnx is not an .om"),
+    (lambda s: s.update(args=[]), "its args name no --model"),
+], ids=["backend", "onnx", "no-model"])
+def test_results_not_from_ais_bench_on_an_npu_are_refused(tmp_path, change, needle):
+    folder = make_result(tmp_path)
+    edit_summary(folder, change)
+    with pytest.raises(IngestError, match=re.escape(needle)):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
+
+
+def test_a_sweep_summary_not_from_ais_bench_is_refused(tmp_path):
+    folder = make_result(tmp_path)
+    s = summary(perf_args(8), [0.37, 0.38], 8)
+    s["backend"] = "pytorch"
+    p = write_summary(tmp_path / "perf" / "perf_bs8_summary.json", s)
+    with pytest.raises(IngestError, match="zoorepro's pytorch backend"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", summaries=[p])
+
+
+@pytest.mark.parametrize("name", ["../X", "a/b", "", ".hidden", "x" * 101])
+def test_a_name_that_is_not_a_folder_name_is_refused_before_anything_is_written(tmp_path, name):
+    folder = make_result(tmp_path)
+    out = tmp_path / "reports" / "inner"
+    with pytest.raises(IngestError, match="--name"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), out, name=name)
+    assert not (tmp_path / "reports").exists() and not list(tmp_path.glob("X*"))
+
+
+def test_npu_smi_and_version_files_are_read_only_if_small_regular_files(tmp_path):
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt")
+    big = tmp_path / "big.txt"
+    big.write_text("x" * (ingest.MAX_TEXT_BYTES + 1))
+    for bad, needle in ((tmp_path, "not a regular file"), (Path("/dev/zero"), "not a regular"),
+                        (big, "bytes")):
+        with pytest.raises(IngestError, match=needle) as e:
+            ingest.ingest(folder, labels, tmp_path / "r", npu_smi_file=bad)
+        assert str(bad) in str(e.value) and "npu-smi" in str(e.value)
+    with pytest.raises(IngestError, match="npu-smi info text"):
+        ingest.ingest(folder, labels, tmp_path / "r", npu_smi_text="x" * (1 << 20))
+    smi = tmp_path / "npu-smi.txt"
+    smi.write_text(NPU_SMI_SAMPLE)
+    run = ingest.ingest(folder, labels, tmp_path / "r", npu_smi_file=smi)
+    assert run.read(records.EnvironmentRecord).npu == "Ascend310P3"
+    versions = tmp_path / ingest.TOOL_VERSIONS
+    for make in (lambda: versions.mkdir(), lambda: versions.symlink_to("/dev/zero"),
+                 lambda: versions.write_text("Name: x\n" * 20000)):
+        make()
+        with pytest.raises(IngestError, match=ingest.TOOL_VERSIONS):
+            ingest.ingest(folder, labels, tmp_path / "r")
+        versions.rmdir() if versions.is_dir() and not versions.is_symlink() else versions.unlink()
+
+
+def test_mixed_output_formats_are_refused(tmp_path):
+    folder = make_result(tmp_path)
+    for i in range(6, 11):
+        p = folder / f"img_{i}_0.txt"
+        write_output(folder, f"img_{i}", np.loadtxt(p, dtype=np.float32), "NPY")
+        p.unlink()
+    with pytest.raises(IngestError, match=r"mixes output formats: 5 TXT, 5 NPY"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
+
+
+def test_a_summary_given_twice_or_an_accuracy_summary_as_a_sweep_is_refused(tmp_path):
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt")
+    p = write_summary(tmp_path / "perf" / "perf_bs8_summary.json",
+                      summary(perf_args(8), [0.37, 0.38], 8))
+    (tmp_path / "perf" / "again.json").symlink_to(p)
+    for twice in ([p, p], [p, tmp_path / "perf" / "again.json"]):
+        with pytest.raises(IngestError, match="given twice"):
+            ingest.ingest(folder, labels, tmp_path / "r", summaries=twice)
+    acc = folder.parent / "result_bs4_summary.json"
+    with pytest.raises(IngestError, match="accuracy run's summary, not a pure-inference"):
+        ingest.ingest(folder, labels, tmp_path / "r", summaries=[acc])
+    other = write_summary(tmp_path / "perf2" / "perf_bs8_summary.json",
+                          summary(perf_args(8), [0.30, 0.31], 8))
+    with pytest.raises(IngestError, match="two sweep summaries for batch size 8"):
+        ingest.ingest(folder, labels, tmp_path / "r", summaries=[p, other])
+    with pytest.raises(IngestError, match="batch size 8 is not one the kit ran"):
+        ingest.ingest(folder, labels, tmp_path / "r", summaries=[p],
+                      manifest=kit_manifest(tmp_path, batch_sizes=[1, 4]))
+    with pytest.raises(IngestError, match="pure-inference .* not the accuracy run"):
+        ingest.ingest(folder, labels, tmp_path / "r", accuracy_summary=p)
+
+
+def test_a_symlinked_file_is_never_quoted(tmp_path):
+    """A TXT output linked to /etc/passwd had its first line quoted in the error."""
+    folder = make_result(tmp_path)
+    secret = tmp_path / "elsewhere" / "secret"
+    secret.parent.mkdir()
+    secret.write_text("SECRET-TOKEN:x:0:0:root:/root:/bin/bash\n")
+    (folder / "img_2_0.txt").unlink()
+    (folder / "img_2_0.txt").symlink_to(secret)
+    with pytest.raises(IngestError, match=r"img_2_0.txt is a symlink to .*secret") as e:
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
+    assert "SECRET" not in str(e.value).replace(str(secret), "")
+    link = tmp_path / "labels-link.txt"
+    link.symlink_to(secret)
+    (folder / "img_2_0.txt").unlink()
+    make_result(tmp_path)
+    with pytest.raises(IngestError, match="is a symlink to") as e:
+        ingest.ingest(folder, link, tmp_path / "r")
+    assert "SECRET" not in str(e.value).replace(str(secret), "")

@@ -1,15 +1,13 @@
-"""The ais_bench contract: everything zoorepro knows about ais_bench's files and commands, in
-one module that imports nothing above it (only :mod:`zoorepro.errors` and
-:mod:`zoorepro.files`).
+"""The ais_bench contract: everything zoorepro knows about ais_bench's files, in one module
+that imports nothing above it (only :mod:`zoorepro.errors` and :mod:`zoorepro.files`); the
+command lines are built by :mod:`zoorepro.aiscommands` and :mod:`zoorepro.atc`.
 
-* **Command lines**: the recipe's accuracy and ``--loop`` commands as argv
-  (:func:`accuracy_argv`, :func:`perf_argv`); ATC's are in :mod:`zoorepro.atc`.
 * **Inputs**: ``.bin``/``.npy`` files natural-sorted (:func:`list_inputs`), ``bs`` files per
   batch, the last batch padded with copies of its first file (:func:`batches`).
 * **Outputs**: ``<output>/<dirname>/<stem>_<i>.<txt|npy|bin>``, one file per real image and
   model output; TXT is ``reshape(-1, last_dim)`` with ``%f`` values each followed by a space
-  (:func:`write_output`, :func:`read_prediction`); a multi-device run writes
-  ``<dirname>/device<K>_<i>/`` folders (:data:`DEVICE_DIR`).
+  (:func:`write_output`, :func:`read_prediction`); multi-device folders, a summary's origin
+  and its counts are in :mod:`zoorepro.aisclues`.
 * **Summaries**: ``<output>/<dirname>_summary.json`` beside the results folder, with
   ``NPU_compute_time`` / ``H2D_latency`` / ``D2H_latency`` stats, ``throughput``,
   ``npu_compute_time_list`` (durations, or ``[start, end]`` pairs with ``--pipeline
@@ -186,23 +184,32 @@ def arg_value(args: Sequence[str], *names: str) -> str | None:
 
 
 def summary_batch_size(summary: dict, path: str | os.PathLike = "") -> int:
-    """``--batchsize`` from the summary's argv, else from the OM name or the file name."""
-    args = summary.get("args") or []
-    model = arg_value(args, "--model", "-m") or ""
-    found = [str(t) for t in (arg_value(args, "--batchsize"), summary.get("batchsize"))
-             if re.fullmatch(r"[0-9]{1,9}", str(t))] + [m.group(1) for m in (re.search(
-                 r"bs([0-9]{1,9})", Path(t).name) for t in (model, path)) if m]
-    if found and not 1 <= int(found[0]) <= 65536:
-        raise IngestError(f"{path or 'summary'}: batch size {found[0]} is impossible; damaged")
+    """The batch size a summary states.  Every clue it holds must agree (``--batchsize``, a
+    ``batchsize`` field, ``bs<N>`` in the OM and the file name, and ais_bench's own
+    ``throughput`` / (1000 / mean)), or an error lists them: one is never trusted alone."""
+    args, where = summary.get("args") or [], path or "summary"
+    found = [(what, int(t)) for what, t in (("its --batchsize", arg_value(args, "--batchsize")),
+                                             ("its batchsize field", summary.get("batchsize")))
+             if re.fullmatch(r"[0-9]{1,9}", str(t))]
+    for what, name in (("the OM name", Path(arg_value(args, "--model", "-m") or "").name),
+                       ("the file name", Path(path).name)):
+        m = re.search(r"bs([0-9]{1,9})", name)
+        found += [(f"{what} {name}", int(m.group(1)))] if m else []
+    t, mean = summary.get("throughput"), stat(summary, "NPU_compute_time", "mean", path)
+    if t and mean and found:          # ais_bench: throughput = 1000 * batch size / mean
+        v = t * mean / 1000
+        found.append((f"ais_bench's throughput {t:g} x mean {mean:g} ms / 1000",
+                      round(v) if abs(v - round(v)) <= 1e-6 * v else round(v, 3)))
+    bad = next((v for _, v in found if not 1 <= v <= 65536), None)
+    if bad is not None or len({v for _, v in found}) > 1:
+        raise IngestError(f"{where}: batch size " + (f"{bad} is impossible; damaged" if bad is not
+                          None else "disagrees between the summary's clues: " + "; ".join(
+                              f"{w}: {v}" for w, v in found) + "; copy the summary ais_bench "
+                          "wrote again (or rerun it): no throughput can be computed from it"))
     if found:
-        return int(found[0])
-    raise IngestError(f"{path or 'summary'}: batch size unknown (no --batchsize in its args, "
+        return found[0][1]
+    raise IngestError(f"{where}: batch size unknown (no --batchsize in its args, "
                       f"no bs<N> in the model or file name); the throughput needs it")
-
-
-def summary_device_id(summary: dict) -> int | None:
-    text = arg_value(summary.get("args") or [], "--device", "-d")
-    return int(text) if text is not None and re.fullmatch(r"[0-9]{1,6}", text) else None
 
 
 def summary_is_pure(summary: dict) -> bool:
@@ -276,15 +283,10 @@ def compute_times(summary: dict, path: str | os.PathLike = "") -> tuple[list, fl
         durations = iv[:, 1] - iv[:, 0]
         if np.any(durations < 0):
             raise IngestError(f"{where}: an interval ends before it starts; rerun ais_bench")
-        merged, total = None, 0.0
-        for start, end in sorted(iv.tolist()):
-            if merged is None or merged[1] < start:
-                if merged is not None:
-                    total += merged[1] - merged[0]
-                merged = [start, end]
-            else:
-                merged[1] = max(merged[1], end)
-        total += merged[1] - merged[0]
+        total, reach = 0.0, -np.inf
+        for start, end in sorted(iv.tolist()):       # the union: what lies beyond the reach
+            total += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
         _check_times(np.array([total / len(iv)]), where)
         return durations.tolist(), total / len(iv), PIPELINE_MEAN
     if np.any(a <= 0):
@@ -292,9 +294,6 @@ def compute_times(summary: dict, path: str | os.PathLike = "") -> tuple[list, fl
                           f"summary is damaged: rerun ais_bench")
     _check_times(a, where)
     return a.tolist(), float(a.mean()), "mean of npu_compute_time_list"
-
-
-DEVICE_DIR = re.compile(r"^device(\d+)_(\d+)$")
 
 
 RESULT_FILE = re.compile(r"^(?P<key>[^.]+)_(?P<idx>\d+)\.(?P<ext>txt|npy|bin)$", re.IGNORECASE)

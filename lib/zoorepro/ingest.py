@@ -27,13 +27,16 @@ import numpy as np
 import yaml
 
 from . import data, evaluate, provenance, records
-from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, DEVICE_DIR, NAME,
-                        PIPELINE_MEAN, arg_value, compute_times, read_summary,
-                        summary_batch_size, summary_device_id, throughput)
+from . import ingestchecks as checks
+from .aisclues import DEVICE_DIR, summary_device_id
+from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME, PIPELINE_MEAN,
+                        arg_value, compute_times, read_summary, throughput)
 from .bench import bench_record
 from .atc import npu_device_name, parse_cann_version, parse_npu_smi
 from .errors import IngestError
-from .files import atomic_copy, atomic_write_json, atomic_write_text, links_outside, read_json
+from .files import atomic_copy, atomic_write_json, atomic_write_text, links_outside
+from .ingestchecks import (MANIFEST_TYPES, MAX_TEXT_BYTES, TOOL_VERSIONS,  # noqa: F401
+                           parse_pip_show, read_manifest, tool_versions)
 from .run import Run
 
 
@@ -74,7 +77,7 @@ def read_device_predictions(result_dir: Path, shards: list[dict]):
     parts, warns = [], []
     for sh in shards:
         pred, w = read_predictions(sh["folder"])
-        sh["images"] = len(pred.keys)
+        sh["images"], sh["keys"] = len(pred.keys), list(pred.keys)
         parts.append(pred)
         warns += w
     seen: dict[str, tuple[int, int]] = {}
@@ -116,78 +119,17 @@ def chip_for(npu_smi_text: str | None, device_id: int | None) -> tuple[str | Non
     return pick["soc_version"], chips
 
 
-# What ingest reads from kit.json, and the JSON type each must have.
-MANIFEST_TYPES = {"keys": list, "params": dict, "export": dict, "preprocess": dict,
-                  "atc_commands": list, "unlabelled_examples": list, "accuracy_batch_size": int,
-                  "device_id": int, "soc_version": str, "data_dir": str, "max_images": int,
-                  "image_list_sha256": str, "labels_without_image": int, "unlabelled_images": int}
-MAX_MANIFEST_BYTES = 64 << 20
-
-
-def read_manifest(path: str | os.PathLike | None) -> dict:
-    if not path:
-        return {}
-    path = Path(path)
-    if not path.is_file():
-        raise IngestError(f"{path}: kit manifest not found (it is kit.json, copied into the "
-                          f"results folder by run_on_npu.sh)")
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise IngestError(f"{path}: {path.stat().st_size:,} bytes is no kit.json; give the "
-                          f"kit.json that 'zoorepro kit' wrote")
-    try:
-        man = read_json(path)
-    except (ValueError, RecursionError) as exc:
-        raise IngestError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(man, dict):
-        raise IngestError(f"{path}: holds a JSON {type(man).__name__}, not the object 'zoorepro "
-                          f"kit' writes; give the kit.json of the kit that was run")
-    bad = []
-    for key, kind in MANIFEST_TYPES.items():
-        v = man.get(key)
-        if v is not None and (not isinstance(v, kind) or isinstance(v, bool) or kind is list
-                              and not all(isinstance(x, str) for x in v)):
-            bad.append(f"{key} is {str(v)[:40]!r}, not {'a list of strings' if kind is list else kind.__name__}")
-    tol = (man.get("params") or {}).get("reference_tolerance_pct") if not bad else None
-    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))):
-        bad.append(f"params.reference_tolerance_pct is {str(tol)[:40]!r}, not a number")
-    if bad:
-        raise IngestError(f"{path}: not a kit manifest as 'zoorepro kit' writes it: "
-                          f"{'; '.join(bad[:5])}; give the kit.json of the kit that was run")
-    return man
-
-
-TOOL_VERSIONS = "ais_bench_version.txt"   # the kit writes `pip show ais_bench aclruntime` there
-
-
-def parse_pip_show(text: str) -> str:
-    """``"ais_bench 0.0.2, aclruntime 0.0.2"`` from ``pip show`` output ("" if none)."""
-    found, name = [], None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "Name":
-            name = value.strip()
-        elif key.strip() == "Version" and name:
-            found.append(f"{name} {value.strip()}")
-            name = None
-    return ", ".join(found)
-
-
-def tool_versions(folders: Iterable) -> str:
-    """The ais_bench/aclruntime versions the kit recorded, from the first folder holding
-    its ``ais_bench_version.txt`` ("" when none does)."""
-    for folder in folders:
-        path = Path(folder) / TOOL_VERSIONS
-        if path.is_file():
-            return parse_pip_show(path.read_text(encoding="utf-8", errors="replace"))
-    return ""
-
-
 # --------------------------------------------------------------------- ingest
+FIX = ("copy the result folder of one run and its summary again (the throughput is 1000 x "
+       "batch size / mean time: a wrong batch size multiplies it)")
+
+
 def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
            out_root: str | os.PathLike = "reports", summaries: Iterable = (),
            npu_smi_text: str | None = None, cann_version: str | None = None,
            soc_version: str | None = None, manifest: str | os.PathLike | None = None,
-           accuracy_summary: str | os.PathLike | None = None, name: str = "npu") -> Run:
+           accuracy_summary: str | os.PathLike | None = None, name: str = "npu",
+           npu_smi_file: str | os.PathLike | None = None) -> Run:
     """Score ``result_dir`` against ``labels_path`` and write a new run folder under
     ``out_root`` (records, ``result.json``, ``metrics.json``); returns it (the CLI renders
     its report with :func:`zoorepro.runner.render_report`).
@@ -195,25 +137,49 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     ``summaries``: pure-inference ``*_summary.json`` files of a batch sweep.  The accuracy
     run's own summary is ``<result_dir>_summary.json`` beside the folder (or
     ``accuracy_summary``); when it is missing the accuracy is still scored and the records
-    say that no throughput came with it."""
+    say that no throughput came with it.  ``npu_smi_file``: the saved ``npu-smi info`` (or
+    its text as ``npu_smi_text``).  Every clue is cross-checked first (:mod:`ingestchecks`):
+    nothing is written for results that disagree with themselves."""
+    name = checks.check_run_name(name)
+    if npu_smi_file is not None:
+        if npu_smi_text is not None:
+            raise IngestError("give npu-smi info as a file or as text, not both")
+        npu_smi_text = checks.read_small_text(npu_smi_file, "npu-smi info text (--npu-smi)",
+                                              "give the npu-smi.txt run_on_npu.sh saved")
+    checks.check_npu_smi_text(npu_smi_text)
+    given_labels = labels_path
     result_dir = Path(result_dir).resolve()
     labels_path = Path(labels_path).resolve()
-    labels = data.read_labels(labels_path)
+    labels = checks.read_labels_guarded(given_labels, data.read_labels)
     shards = device_shards(result_dir)
+    for folder in [sh["folder"] for sh in shards] or [result_dir]:
+        if folder.is_dir():
+            checks.check_linked_outputs(folder, evaluate.list_result_folder(folder)[0].values())
     if shards:
         pred, read_warnings = read_device_predictions(result_dir, shards)
     else:
         pred, read_warnings = read_predictions(result_dir)
+    checks.check_formats(result_dir, pred.paths.values())
     man = read_manifest(manifest)
+    if man.get("label_file_sha256") not in (None, data.sha256_file(labels_path)):
+        raise IngestError(f"{given_labels}: not the label file the kit was made with (its "
+                          f"sha256 differs from kit.json's label_file_sha256); give the "
+                          f"val_label.txt run_on_npu.sh copied into the results")
     linked = links_outside(result_dir, [*pred.paths.values(), *(sh["summary"] for sh in shards)])
     expected = man.get("keys") or None
     metrics = evaluate.score(pred, labels, expected=expected)
     per_image = metrics.pop("per_image_top1")
 
-    # the accuracy run's summary (one per device when ais_bench ran on several)
+    # the accuracy run's summary (one per device when ais_bench ran on several), its batch
+    # size and its image count, against the folder name, the kit and the labels
     notes = []
     summary_note = None
     per_device = []
+    ext = [(f"the folder name {result_dir.name}", int(m.group(1)))
+           for m in [re.search(r"bs([0-9]{1,9})$", result_dir.name)] if m]
+    if man.get("accuracy_batch_size"):
+        ext.append(("the kit's accuracy_batch_size", man["accuracy_batch_size"]))
+    problems = []
     if shards:
         if accuracy_summary:
             raise IngestError("--accuracy-summary: a multi-device result folder holds one "
@@ -223,8 +189,11 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
                 raise IngestError(f"{sh['summary']}: summary of {sh['folder'].name} not found; "
                                   f"copy the whole result folder from the NPU host")
             s_ = read_summary(sh["summary"])
+            checks.check_accuracy_summary(s_, sh["summary"])
             _, mean, _ = compute_times(s_, sh["summary"])
-            bs_ = summary_batch_size(s_, sh["summary"])
+            bs_ = checks.agree(checks.summary_clues(s_, sh["summary"]) + ext, sh["folder"], FIX)
+            problems += [f"{sh['folder'].name}: {p}"
+                         for p in checks.count_problems(s_, sh["summary"], bs_, sh["keys"])]
             per_device.append({"device_id": sh["device_id"], "process": sh["index"],
                                "images": sh["images"], "batch_size": bs_,
                                "throughput": throughput(bs_, mean),
@@ -247,6 +216,10 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         acc_summary = read_summary(acc_summary_path) if acc_summary_path.is_file() else None
         if accuracy_summary and acc_summary is None:
             raise IngestError(f"{acc_summary_path}: summary not found")
+        if acc_summary is not None:
+            checks.check_accuracy_summary(acc_summary, acc_summary_path)
+        else:
+            checks.check_not_a_run_folder(result_dir)
     linked += links_outside(result_dir.parent, [acc_summary_path] if acc_summary else [])
     if linked:
         notes.append(f"{len(linked)} ingested file(s) are symlinks pointing outside the result "
@@ -257,12 +230,21 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
                         f"from the outputs alone; no throughput and no device id from the "
                         f"accuracy run")
         notes.append(summary_note)
-        m = re.search(r"bs(\d+)$", result_dir.name)
-        acc_bs = int(m.group(1)) if m else man.get("accuracy_batch_size")
+        acc_bs = checks.agree(ext, result_dir, FIX)
         device_id = man.get("device_id")
     else:
-        acc_bs = summary_batch_size(acc_summary, acc_summary_path)
+        acc_bs = checks.agree(checks.summary_clues(acc_summary, acc_summary_path) + ext,
+                              result_dir, FIX)
         device_id = summary_device_id(acc_summary)
+        if not shards:
+            problems += checks.count_problems(acc_summary, acc_summary_path, acc_bs, pred.keys)
+    label_gap = None if expected else checks.label_problem(labels, pred.keys, labels_path)
+    if label_gap and (man.get("params") or {}).get("allow_label_mismatch") is True:
+        notes.append(f"{label_gap}: only the images with an output were scored (the kit's "
+                     f"allow_label_mismatch)")
+    elif label_gap:
+        problems.append(label_gap)
+    checks.completeness(result_dir, len(pred.keys), problems)
     if per_device:
         device_id = per_device[0]["device_id"]
         notes.append(f"ais_bench ran on {len(per_device)} NPU devices "
@@ -286,8 +268,8 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
 
     # sweep summaries
     sweep_records, sweep_paths = [], []
-    for p in summaries or ():
-        s = read_summary(p)
+    for p, s in checks.sweep_summaries(summaries, acc_summary_path if acc_summary else None,
+                                       man.get("batch_sizes")):
         sweep_records.append(bench_record(s, p, device, version))
         sweep_paths.append(str(Path(p).resolve()))
     sweep_records.sort(key=lambda r: r["batch_size"])
