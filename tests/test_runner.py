@@ -249,3 +249,91 @@ def test_a_run_in_flight_is_refused_to_resume_and_to_notebooks(tmp_path, monkeyp
     monkeypatch.setenv(runlock.TOKEN_ENV, runlock.holder(run.root)["token"])
     assert runner.open_from_notebook({"run_dir": str(run.root)}, "export") == run   # its kernel
 
+
+
+# ------------------------------------------------ what a notebook is given is what it uses
+def _notebook_namespace(nb: str, **injected) -> dict:
+    """A kernel's globals after a notebook's parameters cell and papermill's injected cell
+    (``In``: IPython's input history, as papermill leaves it)."""
+    import nbformat
+    cells = nbformat.read(str(runner.notebooks_dir() / nb), as_version=4).cells
+    src = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+    ns: dict = {}
+    exec(src, ns)
+    history = ["", src]
+    if injected:
+        history.append("# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in injected.items()))
+        exec(history[-1], ns)
+    ns["In"] = history
+    return ns
+
+
+def test_parameters_beside_an_existing_run_dir_are_refused_not_ignored(tmp_path):
+    from zoorepro.errors import ZooreproError
+    run = _small_run(tmp_path)
+    ns = _notebook_namespace("03_infer.ipynb", run_dir=str(run.root), accuracy_batch_size=4,
+                             outfmt="NPY", backends="[torch]", max_images=2)
+    with pytest.raises(ZooreproError) as exc:
+        runner.open_from_notebook(ns, "infer")
+    assert str(exc.value) == (
+        f"{run.root}: this unfinished run was made with other parameters (accuracy_batch_size, "
+        f"backends, outfmt); continue it with its own params.yaml (zoorepro run --resume "
+        f"{run.root}) or leave run_dir empty for a new run")
+    # only run_dir (the runner's own route), or values the run has: its own params
+    assert runner.open_from_notebook(_notebook_namespace("03_infer.ipynb", run_dir=str(run.root)),
+                                     "infer") == run
+    same = _notebook_namespace("03_infer.ipynb", run_dir=str(run.root), max_images=2,
+                               backends="[onnxruntime]", batch_sizes=[1])
+    assert runner.open_from_notebook(same, "infer") == run
+    hand = {**_notebook_namespace("03_infer.ipynb"), "run_dir": str(run.root), "outfmt": "BIN"}
+    with pytest.raises(ZooreproError, match=r"other parameters \(outfmt\)"):   # edited by hand
+        runner.open_from_notebook(hand, "infer")
+
+
+def test_notebooks_opened_alone_from_one_folder_agree_on_paths(tmp_path, monkeypatch, capsys):
+    """A clone of the project beside the installed zoorepro: every notebook opened alone from
+    its notebooks/ takes every path (declared or not) from that clone, and prints them."""
+    import shutil
+    from conftest import AIPP_CONFIG, DEMO_IMAGES, DEMO_LABELS, DEMO_WEIGHTS
+    from zoorepro.config import PATH_KEYS
+    clone = tmp_path / "clone"
+    images = clone / "demo" / "imagenet-sample-100" / "images"
+    images.mkdir(parents=True)
+    for p in sorted(DEMO_IMAGES.iterdir())[:2]:
+        shutil.copy(p, images)
+    shutil.copy(DEMO_LABELS, images.parent)
+    (clone / "demo" / "weights").mkdir()
+    shutil.copy(DEMO_WEIGHTS, clone / "demo" / "weights")
+    shutil.copy(AIPP_CONFIG, clone)
+    (clone / "notebooks").mkdir()
+    monkeypatch.chdir(clone / "notebooks")
+    used = {}
+    for nb, stage in (("01_preprocess.ipynb", "preprocess"), ("02_export.ipynb", "export"),
+                      ("03_infer.ipynb", "infer"), ("04_evaluate.ipynb", "evaluate"),
+                      ("05_report.ipynb", None)):
+        run = runner.open_from_notebook(_notebook_namespace(nb), stage)
+        used[nb] = {k: getattr(run.config, k) for k in PATH_KEYS if k != "run_dir"}
+    assert all(u == used["01_preprocess.ipynb"] for u in used.values()), used
+    for key in ("data_dir", "label_file", "weights", "aipp_config", "output_root"):
+        assert used["01_preprocess.ipynb"][key].startswith(f"{clone}/"), key
+    printed = capsys.readouterr().out
+    assert f"  weights      {clone / 'demo' / 'weights' / DEMO_WEIGHTS.name}\n" in printed
+
+
+# ------------------------------------------------ render: absolute paths, never a new run
+def test_notebooks_get_an_absolute_run_dir(tmp_path, monkeypatch):
+    import papermill as pm
+    seen = {}
+    monkeypatch.setattr(pm, "execute_notebook",
+                        lambda src, dst, parameters, **kw: seen.update(parameters))
+    monkeypatch.chdir(tmp_path)
+    runner.execute("05_report.ipynb", Run("reports/my-run"))
+    assert seen["run_dir"] == str(tmp_path / "reports" / "my-run")
+
+
+def test_the_report_notebook_never_starts_a_run(tmp_path):
+    from zoorepro.errors import ZooreproError
+    where = tmp_path / "reports" / "my-run"
+    with pytest.raises(ZooreproError, match="not a run folder"):
+        runner.open_from_notebook({"run_dir": str(where)}, stage=None)
+    assert not where.exists()

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import records, report, runlock
-from .config import (DEFAULTS, FIELD_NAMES, PATH_KEYS, RunConfig, from_namespace,
-                     resolve_notebook_path)
+from .config import DEFAULTS, FIELD_NAMES, PATH_KEYS, RunConfig, from_namespace
 from .errors import DataError
 from .run import Run
 from .stages import REPORT_NOTEBOOK, STAGES
@@ -239,6 +238,25 @@ def _notebook_default(key: str):
     return list(value) if isinstance(value, tuple) else value
 
 
+def resolve_path(value):
+    """A relative path a notebook is given (its defaults, papermill's ``-p``/``-y``/``-f``):
+    against the working directory; where nothing is there, against its ``notebooks/``
+    (``-f params/demo.yaml`` from the project root: that file's paths are written from
+    ``params/``, a sibling of ``notebooks/``).  Never against the installed package."""
+    if not isinstance(value, str) or not value or os.path.isabs(value):
+        return value
+    here = Path.cwd()
+    for base in (here, here / "notebooks"):
+        if (base / value).exists():
+            return str((base / value).resolve())
+    return str((here / value).resolve())
+
+
+def _parameters(namespace, keys) -> dict:
+    """``keys`` of a notebook's namespace, paths made absolute (:func:`resolve_path`)."""
+    return {k: resolve_path(namespace[k]) if k in PATH_KEYS else namespace[k] for k in keys}
+
+
 def _injected_keys(namespace) -> set:
     """The keys papermill injected: its ``# Parameters`` cell, in IPython's input history."""
     import ast
@@ -263,7 +281,7 @@ def _refuse_other_parameters(namespace, run: Run) -> None:
     if not given or run.config is None:
         return
     own = run.config.to_dict()
-    theirs = from_namespace({k: namespace[k] for k in given}, check_paths=False,
+    theirs = from_namespace(_parameters(namespace, given), check_paths=False,
                             base=own).to_dict()
     differ = sorted(k for k in given if theirs[k] != own[k])
     if not differ:
@@ -277,12 +295,13 @@ def _refuse_other_parameters(namespace, run: Run) -> None:
                     f"run --resume {run.root}) or leave run_dir empty for a new run")
 
 
-def describe_paths(cfg: RunConfig) -> str:
+def describe_paths(cfg: RunConfig, source: str = "") -> str:
     """The paths a run uses, absolute, one per line: what a notebook prints it used."""
     lines = [f"  {k:<12} {getattr(cfg, k)}" for k in PATH_KEYS
              if k != "run_dir" and getattr(cfg, k)]
-    return ("paths (relative ones resolve against the working directory, then the project's "
-            "notebooks/ and root):\n" + "\n".join(lines))
+    source = source or (f"relative ones resolve against the working directory {Path.cwd()}, "
+                        f"or its notebooks/ where nothing is there")
+    return f"paths ({source}):\n" + "\n".join(lines)
 
 
 def open_from_notebook(namespace, stage: str | None = None) -> Run:
@@ -303,7 +322,7 @@ def open_from_notebook(namespace, stage: str | None = None) -> Run:
     """
     run_dir = namespace.get("run_dir")
     if run_dir:
-        run_dir = resolve_notebook_path(str(run_dir))
+        run_dir = resolve_path(str(run_dir))
     if run_dir and (Path(run_dir) / "records").is_dir():
         run = Run.open(run_dir)
         runlock.check(run.root)
@@ -314,13 +333,14 @@ def open_from_notebook(namespace, stage: str | None = None) -> Run:
             raise DataError(f"{run_dir}: no params.yaml; not a run folder zoorepro made")
         _refuse_other_parameters(namespace, run)
         if run.config is not None:
-            print(describe_paths(run.config))
+            print(describe_paths(run.config, f"the run's own, {run.root / 'params.yaml'}"))
         return run
     if run_dir and stage is None:
         raise DataError(f"{run_dir}: not a run folder (no records/); the report notebook "
                         f"shows an existing run: give the folder 'zoorepro run' or the stage "
                         f"notebooks wrote, or leave run_dir empty for a new run")
-    full = {k: namespace[k] if k in namespace else _notebook_default(k) for k in FIELD_NAMES}
+    full = _parameters({k: namespace[k] if k in namespace else _notebook_default(k)
+                        for k in FIELD_NAMES}, FIELD_NAMES)
     if run_dir:
         full["run_dir"] = run_dir
         if Path(run_dir).is_dir():
