@@ -20,7 +20,11 @@ run folder. With papermill's own CLI, pass the same folder to each notebook:
 `papermill notebooks/01_preprocess.ipynb out.ipynb -f params/demo.yaml -p run_dir reports/my-run`
 (then `02_export`, ... with `-p run_dir reports/my-run`, and `zoorepro render reports/my-run`).
 Opened alone in JupyterLab, a notebook continues the newest unfinished run with the same
-parameters, or starts a new one and runs the stages before it first; it says which."""
+parameters, or starts a new one and runs the stages before it first; it says which.
+Relative paths resolve against the working directory (or its `notebooks/`) for every key,
+given or default, and the notebook prints the paths it used. Parameters given beside an
+existing `run_dir` must be that run's own (the notebook stops and names the others), and a
+run another process is executing (`zoorepro run`) is refused until that process ends."""
 
 
 def setup(stage: str | None) -> str:
