@@ -280,3 +280,12 @@ def test_recipe_ratio_table_compares_like_with_like(tmp_path):
     assert got[2][5:8] == ["579.7", "5,797.1", "0.100x"]
     html = report.recipe_ratio_table(data)
     assert "2.000x" in html and "310P3" in html
+
+
+def test_notebook_links_are_quoted_relative_paths(tmp_path):
+    """Links are built from a quoted path segment behind ./, never from a raw name."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "javascript:alert(1) #x.ipynb").write_text("{}")
+    out = report.notebook_links(report.RunData(tmp_path))
+    assert 'href="./notebooks/javascript%3Aalert%281%29%20%23x.ipynb"' in out
+    assert ">javascript:alert(1) #x.ipynb</a>" in out

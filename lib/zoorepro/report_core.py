@@ -40,6 +40,13 @@ def fmt(value, digits: int = 2, suffix: str = "") -> str:
     return f"{value}{suffix}"
 
 
+def urlseg(name) -> str:
+    """``name`` as one quoted URL path segment (``:`` ``/`` ``#`` ``?`` percent-encoded), for
+    links that templates build as ``./<segment>``: never a scheme, never another folder."""
+    from urllib.parse import quote
+    return quote(str(name), safe="")
+
+
 # ------------------------------------------------------------ templates
 def _finalize(value):
     """Every ``{{ value }}`` of a template, before autoescape: Markup passes as it is, anything
@@ -56,7 +63,7 @@ def jinja_env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("zoorepro", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              finalize=_finalize, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(fmt=fmt, pyformat=format)
+    env.filters.update(fmt=fmt, pyformat=format, urlseg=urlseg)
     return env
 
 
