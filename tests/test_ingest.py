@@ -318,7 +318,9 @@ def test_kit_tool_versions_reach_the_records(tmp_path):
     ('{"keys": "img_1"}', "keys is 'img_1', not a list of strings"),
     ('{"soc_version": 310}', "soc_version is '310', not str"),
     ('{"params": {"reference_tolerance_pct": "1"}}', "reference_tolerance_pct is '1', not a number"),
-], ids=["list", "keys", "soc", "tolerance"])
+    ('{"params": {"reference_tolerance_pct": 100}}',
+     "reference_tolerance_pct is 100, outside 0 to 5 points"),
+], ids=["list", "keys", "soc", "tolerance", "tolerance-bound"])
 def test_a_manifest_of_the_wrong_shape_is_a_clear_error(tmp_path, text, needle):
     folder = make_result(tmp_path)
     man = tmp_path / "kit.json"

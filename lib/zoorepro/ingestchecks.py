@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import aisclues
 from .aisformat import NAME, read_prediction, read_summary, summary_batch_size, summary_is_pure
+from .configspec import MAXIMA
 from .data import natural_sorted
 from .errors import DataError, IngestError
 from .files import read_json
@@ -264,6 +265,9 @@ def read_manifest(path: str | os.PathLike | None) -> dict:
     tol = (man.get("params") or {}).get("reference_tolerance_pct") if not bad else None
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))):
         bad.append(f"params.reference_tolerance_pct is {str(tol)[:40]!r}, not a number")
+    elif tol is not None and not 0 <= tol <= MAXIMA["reference_tolerance_pct"]:
+        bad.append(f"params.reference_tolerance_pct is {tol!r}, outside 0 to "
+                   f"{MAXIMA['reference_tolerance_pct']:g} points")
     sizes = man.get("batch_sizes")
     if sizes is not None and (not isinstance(sizes, list) or not all(
             type(b) is int and 1 <= b <= 65536 for b in sizes)):
