@@ -8,6 +8,8 @@ import pytest
 from zoorepro.runner import notebooks_dir
 from zoorepro.stages import NOTEBOOKS
 
+from test_runlock import start_holder, stop_holders
+
 pytestmark = pytest.mark.e2e
 
 
@@ -25,3 +27,45 @@ def test_notebook_runs_standalone_with_defaults(nb, tmp_path):
     assert {"environment", "dataset", "preprocess"} <= records
     if nb >= "04":
         assert json.loads((runs[0] / "metrics.json").read_text())["top1"] == 65.0
+
+
+def _small_run(tmp_path):
+    from zoorepro import config
+    from zoorepro.run import Run
+    from conftest import small_params
+    return Run.create(config.from_mapping(small_params(tmp_path, max_images=2, batch_sizes=[1])))
+
+
+def _execute(nb, tmp_path, **parameters):
+    out = tmp_path / f"out-{nb}"
+    with pytest.raises(pm.PapermillExecutionError) as exc:
+        pm.execute_notebook(str(notebooks_dir() / nb), str(out), cwd=str(notebooks_dir()),
+                            parameters=parameters, kernel_name="python3", progress_bar=False)
+    return exc.value
+
+
+def test_papermill_values_beside_an_existing_run_dir_are_refused(tmp_path):
+    """papermill -p run_dir RUN -p accuracy_batch_size 4 -p outfmt NPY -p backends "[torch]":
+    the run's own params would win silently; the notebook stops and names them instead."""
+    run = _small_run(tmp_path)
+    err = _execute("03_infer.ipynb", tmp_path, run_dir=str(run.root), accuracy_batch_size=4,
+                   outfmt="NPY", backends="[torch]")
+    assert "made with other parameters (accuracy_batch_size, backends, outfmt)" in err.evalue
+    assert not (run.root / "records" / "infer.json").exists()
+
+
+@pytest.fixture
+def other_holder():
+    procs: list = []
+    yield lambda folder: start_holder(folder, procs)
+    stop_holders(procs)
+
+
+def test_a_kernel_the_lock_holder_did_not_start_is_refused(tmp_path, other_holder):
+    """A run 'zoorepro run' is executing (its lock held by another process): a notebook run on
+    it by papermill stops at once; the runner's own kernels are let in (test_runner's runs)."""
+    run = _small_run(tmp_path)
+    proc = other_holder(run.root)
+    err = _execute("02_export.ipynb", tmp_path, run_dir=str(run.root))
+    assert f"in use by process {proc.pid}" in err.evalue
+    assert not (run.root / "records" / "export.json").exists()

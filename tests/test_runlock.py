@@ -19,21 +19,27 @@ HOLDER = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture
-def other_holder():
-    """Start a process that holds a folder's lock; yields (start(folder) -> Popen)."""
-    procs = []
+def start_holder(folder, procs: list) -> subprocess.Popen:
+    """Another process that holds ``folder``'s lock (appended to ``procs`` to be killed)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)],
+                            stdout=subprocess.PIPE, text=True)
+    procs.append(proc)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
 
-    def start(folder):
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)],
-                                stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout.readline().strip() == "held"
-        return proc
-    yield start
+
+def stop_holders(procs: list) -> None:
     for proc in procs:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def other_holder():
+    """start(folder): another process holds the folder's run lock until the test ends."""
+    procs: list = []
+    yield lambda folder: start_holder(folder, procs)
+    stop_holders(procs)
 
 
 def test_a_second_process_is_refused_naming_the_run_and_the_holder(tmp_path, other_holder):

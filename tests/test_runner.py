@@ -166,28 +166,13 @@ def test_a_notebook_opened_alone_continues_the_unfinished_run(tmp_path, monkeypa
 
 
 # ------------------------------------------------ one process at a time on a run (.lock)
-HOLDER = ("import sys, time\nfrom zoorepro import runlock\n"
-          "runlock.acquire(sys.argv[1], 'zoorepro run')\nprint('held', flush=True)\n"
-          "time.sleep(120)\n")
-
-
 @pytest.fixture
 def held_elsewhere():
     """start(folder): another process holds the folder's run lock until the test ends."""
-    import subprocess
-    import sys
-    procs = []
-
-    def start(folder):
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)],
-                                stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout.readline().strip() == "held"
-        return proc
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
+    from test_runlock import start_holder, stop_holders
+    procs: list = []
+    yield lambda folder: start_holder(folder, procs)
+    stop_holders(procs)
 
 
 def _small_run(tmp_path, **extra):
