@@ -65,3 +65,24 @@ def test_quiet_prints_only_the_run_folder(tmp_path):
     r = zoorepro("run", str(p))
     assert "01_preprocess.ipynb: done in" in r.stderr and "05_report.ipynb: report written" in r.stderr
     assert "running over TCP" not in r.stderr
+
+
+@pytest.mark.e2e
+def test_render_of_a_relative_run_dir_renders_that_run_from_any_folder(tmp_path):
+    """zoorepro render reports/my-run from the user's folder: the report of that run, in it;
+    never a new run (with the notebook's defaults) filed there; a folder that is no run: 2."""
+    from zoorepro import config
+    from zoorepro.run import Run
+    from zoorepro.runner import notebooks_dir
+    mine = tmp_path / "reports" / "my-run"
+    Run.create(config.from_mapping(small_params(tmp_path, max_images=2, batch_sizes=[1],
+                                                run_dir=str(mine))))
+    r = zoorepro("render", "reports/my-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == str(mine)
+    assert (mine / "report.html").is_file() and (mine / "records" / "accuracy.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir() if p.is_dir()) == ["my-run"]
+    assert not (notebooks_dir() / "reports").exists()
+    assert not (mine / ".lock").exists()
+    r = zoorepro("render", "reports", cwd=tmp_path)
+    assert r.returncode == 2 and "not a zoorepro run folder (no records/)" in r.stderr

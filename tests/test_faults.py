@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,51 @@ def test_a_disk_filling_up_mid_run_stops_with_the_path_and_the_cause(tmp_path):
     check_partial_report(run_dir, "preprocessing stopped after", cause)
     kept = (Path(f"{bins}.ls").read_text().split() if size else [p.name for p in bins.iterdir()])
     assert 0 < len([n for n in kept if n.endswith(".bin")]) < IMAGES        # the work is kept
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_names_the_run_and_the_command_that_continues_it(tmp_path, signum):
+    """SIGTERM (to the CLI) or Ctrl-C (SIGINT to the terminal's process group, kernels too)
+    while 02_export runs: one line naming the run folder and the exact resume command, no
+    traceback (no kernel ZMQError), exit 143 / 130, and the run's lock released."""
+    import threading
+    import yaml
+    from conftest import small_params
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump(small_params(tmp_path, max_images=2, batch_sizes=[1])))
+    proc = subprocess.Popen([sys.executable, "-m", "zoorepro", "run", str(params)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ, TQDM_DISABLE="1"))
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read():
+        for line in proc.stderr:
+            lines.append(line)
+            if "02_export.ipynb: running" in line:
+                started.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(240), "".join(lines)
+        import time
+        time.sleep(2)                                     # inside the notebook's cells
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signal.SIGINT)            # Ctrl-C: the whole process group
+        else:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(10)
+    err = "".join(lines)
+    assert proc.returncode == 128 + signum, err
+    (run_dir,) = (tmp_path / "reports").glob("t-*")
+    name = signal.Signals(signum).name
+    tail = err[err.index("02_export.ipynb: running"):].strip().splitlines()[1:]
+    assert tail == [f"interrupted ({name}); the run {run_dir} is unfinished; continue it with: "
+                    f"zoorepro run --resume {run_dir}"], err
+    assert "Traceback" not in err and "ZMQError" not in err and "RUN_DIR" not in err
+    assert not (run_dir / ".lock").exists() and not (run_dir / "report.html").exists()
