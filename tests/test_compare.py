@@ -228,3 +228,12 @@ def test_parity_pairs_use_the_recipes_arithmetic():
     b = compare.Entry("b", report.RunData(Path("b")),
                       {"ort": {k: (1 if i < 23 else 2) for i, k in enumerate(keys)}})
     assert compare.parity_pairs([a, b])[0]["top1_agreement_pct"] == 23 / 160 * 100
+
+
+def test_a_huge_predictions_file_is_refused_before_it_is_read(runs, tmp_path, monkeypatch):
+    from zoorepro import evaluate
+    copy = tmp_path / "copy"
+    shutil.copytree(runs[0], copy)
+    monkeypatch.setattr(evaluate, "PREDICTIONS_MAX_BYTES", 10)
+    preds, why = compare._read_predictions(copy, "onnxruntime")
+    assert preds is None and "bytes, more than such a file ever holds (10)" in why

@@ -46,3 +46,13 @@ def test_links_outside_names_only_links_leaving_the_folder(tmp_path):
     (inside / "c_0.txt").symlink_to(inside / "b_0.txt")       # a link inside: fine
     found = files.links_outside(inside, sorted(inside.iterdir()))
     assert found == [f"a_0.txt -> {outside / 'a_0.txt'}"]
+
+
+def test_read_json_refuses_a_file_over_its_limit_before_reading(tmp_path):
+    from zoorepro.errors import DataError
+    p = tmp_path / "big.json"
+    p.write_text('{"a": "' + "x" * 100 + '"}')
+    assert files.read_json(p, max_bytes=1000) == {"a": "x" * 100}
+    with pytest.raises(DataError, match=r"big\.json: 110 bytes, more than such a file ever "
+                                         r"holds \(50\)"):
+        files.read_json(p, max_bytes=50)

@@ -84,7 +84,7 @@ def _read_predictions(root: Path, backend: str) -> tuple[dict | None, str | None
     if not p.is_file():
         return None, f"no {p.relative_to(root)} in this run folder"
     try:
-        preds = read_json(p)
+        preds = read_json(p, max_bytes=evaluate.PREDICTIONS_MAX_BYTES)
     except (OSError, ValueError) as exc:
         return None, f"{p.relative_to(root)} cannot be read ({exc})"
     if not isinstance(preds, dict):

@@ -22,6 +22,9 @@ from .data import natural_sorted
 from .files import atomic_write_json
 
 TOPK = 5
+# results/<backend>/predictions.json ({image: top-1}): 50,000 images take about 2 MiB; a file
+# past this is damaged and is refused before it is read
+PREDICTIONS_MAX_BYTES = 256 * 2**20
 FORMULA = ("top-k accuracy = images whose label is among the k highest scores / images; "
            "ties broken by the lower class index")
 

@@ -120,8 +120,17 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=NoAliasLoader)
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, max_bytes: int | None = None) -> Any:
+    """JSON from ``path``; with ``max_bytes``, a file larger than that is refused (a
+    :class:`DataError` naming it) before a byte is read."""
     with open(path, encoding="utf-8") as fh:
+        if max_bytes is not None:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_bytes:
+                from .errors import DataError
+                raise DataError(f"{path}: {size:,} bytes, more than such a file ever holds "
+                                f"({max_bytes:,}); the run folder is damaged: make a new run, "
+                                f"or move this folder out of the output root")
         return json.load(fh)
 
 

@@ -73,8 +73,9 @@ def predictions_sample(data: RunData, limit: int = 12) -> str:
     path = data.root / "results" / name / "predictions.json"
     if not path.is_file():
         return ""
+    from .evaluate import PREDICTIONS_MAX_BYTES
     from .data import class_names, read_labels
-    preds = read_json(path)
+    preds = read_json(path, max_bytes=PREDICTIONS_MAX_BYTES)
     label_file = (data.get("dataset") or {}).get("label_file")
     labels = read_labels(label_file) if label_file and os.path.isfile(label_file) else {}
     names = class_names()
