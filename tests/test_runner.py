@@ -24,6 +24,7 @@ def test_run_folder_layout(outcome):
     assert outcome.ok, outcome.failure
     for name in ("report.html", "result.json", "metrics.json", "params.yaml"):
         assert (root / name).is_file(), name
+    assert not (root / ".lock").exists()          # held while its own kernels ran, then released
     for nb in ("01_preprocess", "02_export", "03_infer", "04_evaluate", "05_report"):
         assert (root / "notebooks" / f"{nb}.ipynb").is_file()
     assert json.loads((root / "metrics.json").read_text())["backend"] == "onnxruntime"
