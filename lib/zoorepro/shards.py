@@ -31,7 +31,6 @@ from . import cluster, records
 from .aisformat import list_inputs, make_summary, result_dirname, write_summary
 from .backends import Backend
 from .errors import ResourceError
-from .files import read_json
 from .host import physical_cores, progress_bar
 from .run import Run
 
@@ -64,8 +63,7 @@ class ShardsRecord(records.Record):
 
 
 def read_record(run: Run) -> ShardsRecord | None:
-    path = run.record_path(ShardsRecord)
-    return ShardsRecord.from_json(read_json(path), str(path)) if path.is_file() else None
+    return run.read(ShardsRecord) if run.has(ShardsRecord) else None   # size, schema, values
 
 
 def split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
