@@ -167,3 +167,24 @@ def test_each_stage_writes_its_done_marker_last(tmp_path, monkeypatch):
     assert not run.has(records.AccuracyRecord)
     assert stages.ensure(run, "evaluate") == ["evaluate"]
     assert (run / "accuracy.csv").is_file() and run.has(records.ParityRecord)
+
+
+def test_float16_weights_leave_a_note_in_the_export_record_and_the_report(tmp_path):
+    import torch
+
+    from conftest import DEMO_WEIGHTS
+    from zoorepro import report_core, report_sections
+    half = tmp_path / "half.pth"
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    torch.save({k: v.half() for k, v in sd.items()}, half)
+    cfg = config.from_mapping(small_params(tmp_path, max_images=2, weights=str(half)))
+    run = Run.create(cfg)
+    stages.ensure(run, "export")
+    notes = run.read(records.ExportRecord).weights_notes
+    assert notes and "half.pth" in notes[0] and "torch.float16" in notes[0]
+    html = report_sections.warnings_section(report_core.load(run))
+    assert "float16-rounded" in html
+    full = Run.create(config.from_mapping(small_params(tmp_path, max_images=2, name="f32")))
+    stages.ensure(full, "export")
+    assert run.read(records.ExportRecord).weights_notes is not None
+    assert full.read(records.ExportRecord).weights_notes is None       # float32: no note

@@ -95,7 +95,7 @@ class PreprocessRecord(Record):
 @dataclass
 class ExportRecord(Record):
     NAME: ClassVar[str] = "export"
-    OMIT_NONE: ClassVar[frozenset] = frozenset({"parity_not_run"})
+    OMIT_NONE: ClassVar[frozenset] = frozenset({"parity_not_run", "weights_notes"})
     onnx: str
     onnx_sha256: str
     opset: int = ruled(OPSET, REQUIRED)
@@ -107,6 +107,7 @@ class ExportRecord(Record):
     aipp_onnx_sha256: str | None = None
     parity: dict | None = None
     parity_not_run: str | None = None
+    weights_notes: list | None = None      # weights of another float dtype than float32
 
 
 @dataclass

@@ -235,6 +235,7 @@ def warnings_section(data: RunData) -> str:
                          f".bin/.npy inputs and were skipped: {', '.join(st['foreign_files'][:10])}")
     for name, m in (data.get("accuracy") or {}).items():
         items.extend(f"{name}: {w}" for w in m.get("warnings", []))
+    items.extend((data.get("export") or {}).get("weights_notes") or [])
     pre = data.get("preprocess") or {}
     items.extend(f"preprocessing failed for {n}: {r}" for n, r in pre.get("failed", []))
     items.extend(f"{n}: {conversion_note(m)}" for n, m in pre.get("non_rgb", []))

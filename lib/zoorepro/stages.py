@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import aipp as aipp_mod
-from . import atc, bench, data, evaluate, export, preprocess, records
+from . import atc, bench, data, evaluate, export, preprocess, records, weights
 from . import backends as backends_mod
 from .aisformat import AIS_BENCH_DEFINITION, result_dirname
 from .errors import AisBenchError, DataError, NoBackendRan
@@ -112,7 +112,8 @@ def export_record(run: Run) -> records.ExportRecord:
         aipp_onnx=str(fused), aipp_onnx_sha256=data.sha256_file(fused),
         weights=cfg.weights if has_weights else None,
         weights_sha256=data.sha256_file(cfg.weights) if has_weights else None,
-        opset=cfg.opset, aipp=a.to_dict(), aipp_config_sha256=data.sha256_file(cfg.aipp_config))
+        opset=cfg.opset, aipp=a.to_dict(), aipp_config_sha256=data.sha256_file(cfg.aipp_config),
+        weights_notes=(weights.dtype_notes(cfg.weights) or None) if has_weights else None)
     if has_weights:
         record.parity = export.parity(cfg.weights, onnx_path, fused, a,
                                       sample_inputs(run, PARITY_IMAGES)).to_dict()
