@@ -19,7 +19,7 @@ LAYERS = {
         "shell", "preprocess", "aipp", "weights", "export", "evaluate", "bench", "inputs",
         "backends", "backends.ort", "backends.pytorch", "backends.ascend", "configspec",
         "aisclues"},
-    2: {"records", "recordcheck", "recordcsv", "run"},
+    2: {"records", "recordcheck", "recordcsv", "run", "runlock"},
     3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
         "runner", "cluster", "shards", "matrix", "ingestchecks"},
     4: {"cli", "__main__", ""},
