@@ -86,3 +86,25 @@ def test_render_of_a_relative_run_dir_renders_that_run_from_any_folder(tmp_path)
     assert not (mine / ".lock").exists()
     r = zoorepro("render", "reports", cwd=tmp_path)
     assert r.returncode == 2 and "not a zoorepro run folder (no records/)" in r.stderr
+
+
+def test_an_index_that_cannot_be_written_is_a_warning_not_the_commands_failure(
+        tmp_path, capsys, monkeypatch):
+    from zoorepro import cli, index
+    from zoorepro.errors import WriteError
+
+    def refuse(root):
+        raise WriteError(f"{root}/index.html: cannot write (read-only file system)")
+    monkeypatch.setattr(index, "refresh", refuse)
+    cli._refresh_index(tmp_path)
+    assert "warning:" in capsys.readouterr().err
+
+
+def test_a_sharded_run_with_nothing_at_its_scheduler_stops_before_a_folder(tmp_path):
+    from zoorepro import config, runner
+    from zoorepro.errors import ZooreproError
+    from conftest import small_params
+    cfg = config.from_mapping(small_params(tmp_path, shards=2, scheduler="tcp://127.0.0.1:1"))
+    with pytest.raises(ZooreproError, match="127.0.0.1:1"):
+        runner.run_all(cfg)
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())

@@ -582,3 +582,15 @@ def test_a_symlinked_file_is_never_quoted(tmp_path):
     with pytest.raises(IngestError, match="is a symlink to") as e:
         ingest.ingest(folder, link, tmp_path / "r")
     assert "SECRET" not in str(e.value).replace(str(secret), "")
+
+
+@pytest.mark.parametrize("which", ["folder", "device"])
+def test_the_cli_passes_npu_smi_as_a_file_checked_before_reading(tmp_path, capsys, which):
+    from zoorepro import cli
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "val_label.txt")
+    npu_smi = str(tmp_path) if which == "folder" else "/dev/zero"
+    rc = cli.main(["ingest", str(folder), "--labels", str(labels), "--out",
+                   str(tmp_path / "reports"), "--npu-smi", npu_smi, "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and npu_smi in err and "Traceback" not in err, err

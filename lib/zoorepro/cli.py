@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from . import config
+from .errors import ZooreproError
 
 VERBOSITY = {"level": 1}     # 0: -q, 1: default, 2: -v
 
@@ -41,8 +42,19 @@ def _overrides(pairs) -> dict:
     return dict(config.parse_override(k, v) for k, v in (pairs or []))
 
 
+def _refresh_index(output_root) -> None:
+    """The output root's index.html after a command's own work: a damaged other run is listed
+    as damaged there; an index that cannot be written is a warning, never this command's
+    failure (the run is done and its folder is printed)."""
+    from . import index
+    try:
+        index.refresh(output_root)
+    except (ZooreproError, OSError) as exc:
+        print(f"warning: {Path(output_root) / 'index.html'} not updated: {exc}", file=sys.stderr)
+
+
 def cmd_run(args) -> int:
-    from . import index, runner
+    from . import runner
     from .run import Run
     if args.resume:
         if args.params or args.param:
@@ -55,7 +67,7 @@ def cmd_run(args) -> int:
             raise config.ConfigError("give a params file (e.g. params/demo.yaml) or --resume RUN")
         cfg = config.load(args.params, _overrides(args.param))
         outcome = runner.run_all(cfg, kernel=args.kernel, say=say)
-    index.refresh(outcome.run_dir.parent)
+    _refresh_index(outcome.run_dir.parent)
     if outcome.report:
         say(f"report: {outcome.report}")
     if not outcome.ok:
@@ -69,7 +81,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from . import index, runner
+    from . import runner
     from .run import Run
     run = Run.open(Path(args.run_dir).resolve())    # absolute: notebooks run in notebooks/
     if run.origin == "compared":
@@ -81,7 +93,7 @@ def cmd_render(args) -> int:
     t0 = time.perf_counter()
     outcome = runner.render_report(run, args.kernel)
     say(f"report written in {time.perf_counter() - t0:.1f} s")
-    index.refresh(run.root.parent)
+    _refresh_index(run.root.parent)
     if outcome.report:
         print(f"report: {outcome.report}")
     print(run.root)
@@ -146,15 +158,13 @@ def cmd_index(args) -> int:
 
 def cmd_ingest(args) -> int:
     from . import ingest, runner
-    npu_smi = Path(args.npu_smi).read_text(encoding="utf-8", errors="replace") if args.npu_smi else None
     run = ingest.ingest(args.result_dir, args.labels, args.out, summaries=args.summary or (),
-                        npu_smi_text=npu_smi, cann_version=args.cann_version,
+                        npu_smi_file=args.npu_smi, cann_version=args.cann_version,
                         soc_version=args.soc_version, manifest=args.manifest,
                         accuracy_summary=args.accuracy_summary, name=args.name)
     if not args.no_report:
         runner.render_report(run, args.kernel)
-    from . import index
-    index.refresh(run.root.parent)
+    _refresh_index(run.root.parent)
     run_dir = run.root
     failure = run_dir / "records" / "failure.json"
     if (run_dir / "report.html").is_file():
@@ -274,7 +284,6 @@ def main(argv=None) -> int:
     if args.quiet:
         from . import runner
         runner.QUIET["on"] = True
-    from .errors import ZooreproError
     import signal
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -249,15 +249,14 @@ def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | N
 
 def resolve_notebook_path(value: str, cwd: Path | None = None) -> str:
     """A relative path given to a notebook: against the working directory, and when nothing is
-    there, against the project's ``notebooks/`` folder and its root.  A params file's paths
+    there, against its ``notebooks/`` folder (never the installed package).  A params file's paths
     are relative to the file (``params/``, a sibling of ``notebooks/``), and papermill's
     ``-f params/demo.yaml`` does not tell the notebook where that file was: so the same
     file works from the repository root and from ``notebooks/``."""
     if not value or os.path.isabs(value):
         return value
-    from .files import project_root
     cwd = Path(cwd or Path.cwd())
-    for base in (cwd, project_root() / "notebooks", project_root()):
+    for base in (cwd, cwd / "notebooks"):
         cand = base / value
         if cand.exists():
             return str(cand.resolve())
@@ -297,7 +296,8 @@ def notebook_parameters_source(keys=None, cfg: RunConfig | None = None) -> str:
     keys = [f.name for f in fields(RunConfig)] if keys is None else list(keys)
     types = {f.name: f.type for f in fields(RunConfig)}
     lines = ["# Parameters: papermill and zoorepro set these; the defaults run the embedded",
-             "# demo. Relative paths: against the working directory, else the project."]
+             "# demo. Relative paths: against the working directory, else its notebooks/ "
+             "(never the installed package)."]
     for key in keys:
         value = getattr(cfg, key)
         if key in PATH_KEYS and isinstance(value, str) and value and not os.path.isabs(value):

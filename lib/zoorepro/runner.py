@@ -172,6 +172,9 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
             run.record_path(records.FailureRecord).unlink(missing_ok=True)
             (run.root / "report.html").unlink(missing_ok=True)
         else:
+            if cfg.shards > 1 and cfg.scheduler:     # nothing answers there: before any folder
+                from .addresses import check_scheduler
+                check_scheduler(cfg.scheduler)
             if cfg.run_dir and Path(cfg.run_dir).is_dir():   # an existing folder: lock first
                 stack.enter_context(runlock.hold(cfg.run_dir, "zoorepro run", say))
             run = Run.create(cfg)
