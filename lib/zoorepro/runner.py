@@ -335,7 +335,7 @@ def open_from_notebook(namespace, stage: str | None = None) -> Run:
         if run.origin == "run" and run.config is None:
             raise DataError(f"{run_dir}: no params.yaml; not a run folder zoorepro made")
         _refuse_other_parameters(namespace, run)
-        if run.config is not None:
+        if run.config is not None and stage is not None:   # the report has its provenance
             print(describe_paths(run.config, f"the run's own, {run.root / 'params.yaml'}"))
         return run
     if run_dir and stage is None:
