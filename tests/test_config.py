@@ -245,3 +245,24 @@ def test_repeated_batch_sizes_are_refused(tmp_path):
     with pytest.raises(config.ConfigError, match=r"batch_sizes: 1 listed 3 times") as e:
         config.from_mapping(small_params(tmp_path, batch_sizes=[1, 1, 1, 8]))
     assert "1 problem(s)" in str(e.value)
+
+
+def test_a_mistyped_key_gets_a_suggestion_on_every_route(tmp_path):
+    from zoorepro import runner
+    p = tmp_path / "p.yaml"
+    p.write_text("max_image: 5\n")
+    for call in (lambda: config.load(p), lambda: config.load(None, {"bench_iteration": 3}),
+                 lambda: config.from_mapping({"warmpu": 1})):
+        with pytest.raises(config.ConfigError, match=r"did you mean '(max_images|"
+                                                     r"bench_iterations|warmup)'\?"):
+            call()
+    with pytest.raises(config.ConfigError, match=r"unknown key 'max_image' \(did you mean "
+                                                 r"'max_images'\?\)"):
+        runner.refuse_unknown_parameters({"In": ["# Parameters\nmax_image = 5\n"]})
+    runner.refuse_unknown_parameters({"In": ["# Parameters\nmax_images = 5\n"]})   # a key
+
+
+def test_a_bad_value_is_not_followed_by_every_valid_key(tmp_path):
+    with pytest.raises(config.ConfigError) as e:
+        config.load(None, {"data_dir": str(tmp_path / "nowhere")})
+    assert "data_dir" in str(e.value) and "valid keys" not in str(e.value)

@@ -69,3 +69,11 @@ def test_a_kernel_the_lock_holder_did_not_start_is_refused(tmp_path, other_holde
     err = _execute("02_export.ipynb", tmp_path, run_dir=str(run.root))
     assert f"in use by process {proc.pid}" in err.evalue
     assert not (run.root / "records" / "export.json").exists()
+
+
+def test_a_mistyped_papermill_parameter_stops_the_notebook_with_a_suggestion(tmp_path):
+    """papermill -p max_image 5: not a run over every image with rc 0 and a warning."""
+    err = _execute("01_preprocess.ipynb", tmp_path, max_image=5,
+                   output_root=str(tmp_path / "reports"))
+    assert "unknown key 'max_image' (did you mean 'max_images'?)" in err.evalue
+    assert not (tmp_path / "reports").exists()

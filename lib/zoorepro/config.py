@@ -179,8 +179,9 @@ def _finish(values: dict, problems: list, source: str, check_paths: bool) -> Run
     values = {**DEFAULTS, **values}
     _validate(values, problems, check_paths)
     if problems:
+        unknown = any(p.split(": ", 1)[-1].startswith("unknown key") for p in problems)
         raise ConfigError(f"{source}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
-                          + "\n" + _valid_keys_text())
+                          + ("\n" + _valid_keys_text() if unknown else ""))
     values["outfmt"] = values["outfmt"].upper()
     return RunConfig(**values)
 

@@ -52,6 +52,13 @@ def number(key: str, value: Any, integer: bool, problems: list):
     return None
 
 
+def unknown_key(key: Any, known) -> str:
+    """``unknown key 'max_image' (did you mean 'max_images'?)``: one problem line."""
+    import difflib
+    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+    return f"unknown key {show(key)}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
 def coerce(raw: Mapping[str, Any], defaults: Mapping[str, Any], path_keys, base_dir: Path,
            problems: list, prefix: str = "") -> dict:
     """The keys of ``raw`` that have the type of their default, as that type (relative paths
@@ -60,7 +67,7 @@ def coerce(raw: Mapping[str, Any], defaults: Mapping[str, Any], path_keys, base_
     out: dict = {}
     found: list[str] = []
     for k in sorted((k for k in raw if k not in defaults), key=str):
-        found.append(f"unknown key {show(k)}")
+        found.append(unknown_key(k, defaults))
     for key, value in raw.items():
         if key not in defaults:
             continue

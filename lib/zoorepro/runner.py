@@ -19,7 +19,7 @@ from typing import Callable
 
 from . import records, report, runlock
 from .config import DEFAULTS, FIELD_NAMES, PATH_KEYS, RunConfig, from_namespace
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .run import Run
 from .stages import REPORT_NOTEBOOK, STAGES
 
@@ -261,7 +261,23 @@ def _parameters(namespace, keys) -> dict:
 
 
 def _injected_keys(namespace) -> set:
-    """The keys papermill injected: its ``# Parameters`` cell, in IPython's input history."""
+    """The parameters papermill injected that are config keys."""
+    return _injected_names(namespace) & set(FIELD_NAMES)
+
+
+def refuse_unknown_parameters(namespace) -> None:
+    """A key papermill injected that is no parameter (``-p max_image 5``) is an error with
+    "did you mean", as on the file and ``-p`` routes, never a run that ignores it."""
+    from .configspec import unknown_key
+    unknown = sorted(_injected_names(namespace) - set(FIELD_NAMES))
+    if unknown:
+        raise ConfigError("papermill parameters: " + "; ".join(
+            unknown_key(k, FIELD_NAMES) for k in unknown) + "; valid keys: "
+            + ", ".join(FIELD_NAMES))
+
+
+def _injected_names(namespace) -> set:
+    """The names papermill injected: its ``# Parameters`` cell, in IPython's input history."""
     import ast
     keys = set()
     for src in namespace.get("In") or ():
@@ -272,7 +288,7 @@ def _injected_keys(namespace) -> set:
                 continue
             keys |= {t.id for node in body if isinstance(node, ast.Assign)
                      for t in node.targets if isinstance(t, ast.Name)}
-    return keys & set(FIELD_NAMES)
+    return keys
 
 
 def _refuse_other_parameters(namespace, run: Run) -> None:
@@ -323,6 +339,7 @@ def open_from_notebook(namespace, stage: str | None = None) -> Run:
     that process started.  Keys the notebook does not declare take the value its parameters
     cell would give them, so every notebook resolves paths alike; it prints the paths used.
     """
+    refuse_unknown_parameters(namespace)
     run_dir = namespace.get("run_dir")
     if run_dir:
         run_dir = resolve_path(str(run_dir))
