@@ -266,3 +266,16 @@ def test_a_bad_value_is_not_followed_by_every_valid_key(tmp_path):
     with pytest.raises(config.ConfigError) as e:
         config.load(None, {"data_dir": str(tmp_path / "nowhere")})
     assert "data_dir" in str(e.value) and "valid keys" not in str(e.value)
+
+
+def test_the_readme_parameter_table_names_every_field_and_no_other():
+    """README's "Parameters" table is held to the config's own fields (one place: config)."""
+    import re
+
+    from conftest import ROOT
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Parameters"):text.index("## What a run folder holds")]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `")]
+    named = {k for ln in rows for k in re.findall(r"`(\w+)`", ln.split(" | ")[0])}
+    assert named == set(config.FIELD_NAMES), (set(config.FIELD_NAMES) - named,
+                                              named - set(config.FIELD_NAMES))
