@@ -323,3 +323,19 @@ def test_the_report_notebook_never_starts_a_run(tmp_path):
     with pytest.raises(ZooreproError, match="not a run folder"):
         runner.open_from_notebook({"run_dir": str(where)}, stage=None)
     assert not where.exists()
+
+
+def test_the_report_notebook_opened_alone_says_which_command_finishes_the_run(
+        tmp_path, capsys, monkeypatch):
+    from zoorepro import config, runlock, runner
+    from zoorepro.run import Run
+    from conftest import small_params
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    monkeypatch.delenv(runlock.TOKEN_ENV, raising=False)
+    runner.finish_hint(run)
+    assert f"zoorepro render {run.root.resolve()}" in capsys.readouterr().out
+    monkeypatch.setenv(runlock.TOKEN_ENV, "the runner's kernel")    # zoorepro's own route
+    runner.finish_hint(run)
+    assert capsys.readouterr().out == ""
+    nb = (runner.notebooks_dir() / "05_report.ipynb").read_text()
+    assert "runner.finish_hint(run)" in nb

@@ -159,7 +159,7 @@ BODY = {
         "as run.",
         "display(HTML(report.provenance_section(data)))",
         "## Executed notebooks\nEach step's notebook with its outputs, kept in the run folder.",
-        "display(HTML(report.notebook_links(data)))",
+        "display(HTML(report.notebook_links(data)))\nrunner.finish_hint(run)",
     ]),
 }
 

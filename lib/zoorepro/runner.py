@@ -314,6 +314,17 @@ def _refuse_other_parameters(namespace, run: Run) -> None:
                     f"run --resume {run.root}) or leave run_dir empty for a new run")
 
 
+def finish_hint(run: Run) -> None:
+    """The report notebook's last cell: opened alone (JupyterLab, papermill by hand) it shows
+    the report but writes no ``report.html``; print the one command that does (and so
+    finishes the run).  Nothing when zoorepro's own runner executes it (its lock's token)."""
+    if os.environ.get(runlock.TOKEN_ENV) or run.finished or run.origin == "compared":
+        return
+    print(f"This notebook shows the report; the run is finished when its report.html is "
+          f"written. Write it (the executed notebooks go into the run folder) with:\n"
+          f"  zoorepro render {run.root.resolve()}")
+
+
 def describe_paths(cfg: RunConfig, source: str = "") -> str:
     """The paths a run uses, absolute, one per line: what a notebook prints it used."""
     lines = [f"  {k:<12} {getattr(cfg, k)}" for k in PATH_KEYS
