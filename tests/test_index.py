@@ -101,3 +101,17 @@ def test_an_unexpected_error_in_one_run_never_stops_the_index(tmp_path, monkeypa
     html = index.refresh(root).read_text()
     assert "<td>damaged: KeyError: &#x27;something nobody foresaw&#x27;" in html
     assert good.root.name in html and "unfinished" in html
+
+
+def test_an_absurd_throughput_is_damage_not_the_best_figure(tmp_path):
+    """A bench throughput of 1e300 was listed as the best, a 300-digit img/s figure."""
+    root = tmp_path / "reports"
+    bad = Run.create(config.from_mapping(small_params(tmp_path, name="bad")))
+    row = dict(backend="onnxruntime", device="cpu", batch_size=1, iterations=2,
+               throughput=1e300, throughput_definition="d", valid=True, validity="ok")
+    (bad.records_dir / "bench.json").write_text(json.dumps({"definition": "d",
+                                                            "records": [row]}))
+    html = index.refresh(root).read_text()
+    row_html = next(r for r in html.split("<tr>") if bad.root.name in r)
+    assert "<td>damaged: " in row_html and "throughput = 1e+300" in row_html
+    assert "img/s (" not in row_html

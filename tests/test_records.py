@@ -137,3 +137,32 @@ def test_values_are_type_and_range_checked_on_read(kind, obj, key, value):
 def test_a_valid_record_reads():
     assert records.AccuracyRecord.from_json({"onnxruntime": OK_ENTRY}).entries[
         "onnxruntime"].top5 == 50.0
+
+
+@pytest.mark.parametrize("kind,obj,key", [
+    (records.BenchRecord, {"definition": "d", "records": [{**ROW, "throughput": 1e300}]},
+     "throughput"),
+    (records.BenchRecord, {"definition": "d", "records": [{**ROW, "mean_ms": 1e300}]},
+     "mean_ms"),
+    (records.BenchRecord, {"definition": "d", "records": [{**ROW, "seconds": 2e9}]},
+     "seconds"),
+    (records.InferRecord, {"onnxruntime": {**INFER, "compute_throughput": 1.5e9}},
+     "compute_throughput"),
+    (records.InferRecord, {"onnxruntime": {**INFER, "e2e_throughput": 1e300}},
+     "e2e_throughput"),
+])
+def test_rates_and_times_have_an_upper_bound(kind, obj, key):
+    """A bench throughput of 1e300 was read, and the index showed it as a 300-digit img/s."""
+    with pytest.raises(RecordError, match=rf"x/records/{kind.NAME}.json.*: {key} = .* is not "
+                                          rf"a finite number in 0\.\.1,000,000,000"):
+        kind.from_json(obj, f"x/records/{kind.NAME}.json")
+
+
+def test_real_rates_and_a_large_logit_difference_still_read():
+    """1e9 is far above any real figure; a logit difference is a measurement, not bounded."""
+    fast = {**ROW, "throughput": 2.5e6, "mean_ms": 0.0004, "max_ms": 8.64e7, "seconds": 1e6}
+    assert records.BenchRecord.from_json({"definition": "d", "records": [fast]}).records[0][
+        "throughput"] == 2.5e6
+    pair = {**PAIR, "max_abs_logit_diff": 1e30}
+    assert records.ParityRecord.from_json({"pairs": [pair]}).data()[0]["max_abs_logit_diff"] \
+        == 1e30

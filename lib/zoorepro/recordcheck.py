@@ -25,6 +25,12 @@ SUPPORTED_VERSIONS = (0, 1)     # 0: written before schema_version existed (no k
 RECORD_MAX_BYTES = 64 * 2**20   # no record comes near (50,000 images: ~3 MiB)
 COUNT_MAX = 10**9               # images, hits, batch sizes, threads, iterations
 BYTES_MAX = 2**53
+# Throughputs (img/s), times (ms, s), memory (GiB), load averages: no real figure comes near
+# 1e9.  The fastest accelerators run SqueezeNet at ~1e5..1e6 img/s, so 1e9 img/s is 1000x
+# beyond anything measured; 1e9 ms is 11.6 days for one batch, 1e9 s 31 years.  A figure
+# above it is a damaged record or a clock read in the wrong unit, never a result to rank
+# (a throughput of 1e300 was shown as the best run's 300-digit img/s).
+RATE_MAX = 1e9
 REQUIRED = dataclasses.MISSING  # the default of a field that has none
 
 READ_FIX = ("the run folder is damaged or was edited by hand: rerun that stage in a new run "
@@ -42,6 +48,8 @@ PCT = Rule("a percentage in 0..100", lambda v: 0 <= v <= 100)
 COUNT = Rule(f"a count in 0..{COUNT_MAX:,}", lambda v: 0 <= v <= COUNT_MAX)
 POSITIVE = Rule(f"a count in 1..{COUNT_MAX:,}", lambda v: 1 <= v <= COUNT_MAX)
 NBYTES = Rule(f"a byte count in 0..{BYTES_MAX:,}", lambda v: 0 <= v <= BYTES_MAX)
+RATE = Rule(f"a finite number in 0..{RATE_MAX:,.0f}",
+            lambda v: math.isfinite(v) and 0 <= v <= RATE_MAX)
 NONNEG = Rule("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 OFFSET = Rule("a label offset, 0 or 1", lambda v: v in (0, 1))
 OPSET = Rule("an ONNX opset in 1..100", lambda v: 1 <= v <= 100)
@@ -66,7 +74,12 @@ def positive(default=None):
 
 
 def rate(default=None):
-    """Throughputs, times, memory: finite and never negative."""
+    """Throughputs, times, memory, load: finite, never negative, at most :data:`RATE_MAX`."""
+    return ruled(RATE, default)
+
+
+def nonneg(default=None):
+    """A measured difference with no natural bound (a logit difference): finite, >= 0."""
     return ruled(NONNEG, default)
 
 

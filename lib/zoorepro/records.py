@@ -17,8 +17,8 @@ from typing import ClassVar
 
 from .errors import RecordError
 from .recordcheck import (OFFSET, OPSET, REQUIRED, SCHEMA_VERSION, Record,  # noqa: F401
-                          at_most, check, check_version, count, nbytes, non_decreasing, pct,
-                          positive, rate, ruled)
+                          at_most, check, check_version, count, nbytes, non_decreasing,
+                          nonneg, pct, positive, rate, ruled)
 from .recordcheck import build as _build
 from .recordcsv import (ACCURACY_COLUMNS, BENCH_CSV_FIELDS, BENCH_CSV_RUN_FIELDS,  # noqa: F401
                         accuracy_csv, bench_csv)
@@ -343,7 +343,7 @@ class ParityPair:
     b: str
     images: int = count(REQUIRED)
     top1_agreement_pct: float | None = pct()
-    max_abs_logit_diff: float | None = rate()
+    max_abs_logit_diff: float | None = nonneg()
     non_finite_images: int | None = count()
     RELATIONS: ClassVar[tuple] = (at_most("images", "non_finite_images"),)
 
