@@ -18,10 +18,10 @@ LAYERS = {
     1: {"config", "data", "references", "host", "provenance", "aisformat", "aiscommands", "atc",
         "shell", "preprocess", "aipp", "weights", "export", "evaluate", "bench", "inputs",
         "backends", "backends.ort", "backends.pytorch", "backends.ascend", "configspec",
-        "aisclues"},
+        "aisclues", "hostload", "plotstyle"},
     2: {"records", "recordcheck", "recordcsv", "run", "runlock"},
     3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
-        "runner", "cluster", "shards", "matrix", "ingestchecks"},
+        "report_bench", "runner", "cluster", "shards", "matrix", "ingestchecks"},
     4: {"cli", "__main__", ""},
 }
 LEVEL = {m: lvl for lvl, mods in LAYERS.items() for m in mods}

@@ -275,3 +275,74 @@ def test_a_batch_that_cannot_fit_in_memory_stops_before_running(tmp_path, monkey
     with pytest.raises(ResourceError, match="batch size 1000"):
         bench.run_folder(b, tmp_path / "in", tmp_path / "out", "result_bs1000", 1000,
                          progress=False)
+
+
+# ------------------------------------------------------------- how busy the host was
+def _sample(wall, busy, own, load=1.0, cores=4):
+    from zoorepro import hostload
+    return hostload.Sample(wall=wall, load=load, system_busy=busy, own=own, cores=cores)
+
+
+def test_others_cpu_share_arithmetic():
+    """2 s on 4 cores is 8 core-seconds; the system was busy 5 s, this process 2 s of them:
+    others took 3 / 8 of the machine."""
+    from zoorepro import hostload
+    before, after = _sample(10.0, 100.0, 20.0), _sample(12.0, 105.0, 22.0)
+    assert hostload.others_share(before, after) == 0.375
+    assert hostload.others_share(_sample(0, 10, 5), _sample(2, 11, 7)) == 0.0   # never < 0
+    assert hostload.others_share(_sample(0, 0, 0), _sample(1, 9, 0)) == 1.0     # never > 1
+    assert hostload.others_share(before, _sample(10.1, 101, 20)) is None        # too short
+    assert hostload.others_share(_sample(0, None, None), _sample(2, None, None)) is None
+    assert hostload.is_busy(0.375, 1.0, 1.0, 4) is True                  # above 25 %
+    assert hostload.is_busy(0.25, 1.0, 1.0, 4) is False
+    assert hostload.is_busy(0.1, 5.0, 6.0, 4) is True                    # load above cores
+    assert hostload.is_busy(0.1, 3.0, 6.0, 4) is False                   # ... before and after
+    assert hostload.is_busy(None, 11.0, 11.0, 8) is True
+    assert hostload.is_busy(None, None, None, 8) is None
+
+
+def test_host_load_from_fake_psutil_numbers(monkeypatch):
+    """The Window reads psutil's system-wide and per-process times and the load average."""
+    from collections import namedtuple
+    from zoorepro import hostload
+    Cpu = namedtuple("Cpu", "user nice system idle iowait irq softirq steal guest")
+    Own = namedtuple("Own", "user system children_user children_system")
+    cpus = iter([Cpu(50, 0, 10, 900, 5, 0, 0, 0, 7), Cpu(55, 1, 12, 903, 5, 0.5, 0.5, 1, 9)])
+    owns = iter([Own(3, 1, 0, 0), Own(5, 1.5, 0.5, 0)])
+    loads = iter([11.2, 10.8])
+
+    class FakePsutil:
+        def cpu_times(self):
+            return next(cpus)
+
+        def Process(self):
+            return type("P", (), {"cpu_times": lambda _: next(owns)})()
+
+        def getloadavg(self):
+            return (next(loads), 0.0, 0.0)
+
+        def cpu_count(self, logical=True):
+            return 8
+    clock = iter([100.0, 101.0])
+    monkeypatch.setattr(hostload, "_now", lambda: next(clock))
+    with hostload.Window(FakePsutil()) as w:
+        pass
+    # busy: 5 + 1 + 2 + 0.5 + 0.5 + 1 (steal; guest is inside user) = 10 s; this process:
+    # 2 + 0.5 + 0.5 = 3 s; others 7 s of 1 s x 8 cores
+    assert w.fields() == {"load_before": 11.2, "load_after": 10.8, "others_cpu_share": 0.875,
+                          "host_cores": 8, "busy": True}
+
+
+def test_a_real_point_records_the_host_load():
+    import os
+    from zoorepro import records
+
+    class Steady(Recorder):
+        def infer(self, batch):
+            return np.zeros((batch.shape[0], 1000), np.float32)
+    samples = np.zeros((1, 224, 224, 3), np.uint8)
+    rec = bench.measure(Steady(), samples, 1, bench.SweepSettings((1,), 3, 0.3, 0))
+    assert rec["host_cores"] == os.cpu_count() and rec["load_before"] >= 0
+    assert 0 <= rec["others_cpu_share"] <= 1 and isinstance(rec["busy"], bool)
+    row = records.BenchRecord(definition="d", records=[{**rec, "throughput_definition": "d"}])
+    assert row.records[0]["busy"] == rec["busy"]

@@ -58,7 +58,8 @@ def _table_after(html: str, heading: str) -> str:
 
 
 def _rows(table_html: str) -> list[list[str]]:
-    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr[^>]*>(.*?)</tr>", table_html)]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r)
+            for r in re.findall(r"<tr[^>]*>(.*?)</tr>", table_html)]
     return [r for r in rows if r]                                    # the header row has <th>
 
 
@@ -93,6 +94,19 @@ def test_plot_embedded_and_page_self_contained(html):
     for col in ("img/s", "recipe Ascend310P3", "recipe Ascend310B1"):
         assert col in html
     assert len(html) < 2_000_000
+
+
+def test_throughput_rows_name_their_streams_and_few_iteration_percentiles(html, runs):
+    from zoorepro import report
+    rows = _rows(_table_after(html, "Throughput by batch size"))
+    col = ["run", *report.THROUGHPUT_HEADERS].index
+    assert {r[col("run")] for r in rows} == {runs[0].name, runs[1].name}
+    for r in rows:
+        assert r[col("compute streams")] == "1"
+        assert re.fullmatch(r"\d+", r[col("end-to-end streams")])
+        assert r[col("p99 ms")].endswith("*") and int(r[col("iterations")]) < 100
+    assert re.search(r"\* from [\d, ]+ iterations: too few for that percentile", html)
+    assert '<td class="zr-num">' in html
 
 
 def test_environment_differences_highlighted(html):

@@ -52,12 +52,32 @@ def test_bench_rows_are_checked_and_csv_has_the_fixed_columns():
     row = {f.name: 1 for f in dataclasses.fields(records.BenchRow)}
     row.update({f.name: "x" for f in dataclasses.fields(records.BenchRow)
                 if f.type.startswith("str")})
-    row.update(backend="onnxruntime", device="cpu", valid=True, validity="ok")
+    row.update(backend="onnxruntime", device="cpu", valid=True, validity="ok", busy=False)
     rec = records.BenchRecord(definition="d", records=[row])
     assert rec.csv_text().splitlines()[0].split(",") == list(records.BENCH_CSV_FIELDS
                                                              + records.BENCH_CSV_RUN_FIELDS)
     with pytest.raises(RecordError, match=r"bench.json \[0\].*unknown key\(s\) thruput"):
         records.BenchRecord(definition="d", records=[{**row, "thruput": 3}])
+
+
+def test_bench_rows_carry_the_host_load_and_older_rows_still_read():
+    old = dict(backend="onnxruntime", device="cpu", batch_size=1, iterations=2, throughput=5.0,
+               throughput_definition="d", valid=True, validity="ok")
+    rec = records.BenchRecord.from_json({"definition": "d", "records": [old]})
+    rec.check(writing=True)
+    assert "busy" not in rec.to_json()["records"][0]            # absent stays absent
+    load = dict(load_before=11.2, load_after=10.8, others_cpu_share=0.43, host_cores=8,
+                busy=True)
+    rec = records.BenchRecord.from_json({"definition": "d", "records": [{**old, **load}]})
+    assert {k: rec.records[0][k] for k in load} == load
+    csv_row = dict(zip(*[line.split(",") for line in rec.csv_text().splitlines()]))
+    assert csv_row["busy"] == "True" and csv_row["others_cpu_share"] == "0.43"
+    assert csv_row["definition_key"] == records.definition_key("d") and len(csv_row[
+        "definition_key"]) == 8
+    assert "throughput_definition" not in csv_row
+    with pytest.raises(RecordError, match=r"others_cpu_share = 1.5 is not a fraction in 0..1"):
+        records.BenchRecord.from_json({"definition": "d", "records": [
+            {**old, "others_cpu_share": 1.5}]})
 
 
 def test_environment_keeps_one_shape_per_origin():

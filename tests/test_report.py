@@ -87,12 +87,136 @@ def test_streams_are_named_where_figures_depend_on_them(tmp_path):
                                   "compute_throughput": 170.0, "e2e_throughput": 150.0,
                                   "streams": 2, "stream_threads": [2, 1]}}})
     table = report.throughput_table(data)
-    assert "in the accuracy run&#x27;s N concurrent streams" in table and "1.0 (2 streams)" in table
+    assert "in the accuracy run&#x27;s concurrent streams (end-to-end streams column)" in table
     e2e = report.e2e_table(data)
     assert "2 concurrent streams (2+1 threads)" in e2e and "summed over streams" in e2e
     one = report.RunData(tmp_path, {"infer": {"onnxruntime": {
         "status": "ok", "device": "cpu: X", "accuracy_batch_size": 1, "streams": 1}}})
     assert "concurrent" not in report.e2e_table(one)
+
+
+def test_streams_are_their_own_columns(tmp_path):
+    """End-to-end img/s above compute img/s in one row: the streams of each, as numbers in
+    their own columns, not a footnote or a '(2 streams)' inside the number."""
+    rec = dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=8,
+               iterations=50, throughput=100.0, e2e_throughput=150.0, e2e_streams=2,
+               valid=True, validity="ok")
+    no_e2e = dict(rec, e2e_throughput=None, e2e_streams=None)
+    data = report.RunData(tmp_path, {"bench": {"records": [rec, no_e2e], "definition": "d"}})
+    rows = report.throughput_rows(data)
+    col = {h: [r[i] for r in rows] for i, h in enumerate(report.THROUGHPUT_HEADERS)}
+    assert col["compute img/s"] == ["100.0", "100.0"] and col["compute streams"] == [1, 1]
+    assert col["end-to-end img/s"] == ["150.0", "—"] and col["end-to-end streams"] == [2, "—"]
+    html = report.throughput_table(data)
+    assert "<th>end-to-end streams</th>" in html and "streams)" not in html
+
+
+def test_ratio_keeps_significant_digits():
+    assert [report.ratio(x) for x in (2.6e-3, 0.51, 1.0, 12.3, 390)] == \
+        ["2.60e-3×", "0.510×", "1.00×", "12.3×", "390×"]
+    assert report.ratio(4.2e4) == "4.20e4×" and report.ratio(None) == "—"
+    assert report.ratio(0) == "0×"
+
+
+def test_a_slow_cpu_against_the_npu_is_never_0_000x(tmp_path):
+    rows = [dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=8,
+                 throughput=55.4, timing="device", valid=True)]
+    got = report.recipe_ratio_rows(report.RunData(tmp_path, {"bench": {"records": rows,
+                                                                       "definition": "d"}}))
+    assert got[0][7] == "2.60e-3×" and got[0][7] == report.ratio(55.4 / 21301.5)
+
+
+def _bench_data(tmp_path, **kw):
+    rec = dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=1,
+               iterations=50, throughput=100.0, mean_ms=1.0, median_ms=1.0, p90_ms=1.5,
+               p99_ms=2.0, seconds=0.5, valid=True, validity="ok")
+    rec.update(kw)
+    return report.RunData(tmp_path, {"bench": {"records": [rec], "definition": "d"}})
+
+
+def test_percentiles_from_few_iterations_are_marked(tmp_path):
+    from zoorepro import report_bench
+    assert (report_bench.min_iterations(99), report_bench.min_iterations(90)) == (100, 10)
+    col = report.THROUGHPUT_HEADERS.index
+    for n, p90, p99 in ((5, "1.500*", "2.000*"), (50, "1.500", "2.000*"), (100, "1.500", "2.000")):
+        data = _bench_data(tmp_path, iterations=n)
+        row = report.throughput_rows(data)[0]
+        assert (row[col("p90 ms")], row[col("p99 ms")]) == (p90, p99), n
+        note = "* from 5 iterations: too few for that percentile (p99 needs at least 100, p90 10)"
+        html = report.throughput_table(data)
+        assert (note.replace("5", str(n), 1) in html) == (n < 100), html
+    assert report.throughput_rows(_bench_data(tmp_path, iterations=5, p99_ms=None))[0][
+        col("p99 ms")] == "—"
+
+
+def test_busy_host_is_said_in_the_row_and_a_banner(tmp_path):
+    quiet = _bench_data(tmp_path, busy=False, others_cpu_share=0.05, host_cores=8,
+                        load_before=1.0, load_after=1.2)
+    assert "Busy host" not in report.throughput_table(quiet)
+    assert report.throughput_rows(quiet)[0][-1] == "valid"
+    busy = _bench_data(tmp_path, busy=True, others_cpu_share=0.43, host_cores=8,
+                       load_before=11.24, load_after=10.8, batch_size=8)
+    cell = report.throughput_rows(busy)[0][-1]
+    assert cell == ("valid; busy host: other processes took 43 % of 8 cores; load average 11.2 "
+                    "before, 10.8 after, on 8 cores")
+    html = report.throughput_table(busy)
+    assert "<b>Busy host</b>: 1 of 1 sweep point(s) were timed while other processes took " \
+           "more than 25 % of the cores" in html
+    assert report.recipe_ratio_rows(busy)[0][5] == "100.0 (busy host)"
+
+
+def test_figure_batch_axis_shows_numbers():
+    """Batch sizes 1 ... 64 as numbers on the log2 axis, never 2^k."""
+    rec = {"backend": "onnxruntime", "device": "cpu: X", "precision": "fp32", "batch_size": 4,
+           "throughput": 10.0, "valid": True}
+    fig = report.plot_throughput({"s": [rec, dict(rec, batch_size=3, throughput=9.0)]}, "t")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["1", "2", "3", "4", "8", "16", "32", "64"]
+    assert [t.get_text() for t in ax.get_xticklabels(minor=True)] in ([], [""] * len(
+        ax.get_xticklabels(minor=True)))
+    assert ax.get_xscale() == "log"
+
+
+def test_one_colour_per_series_in_every_figure(tmp_path):
+    """The recipe's series always have their colours; a series of ours has the same colour
+    in the report's figure, the notebook's (tables) and a comparison's."""
+    from zoorepro import compare, plotstyle
+    rec = {"backend": "onnxruntime", "device": "cpu: X", "precision": "fp32", "batch_size": 4,
+           "throughput": 10.0, "valid": True}
+    data = report.RunData(tmp_path, {"bench": {"definition": "d", "records": [rec]}})
+
+    def colours(fig):
+        return {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()
+                if not line.get_label().startswith("_")}
+    from zoorepro.plotstyle import series_groups
+    mine = colours(report.plot_throughput(series_groups([rec]), "t"))
+    other = dict(rec, backend="torch")
+    entries = [compare.Entry("b", report.RunData(tmp_path, {"bench": {"definition": "d",
+                                                                      "records": [other]}})),
+               compare.Entry("a", data), compare.Entry("c", data)]
+    theirs = colours(compare.throughput_figure(entries))
+    for name, colour in plotstyle.SERIES_COLOURS.items():
+        assert mine[f"{name} (published)"] == theirs[f"{name} (published)"] == colour
+    key = plotstyle.series_key(rec)
+    assert mine[f"zoorepro {key}"] == theirs[f"a: {key}"] == plotstyle.colour_of(key)
+    assert theirs[f"c: {key}"] != theirs[f"a: {key}"]          # the same series, another run
+    assert len(set(theirs.values())) == len(theirs)
+
+
+def test_numbers_in_cells_never_wrap_and_words_never_break():
+    html = report.table(["a"], [["1,215.788"], [50000], ["12.3*"], ["2.60e-3×"], ["85.00 %"],
+                                ["onnxruntime"], ["cpu: X"], ["f" * 64], [True]])
+    cells = re.findall(r"<td([^>]*)>([^<]*)</td>", html)
+    assert [c for c, _ in cells] == [' class="zr-num"'] * 5 + ["", "", ' class="zr-long"', ""]
+    css = (report.TEMPLATE_DIR / "zoorepro.css").read_text()
+    rules = dict(re.findall(r"([^{}]+)\{([^{}]*)\}", re.sub(r"/\*.*?\*/", "", css, flags=re.S)))
+    anywhere = [sel.strip() for sel, body in rules.items() if "anywhere" in body]
+    assert all("zr-long" in sel or sel.startswith("pre") for sel in anywhere), anywhere
+    nowrap = [sel for sel, body in rules.items() if "nowrap" in body]
+    assert any(".zr-table td.zr-num" in sel for sel in nowrap)
 
 
 # ------------------------------------------------------------ templates, escaping, the verdict
@@ -275,11 +399,11 @@ def test_recipe_ratio_table_compares_like_with_like(tmp_path):
     data = report.RunData(tmp_path, {"bench": {"records": rows, "definition": "d"}})
     got = report.recipe_ratio_rows(data)
     assert len(got) == 3                                  # batch 3 is not one of the recipe's
-    assert got[0][4:8] == [8, "42,603.0", "21,301.5", "2.000x"] and got[0][9] == "11.003x"
+    assert got[0][4:8] == [8, "42,603.0", "21,301.5", "2.00×"] and got[0][9] == "11.0×"
     assert got[1][7].startswith("not comparable: timed with host-device copies")
-    assert got[2][5:8] == ["579.7", "5,797.1", "0.100x"]
+    assert got[2][5:8] == ["579.7", "5,797.1", "0.100×"]
     html = report.recipe_ratio_table(data)
-    assert "2.000x" in html and "310P3" in html
+    assert "2.00×" in html and "310P3" in html
 
 
 def test_notebook_links_are_quoted_relative_paths(tmp_path):

@@ -33,6 +33,33 @@ def test_every_table_loads(run):
     assert list(t.images["bin_bytes"]) == [150528] * 5
 
 
+def test_bench_csv_states_each_definition_once(run):
+    """bench.csv has a short key per row; the full text is in bench.json, once per key."""
+    t = zoorepro.load_run(run.root)
+    bench, defs = t.bench, t.bench_definitions
+    assert "throughput_definition" not in bench and bench["definition_key"].str.len().eq(8).all()
+    assert list(defs.columns) == ["definition_key", "definition"] and len(defs) == 1
+    text = run.read(records.BenchRecord).records[0]["throughput_definition"]
+    assert defs.loc[0, "definition"] == text
+    merged = bench.merge(defs, on="definition_key", how="left")
+    assert (merged["definition"] == text).all() and len(merged) == len(bench)
+    assert text[:40] not in (run.records_dir / "bench.csv").read_text()
+
+
+def test_an_older_bench_csv_with_the_text_still_loads(run, tmp_path):
+    import shutil
+    from zoorepro.run import Run as _Run
+    copy = tmp_path / run.root.name
+    shutil.copytree(run.root, copy)
+    old = pd.read_csv(copy / "records" / "bench.csv", dtype={"definition_key": str})
+    text = zoorepro.load_run(run).bench_definitions.loc[0, "definition"]
+    old.insert(12, "throughput_definition", text)
+    old.drop(columns="definition_key").to_csv(copy / "records" / "bench.csv", index=False)
+    bench = zoorepro.load_run(_Run.open(copy)).bench
+    assert list(bench["definition_key"]) == [records.definition_key(text)] * len(bench)
+    assert "throughput_definition" not in bench
+
+
 def test_runs_stack(run):
     both = pd.concat([zoorepro.load_run(run.root).bench, zoorepro.load_run(run).bench])
     assert len(both) == 4 and both["run"].nunique() == 1

@@ -23,6 +23,7 @@ from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME, P
                         VALIDITY_SPREAD, arg_value, batches, compute_times, list_inputs,
                         make_summary, stat, summary_batch_size, summary_is_pure,
                         throughput, time_stats, write_output, write_summary)
+from . import hostload
 from .data import DataError, image_key
 from .host import check_memory
 from .preprocess import BIN_BYTES, CHANNELS, CROP
@@ -274,9 +275,10 @@ def cycled_batch(samples: np.ndarray, batch_size: int) -> np.ndarray:
 
 def measure(backend, samples: np.ndarray, batch_size: int, s: SweepSettings) -> dict:
     """Time ``backend`` at ``batch_size`` (:func:`timed_calls`).  Returns one flat record whose
-    ``timing`` says what was timed."""
+    ``timing`` says what was timed, with the host's load meanwhile (:mod:`hostload`)."""
     x = cycled_batch(samples, batch_size)
-    t = timed_calls(backend, x, s)
+    with hostload.Window() as load:      # how busy the host was while the point was timed
+        t = timed_calls(backend, x, s)
     st = time_stats(t["times"])
     problems = validity_problems(st)
     info = backend.info()
@@ -293,6 +295,7 @@ def measure(backend, samples: np.ndarray, batch_size: int, s: SweepSettings) -> 
         "precision": info.get("precision", "fp32"),
         "input": f"{samples.shape[0]} real preprocessed images cycled",
         "valid": not problems, "validity": "; ".join(problems) or "ok",
+        **load.fields(),
     }
 
 

@@ -158,28 +158,32 @@ def accuracy_rows(entries: list[Entry]) -> list[list]:
 
 
 def throughput_figure(entries: list[Entry]):
-    """Throughput vs batch size of every (run, backend), with the recipe's NPU series dashed."""
+    """Throughput vs batch size of every (run, backend), with the recipe's NPU series dashed.
+    A series has its report's colour (plotstyle); the same series of a later run is keyed by
+    its run too, so it gets a colour of its own."""
+    from .plotstyle import series_groups
     groups: dict = {}
     for e in entries:
-        for r in (e.data.get("bench") or {}).get("records", []):
-            if r.get("throughput"):
-                label = f"{e.label}: {r['backend']} {r.get('precision', 'fp32')} ({r.get('device')})"
-                groups.setdefault(label, []).append(r)
+        recs = [r for r in (e.data.get("bench") or {}).get("records", []) if r.get("throughput")]
+        for key, group in series_groups(recs, prefix=f"{e.label}: ").items():
+            groups[f"{e.label}: {key}" if key in groups else key] = group
     return report.plot_throughput(groups, "Throughput by batch size, all runs (ais_bench definition)")
 
 
 def throughput_data(entries: list[Entry]) -> dict:
-    """The plot (the page's one piece of trusted HTML), the bench rows and definitions."""
-    rows, defs = [], []
+    """The plot (the page's one piece of trusted HTML), the bench rows, their notes (busy
+    host, percentiles from few iterations) and the definitions."""
+    rows, defs, recs = [], [], []
     for e in entries:
         bench = e.data.get("bench") or {}
         if bench.get("definition"):
             defs.append([e.label, bench["definition"]])
         rows.extend([e.label] + r for r in report.throughput_rows(e.data))
+        recs.extend(bench.get("records", []))
     plot = report.figure_html(throughput_figure(entries),
                               "Throughput by batch size of every run, with the recipe's published series")
     return {"plot": plot, "headers": ["run"] + report.THROUGHPUT_HEADERS, "rows": rows,
-            "definitions": defs}
+            "definitions": defs, "notes": report.throughput_notes(recs)}
 
 
 def parity_pairs(entries: list[Entry]) -> list[dict]:

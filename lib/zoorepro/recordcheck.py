@@ -45,6 +45,7 @@ class Rule:
 
 
 PCT = Rule("a percentage in 0..100", lambda v: 0 <= v <= 100)
+FRACTION = Rule("a fraction in 0..1", lambda v: 0 <= v <= 1)
 COUNT = Rule(f"a count in 0..{COUNT_MAX:,}", lambda v: 0 <= v <= COUNT_MAX)
 POSITIVE = Rule(f"a count in 1..{COUNT_MAX:,}", lambda v: 1 <= v <= COUNT_MAX)
 NBYTES = Rule(f"a byte count in 0..{BYTES_MAX:,}", lambda v: 0 <= v <= BYTES_MAX)

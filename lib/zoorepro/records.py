@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .errors import RecordError
-from .recordcheck import (OFFSET, OPSET, REQUIRED, SCHEMA_VERSION, Record,  # noqa: F401
-                          at_most, check, check_version, count, nbytes, non_decreasing,
+from .recordcheck import (FRACTION, OFFSET, OPSET, REQUIRED, SCHEMA_VERSION,  # noqa: F401
+                          Record, at_most, check, check_version, count, nbytes, non_decreasing,
                           nonneg, pct, positive, rate, ruled)
 from .recordcheck import build as _build
 from .recordcsv import (ACCURACY_COLUMNS, BENCH_CSV_FIELDS, BENCH_CSV_RUN_FIELDS,  # noqa: F401
-                        accuracy_csv, bench_csv)
+                        accuracy_csv, bench_csv, definition_key)
 
 
 # ------------------------------------------------------------------ per run
@@ -267,7 +267,7 @@ class AccuracyRecord(_PerBackend):
 
 @dataclass
 class BenchRow:
-    """One sweep point (``bench.csv`` has the first 22 fields as columns)."""
+    """One sweep point (``bench.csv``'s columns: ``recordcsv.BENCH_CSV_FIELDS``)."""
     backend: str
     device: str | None
     batch_size: int = positive(REQUIRED)
@@ -296,6 +296,12 @@ class BenchRow:
     h2d_mean_ms: float | None = rate()
     d2h_mean_ms: float | None = rate()
     summary: str | None = None
+    # the host while the point was timed (hostload); absent in runs made before
+    load_before: float | None = rate()          # 1-minute load average
+    load_after: float | None = rate()
+    others_cpu_share: float | None = ruled(FRACTION)   # other processes' share of all cores
+    host_cores: int | None = positive()
+    busy: bool | None = None
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The report, built only from a run's records and rendered to one self-contained HTML file.
 
 The machinery (template environment with autoescape, :class:`RunData`, :func:`load`, the
-verdict as data, figures, :func:`render_html`) is in :mod:`zoorepro.report_core`; one
+verdict as data, figures, :func:`render_html`) is in :mod:`zoorepro.report_core`, the
+throughput table's rows in :mod:`zoorepro.report_bench`, the figures' look in
+:mod:`zoorepro.plotstyle`; one
 function per section, each rendering ``templates/report/<name>.html.j2``, is in
 :mod:`zoorepro.report_sections`.  This module is what notebooks call: ``report.load(run)``,
 ``report.verdict(data)``, ``report.accuracy_table(data)``, ...
@@ -9,8 +11,10 @@ function per section, each rendering ``templates/report/<name>.html.j2``, is in
 from __future__ import annotations
 
 from .report_core import *  # noqa: F401,F403
-from .report_core import (RunData, THROUGHPUT_HEADERS, esc, figure_html, fmt, load,  # noqa: F401
-                          plot_throughput, render_html, table, throughput_rows)
+from .report_core import (RunData, esc, figure_html, fmt, load, plot_throughput,  # noqa: F401
+                          ratio, render_html, table)
+from .report_bench import (THROUGHPUT_HEADERS, throughput_notes,  # noqa: F401
+                           throughput_rows)
 from .report_sections import *  # noqa: F401,F403
 
 # the section renderers, in report order

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from markupsafe import Markup
 from . import references as ref
 from .data import sha256_file
 from .files import atomic_write_text
+from .plotstyle import plot_throughput  # noqa: F401  (report.plot_throughput, as before)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -38,6 +40,38 @@ def fmt(value, digits: int = 2, suffix: str = "") -> str:
     if isinstance(value, float):
         return f"{value:,.{digits}f}{suffix}"
     return f"{value}{suffix}"
+
+
+def ratio(value) -> str:
+    """A ratio with three significant digits and a times sign: ``2.60e-3×``, ``0.510×``,
+    ``1.00×``, ``12.3×``, ``390×`` (powers of ten below 0.01 and from 1000 on), never
+    ``0.000x``."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0×"
+    if 0.01 <= abs(value) < 1000:
+        text = f"{value:#.3g}".rstrip(".")
+    else:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text + "×"
+
+
+# a table cell that is one number (with its unit mark): never wrapped (zoorepro.css .zr-num)
+NUMERIC_CELL = re.compile(r"[-+]?(\d[\d,]*(\.\d+)?|\.\d+)(e[-+]?\d+)?( ?(%|×|\*))?")
+LONG_TOKEN = 30     # a cell with a word this long (a hash, a path) may wrap inside it (.zr-long)
+
+
+def is_numeric(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) or (
+        isinstance(value, str) and NUMERIC_CELL.fullmatch(value.strip()) is not None)
+
+
+def is_long_token(value) -> bool:
+    return isinstance(value, str) and any(len(w) >= LONG_TOKEN for w in value.split())
 
 
 def urlseg(name) -> str:
@@ -63,7 +97,8 @@ def jinja_env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("zoorepro", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              finalize=_finalize, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(fmt=fmt, pyformat=format, urlseg=urlseg)
+    env.filters.update(fmt=fmt, pyformat=format, urlseg=urlseg, ratio=ratio)
+    env.tests.update(numeric=is_numeric, longtoken=is_long_token)
     return env
 
 
@@ -190,28 +225,7 @@ def verdict_of(data: RunData) -> Verdict:
     return Verdict(NOT_COMPARABLE, **base)
 
 
-# ------------------------------------------------------------ throughput figures
-def throughput_rows(data: RunData) -> list:
-    rows = []
-    for r in (data.get("bench") or {}).get("records", []):
-        rows.append([r["backend"], r["device"], r.get("precision", "fp32"), r["batch_size"],
-                     fmt(r["throughput"], 1), e2e_cell(r), fmt(r["mean_ms"], 3), fmt(r["median_ms"], 3), fmt(r["p90_ms"], 3),
-                     fmt(r["p99_ms"], 3), r["iterations"], fmt(r["seconds"], 2),
-                     "valid" if r["valid"] else f"INVALID: {r['validity']}"])
-    return rows
-
-
-def e2e_cell(rec: dict) -> str:
-    n = rec.get("e2e_streams") or 1
-    cell = fmt(rec.get("e2e_throughput"), 1)
-    return f"{cell} ({n} streams)" if n > 1 and rec.get("e2e_throughput") else cell
-
-
-THROUGHPUT_HEADERS = ["backend", "device", "precision", "batch", "compute img/s", "end-to-end img/s",
-                      "mean ms", "median ms", "p90 ms", "p99 ms", "iterations", "seconds",
-                      "validity"]
-
-
+# ------------------------------------------------------------ throughput
 def accuracy_run_note(st: dict) -> str:
     n = st.get("streams") or 1
     if n <= 1:
@@ -220,36 +234,6 @@ def accuracy_run_note(st: dict) -> str:
     return (f"accuracy run over the whole folder in {n} concurrent streams"
             + (f" ({'+'.join(map(str, per))} threads)" if per else "")
             + "; compute img/s = ais_bench's formula per stream, summed over streams")
-
-
-def plot_throughput(groups: dict, title: str):
-    """Throughput vs batch size, one line per ``{label: [bench records]}``, with the recipe's
-    published NPU series dashed; invalid records marked with a red x."""
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(8, 4.6), dpi=100)
-    ax = fig.subplots()
-    for label, recs in groups.items():
-        recs = sorted((r for r in recs if r.get("throughput")), key=lambda r: r["batch_size"])
-        ax.plot([r["batch_size"] for r in recs], [r["throughput"] for r in recs], "o-",
-                label=label[:80])
-        bad = [r for r in recs if not r.get("valid")]
-        if bad:
-            ax.plot([r["batch_size"] for r in bad], [r["throughput"] for r in bad], "x",
-                    color="red", markersize=10)
-    for label, series in ref.THROUGHPUT.items():
-        bss = sorted(series)
-        ax.plot(bss, [series[b] for b in bss], "--", alpha=0.6, label=f"{label} (published)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("images / s (inference call)")
-    ax.set_title(title + ("" if groups else " — no bench records"))
-    ax.grid(True, which="both", alpha=0.3)
-    legend = ax.legend(fontsize=7)
-    for text in (ax.title, *legend.get_texts()):
-        text.set_parse_math(False)   # names of devices, runs and folders: literal, never mathtext
-    fig.tight_layout()
-    return fig
 
 
 def figure_html(fig, alt: str) -> Markup:

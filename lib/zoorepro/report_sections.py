@@ -11,9 +11,10 @@ import os
 from . import references as ref
 from .files import read_json
 from .preprocess import conversion_note
-from .report_core import (THROUGHPUT_HEADERS, RunData, ok_accuracy, accuracy_run_note,
-                     describe_weights, figure_html, fmt, plot_throughput, render,
-                     throughput_rows, verdict_of)
+from .plotstyle import plot_throughput, series_groups
+from .report_bench import THROUGHPUT_HEADERS, bench_records, throughput_notes, throughput_rows
+from .report_core import (RunData, ok_accuracy, accuracy_run_note, describe_weights,
+                          figure_html, fmt, ratio, render, verdict_of)
 
 
 def _section(name: str, **context) -> str:
@@ -89,9 +90,9 @@ def predictions_sample(data: RunData, limit: int = 12) -> str:
 
 def throughput_table(data: RunData) -> str:
     bench = data.get("bench") or {}
-    multi = any((r.get("e2e_streams") or 1) > 1 for r in bench.get("records", []))
-    return _section("throughput_table", definition=bench.get("definition", ""), multi=multi,
-                    headers=THROUGHPUT_HEADERS, rows=throughput_rows(data))
+    return _section("throughput_table", definition=bench.get("definition", ""),
+                    headers=THROUGHPUT_HEADERS, rows=throughput_rows(data),
+                    notes=throughput_notes(bench_records(data)))
 
 
 RECIPE_RATIO_HEADERS = ["backend", "device", "precision", "timing", "batch", "ours img/s",
@@ -116,10 +117,11 @@ def recipe_ratio_rows(data: RunData) -> list:
                          "not comparable: timed with host-device copies (set timing: device)",
                          fmt(b1[bs], 1), ""])
             continue
-        mark = "" if r.get("valid", True) else " (invalid timing)"
+        mark = ("" if r.get("valid", True) else " (invalid timing)") + (
+            " (busy host)" if r.get("busy") else "")
         rows.append([r["backend"], r.get("device"), r.get("precision", "fp32"),
                      r.get("timing") or "device", bs, fmt(ours, 1) + mark, fmt(p3[bs], 1),
-                     f"{ours / p3[bs]:.3f}x", fmt(b1[bs], 1), f"{ours / b1[bs]:.3f}x"])
+                     ratio(ours / p3[bs]), fmt(b1[bs], 1), ratio(ours / b1[bs])])
     return rows
 
 
@@ -141,13 +143,12 @@ def e2e_table(data: RunData) -> str:
     return _section("e2e_table", rows=rows)
 
 
+THROUGHPUT_FIGURE_TITLE = "Throughput by batch size (ais_bench definition)"
+
+
 def throughput_plot(data: RunData) -> str:
     """This run's throughput by batch size, per backend (and precision), as an ``<img>``."""
-    groups: dict = {}
-    for r in (data.get("bench") or {}).get("records", []):
-        label = f"zoorepro {r['backend']} {r.get('precision', 'fp32')} ({r['device']})"
-        groups.setdefault(label, []).append(r)
-    fig = plot_throughput(groups, "Throughput by batch size (ais_bench definition)")
+    fig = plot_throughput(series_groups(bench_records(data)), THROUGHPUT_FIGURE_TITLE)
     return figure_html(fig, "Throughput by batch size")
 
 

@@ -5,6 +5,7 @@
     r.accuracy          # one row per backend (run id and hashes included)
     r.predictions       # one row per image and backend: label, top1..top5, correct@1/@5
     r.bench             # the sweep, one row per backend and batch size
+    r.bench_definitions # definition_key -> the full throughput definition, once each
     r.images            # the images of the run: key, .bin file, size
 
 Every table is read from the run folder's files (``accuracy.csv``, ``results/<backend>/
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from . import records, report
 from .errors import DataError
+from .recordcsv import definition_key
 from .run import Run
 
 
@@ -55,11 +57,31 @@ class RunTables:
 
     @property
     def bench(self):
+        """``records/bench.csv``; its ``definition_key`` is explained by
+        :attr:`bench_definitions` (``bench.merge(bench_definitions)`` puts the text back)."""
         pd = _pandas()
         path = self.run.records_dir / "bench.csv"
-        if path.is_file():
-            return pd.read_csv(path)
-        return pd.DataFrame(columns=records.BENCH_CSV_FIELDS + records.BENCH_CSV_RUN_FIELDS)
+        if not path.is_file():
+            return pd.DataFrame(columns=records.BENCH_CSV_FIELDS + records.BENCH_CSV_RUN_FIELDS)
+        out = pd.read_csv(path, dtype={"definition_key": str})
+        if "definition_key" not in out and "throughput_definition" in out:   # older runs
+            out.insert(out.columns.get_loc("throughput_definition"), "definition_key",
+                       [definition_key(t) if isinstance(t, str) else ""
+                        for t in out.pop("throughput_definition")])
+        return out
+
+    @property
+    def bench_definitions(self):
+        """One row per throughput definition of the sweep: ``definition_key``, ``definition``
+        (the full text, from ``records/bench.json``)."""
+        pd = _pandas()
+        texts: dict = {}
+        if self.run.has(records.BenchRecord):
+            for r in self.run.read(records.BenchRecord).records:
+                text = r.get("throughput_definition")
+                if text:
+                    texts.setdefault(definition_key(text), text)
+        return pd.DataFrame({"definition_key": list(texts), "definition": list(texts.values())})
 
     @property
     def images(self):
@@ -85,12 +107,10 @@ def load_run(path: str | os.PathLike | Run) -> RunTables:
 def throughput_figure(run: Run):
     """Throughput by batch size per backend, with the recipe's published series (a
     matplotlib Figure: zoom, rescale, save it)."""
-    data = report.load(run)
-    groups: dict = {}
-    for r in (data.get("bench") or {}).get("records", []):
-        label = f"zoorepro {r['backend']} {r.get('precision', 'fp32')} ({r['device']})"
-        groups.setdefault(label, []).append(r)
-    return report.plot_throughput(groups, "Throughput by batch size (ais_bench definition)")
+    from .plotstyle import series_groups
+    from .report_sections import THROUGHPUT_FIGURE_TITLE
+    recs = (report.load(run).get("bench") or {}).get("records", [])
+    return report.plot_throughput(series_groups(recs), THROUGHPUT_FIGURE_TITLE)
 
 
 def bin_beside_jpeg(run: Run, index: int = 0):
