@@ -8,6 +8,7 @@ from zoorepro import config, index, records
 from zoorepro.run import Run
 
 from conftest import small_params
+from test_run import no_blocking  # noqa: F401  (a fixture)
 
 ENTRY = {"status": "ok", "backend": "onnxruntime", "device": "cpu", "images": 12,
          "top1": 50.0, "top5": 75.0, "correct_top1": 6, "correct_top5": 9}
@@ -115,3 +116,33 @@ def test_an_absurd_throughput_is_damage_not_the_best_figure(tmp_path):
     row_html = next(r for r in html.split("<tr>") if bad.root.name in r)
     assert "<td>damaged: " in row_html and "throughput = 1e+300" in row_html
     assert "img/s (" not in row_html
+
+
+@pytest.mark.usefixtures("no_blocking")
+@pytest.mark.parametrize("name", ["accuracy", "ingest", "failure"])
+@pytest.mark.parametrize("what", ["folder", "fifo"])
+def test_a_record_that_is_a_folder_or_fifo_lists_the_run_as_damaged(tmp_path, what, name):
+    """An accuracy.json that was a folder or a FIFO left the run 'finished' with blank
+    figures (an ingest.json one: 'ingested')."""
+    from test_run import _not_a_file
+    root = tmp_path / "reports"
+    bad = Run.create(config.from_mapping(small_params(tmp_path, name="bad")))
+    (bad / "report.html").write_text("x")
+    _not_a_file(bad.records_dir / f"{name}.json", what)
+    html = index.refresh(root).read_text()
+    row = next(r for r in html.split("<tr>") if bad.root.name in r)
+    assert "<td>damaged: " in row and f"{name}.json: a " in row
+    assert "not a regular file" in row and "finished" not in row and "ingested" not in row
+
+
+@pytest.mark.parametrize("what,reason", [("self", r"records: a link (to .), not a folder"),
+                                         ("loop", "records: a link that loops (to records)")])
+def test_a_folder_whose_records_is_a_link_is_listed_as_damaged(tmp_path, what, reason):
+    """records -> . made the folder its own records/: it was listed from the wrong files."""
+    from test_run import _records_as
+    root = tmp_path / "reports"
+    _records_as(root / "linked", what)
+    (root / "linked" / "report.html").write_text("x")
+    html = index.refresh(root).read_text()
+    row = next(r for r in html.split("<tr>") if ">linked<" in r)
+    assert "<td>damaged: " in row and reason in row

@@ -1,5 +1,7 @@
 """A run as an object: create/open, config, origin, the only reader and writer of records."""
 import json
+import os
+import signal
 
 import pytest
 
@@ -47,7 +49,8 @@ def test_bench_record_writes_its_csv_beside_it(tmp_path):
     row = dict(backend="onnxruntime", device="cpu", batch_size=1, iterations=2, throughput=5.0,
                throughput_definition="d", valid=True, validity="ok")
     run.write(records.BenchRecord(definition="d", records=[row]))
-    assert (run.records_dir / "bench.csv").read_text().splitlines()[1].startswith("onnxruntime,cpu,1,2")
+    csv = (run.records_dir / "bench.csv").read_text()
+    assert csv.splitlines()[1].startswith("onnxruntime,cpu,1,2")
 
 
 def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
@@ -137,3 +140,78 @@ def test_a_damaged_params_yaml_is_a_zoorepro_error(tmp_path, text, match):
     (run / "params.yaml").write_text(text)
     with pytest.raises(ZooreproError, match=match):
         assert Run.open(run.root).config is None
+
+
+def _not_a_file(path, what):
+    """``path`` made a folder, a FIFO or a broken link instead of a record file."""
+    if what == "folder":
+        path.mkdir()
+    elif what == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(path.parent / "gone.json")
+
+
+@pytest.fixture
+def no_blocking():
+    """Fails (instead of hanging) a test whose code blocks opening a FIFO."""
+    def alarm(*_):
+        raise TimeoutError("blocked: a FIFO was opened")
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("what,match", [("folder", "a folder, not a regular file"),
+                                        ("fifo", "a FIFO, not a regular file"),
+                                        ("broken", r"a link to .*gone.json, which does not")])
+def test_a_record_that_is_not_a_regular_file_is_damage(tmp_path, no_blocking, what, match):
+    """An accuracy.json that was a folder or a FIFO was 'not written yet' (has() said no),
+    and a FIFO would block whoever opened it."""
+    run = Run.create(config.from_mapping(small_params(tmp_path)))
+    path = run.record_path(records.AccuracyRecord)
+    _not_a_file(path, what)
+    assert run.has(records.AccuracyRecord)           # there, if damaged: not "to be run"
+    with pytest.raises(RecordError, match=rf"records/accuracy.json: {match}.*damaged"):
+        run.read(records.AccuracyRecord)
+
+
+def _records_as(root, what):
+    """A folder whose records/ is not a real folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    rec = root / "records"
+    if what == "loop":
+        rec.symlink_to("records")
+    elif what == "self":
+        rec.symlink_to(".")
+    elif what == "broken":
+        rec.symlink_to("gone")
+    elif what == "link":
+        (root.parent / "elsewhere").mkdir()
+        rec.symlink_to(root.parent / "elsewhere")
+    else:
+        rec.write_text("{}")
+    return rec
+
+
+@pytest.mark.parametrize("what,match", [
+    ("loop", "a link that loops"), ("self", r"a link \(to \.\)"),
+    ("broken", r"a link to gone, which does not exist"),
+    ("link", r"a link \(to .*elsewhere\)"), ("file", "a file")])
+def test_open_refuses_a_records_that_is_not_a_real_folder(tmp_path, what, match):
+    """`zoorepro render` on a folder whose records was a link to itself wrote notebooks/,
+    failure.json and report.html into a folder that is not a run."""
+    from zoorepro import cli
+    root = tmp_path / "r"
+    rec = _records_as(root, what)
+    before = sorted(p.name for p in root.iterdir())
+    with pytest.raises(DataError, match=rf"{rec}: {match}.*not a folder"):
+        Run.open(root)
+    assert cli.main(["render", str(root)]) == 2
+    assert sorted(p.name for p in root.iterdir()) == before
+    cfg = config.from_mapping(small_params(tmp_path, run_dir=str(root)))
+    with pytest.raises(DataError, match=rf"{rec}: {match}"):
+        Run.create(cfg)
+    assert sorted(p.name for p in root.iterdir()) == before

@@ -10,7 +10,7 @@ from . import records
 from .errors import ZooreproError
 from .files import atomic_write_text
 from .report_core import render, urlseg
-from .run import Run
+from .run import Run, check_record_file, check_records_dir
 
 INDEX = "index.html"
 
@@ -48,6 +48,10 @@ def describe(run: Run) -> dict:
         row["has_report"] = (run.root / "report.html").is_file()
         row["date"] = _dt.datetime.fromtimestamp(run.root.stat().st_mtime).strftime(
             "%Y-%m-%d %H:%M")
+        check_records_dir(run.root)  # records -> . or a loop: damage, never read as a run
+        for name in records.ALL:     # a record that is a folder or a FIFO: damage, read or not
+            if run.has(name):
+                check_record_file(run.record_path(name), name)
         row["status"] = _status(run)
         _figures(run, row)
     except Exception as exc:   # noqa: BLE001 - one damaged folder never stops the index
@@ -75,12 +79,13 @@ def _figures(run: Run, row: dict) -> None:
 
 
 def _run_folders(root: Path) -> list[Run]:
-    """The folders under ``root`` with a ``records/`` folder; one that cannot even be looked
-    at is listed too (as damaged), never an error."""
+    """The folders under ``root`` with a ``records/`` folder or a ``records`` link (listed as
+    damaged: a loop, or one to ``.``); one that cannot even be looked at is listed too (as
+    damaged), never an error."""
     out = []
     for p in sorted(root.iterdir()) if root.is_dir() else []:
         try:
-            if (p / "records").is_dir():
+            if (p / "records").is_dir() or (p / "records").is_symlink():
                 out.append(Run(p))
         except OSError:
             out.append(Run(p))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import stat as _stat
 from pathlib import Path
 
 import yaml
@@ -69,6 +70,8 @@ class Run:
         """The run folder of ``cfg`` (a new one when ``run_dir`` is empty): checked writable,
         ``params.yaml`` and the environment record written once."""
         if cfg.run_dir and Path(cfg.run_dir).is_dir():
+            if os.path.lexists(Path(cfg.run_dir) / "records"):
+                check_records_dir(Path(cfg.run_dir))
             existing = cls(cfg.run_dir)
             if existing.finished:
                 raise DataError(
@@ -122,9 +125,7 @@ class Run:
     @classmethod
     def open(cls, root: str | os.PathLike) -> "Run":
         root = Path(root)
-        if not (root / "records").is_dir():
-            raise DataError(f"{root}: not a zoorepro run folder (no records/); give a folder "
-                            f"that 'zoorepro run' or 'zoorepro ingest' wrote")
+        check_records_dir(root)
         return cls(root)
 
     # --------------------------------------------------------------- facts
@@ -186,16 +187,15 @@ class Run:
         return self.records_dir / f"{_name(kind)}.json"
 
     def has(self, kind) -> bool:
-        return self.record_path(kind).is_file()
+        """Whether the record is there: written, or damaged (a folder, a FIFO, a broken
+        link in its place; :meth:`read` says which), never to be written over as missing."""
+        return os.path.lexists(self.record_path(kind))
 
     def read(self, kind):
         """The typed record ``kind`` (a records class or its name)."""
         cls = kind if isinstance(kind, type) else records.ALL[_name(kind)]
         path = self.record_path(cls)
-        if not path.is_file():
-            raise RecordError(f"{path}: not written yet; run the stage that writes "
-                              f"'{cls.NAME}' first")
-        _check_size(path, RECORD_MAX_BYTES, "a record")
+        check_record_file(path, cls.NAME)
         try:
             obj = read_json(path)
         except (ValueError, RecursionError) as exc:
@@ -237,9 +237,67 @@ def _name(kind) -> str:
     return kind if isinstance(kind, str) else kind.NAME
 
 
-def _check_size(path: Path, limit: int, what: str) -> None:
+_DAMAGED = "the run folder is damaged: make a new run, or move this folder out of the output root"
+_KINDS = ((_stat.S_ISDIR, "a folder"), (_stat.S_ISFIFO, "a FIFO"), (_stat.S_ISSOCK, "a socket"),
+          (_stat.S_ISCHR, "a character device"), (_stat.S_ISBLK, "a block device"))
+
+
+def check_records_dir(root: Path) -> None:
+    """Refuse ``root`` unless its ``records`` is a real folder (not a link, even to a folder:
+    one to ``.`` made the run folder its own records/), before anything is written there."""
+    rec = root / "records"
+    try:
+        mode = os.lstat(rec).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"{root}: not a zoorepro run folder (no records/); give a folder "
+                        f"that 'zoorepro run' or 'zoorepro ingest' wrote") from None
+    except OSError as exc:
+        raise DataError(f"{rec}: cannot be looked at ({exc.strerror or exc}); give a folder "
+                        f"that 'zoorepro run' or 'zoorepro ingest' wrote") from None
+    if _stat.S_ISDIR(mode):
+        return
+    if _stat.S_ISLNK(mode):
+        target = os.readlink(rec)
+        try:
+            os.stat(rec)
+            what = f"a link (to {target})"
+        except FileNotFoundError:
+            what = f"a link to {target}, which does not exist"
+        except OSError:                 # ELOOP: records -> records
+            what = f"a link that loops (to {target})"
+    else:
+        what = "a file" if _stat.S_ISREG(mode) else next(
+            (w for test, w in _KINDS if test(mode)), "an odd kind of file")
+    raise DataError(f"{rec}: {what}, not a folder: a run's records/ is the real folder "
+                    f"zoorepro made, never a link; nothing was written. Give a folder that "
+                    f"'zoorepro run' or 'zoorepro ingest' wrote, or move this one out of the "
+                    f"output root")
+
+
+def check_record_file(path: Path, name: str = "") -> None:
+    """Refuse a record that is not a regular file of a sane size, from ``os.stat`` alone:
+    nothing is opened (a FIFO would block its reader)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise RecordError(f"{path}: a link to {os.readlink(path)}, which does not exist; "
+                              f"{_DAMAGED}") from None
+        raise RecordError(f"{path}: not written yet; run the stage that writes "
+                          f"'{name or path.stem}' first") from None
+    except OSError as exc:              # a link loop, no permission, a file as records/
+        raise RecordError(f"{path}: cannot be read ({exc.strerror or exc}); "
+                          f"{_DAMAGED}") from None
+    if not _stat.S_ISREG(st.st_mode):
+        kind = next((what for test, what in _KINDS if test(st.st_mode)), "an odd kind of file")
+        raise RecordError(f"{path}: {kind}, not a regular file: a record is a JSON file; "
+                          f"{_DAMAGED}")
+    _check_size(path, RECORD_MAX_BYTES, "a record", st.st_size)
+
+
+def _check_size(path: Path, limit: int, what: str, size: int | None = None) -> None:
     """Refuse ``path`` before reading it when it is larger than ``what`` ever is."""
-    size = path.stat().st_size
+    size = path.stat().st_size if size is None else size
     if size > limit:
         raise RecordError(f"{path}: {size:,} bytes, more than {what} ever holds "
                           f"({limit:,}); the run folder is damaged: make a new run, or move "
