@@ -104,8 +104,9 @@ def test_an_impossible_batch_size_is_refused():
     s = summary(["--batchsize", "0", "--model", "m_bs8.om"], [0.4], 8)
     with pytest.raises(IngestError, match="batch size 0 is impossible"):
         aisformat.summary_batch_size(s, "s.json")
-    s["args"] = ["--batchsize", "\u00b2", "--model", "m_bs8.om"]    # not a number: the OM name
-    assert aisformat.summary_batch_size(s, "s.json") == 8
+    s["args"] = ["--batchsize", "\u00b2", "--model", "m_bs8.om"]    # not a number: refused,
+    with pytest.raises(IngestError, match="is not a batch size"):      # never dropped
+        aisformat.summary_batch_size(s, "s.json")
 
 
 def test_a_huge_output_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
@@ -144,3 +145,37 @@ def test_a_summary_whose_batch_size_clues_disagree_is_refused():
     s["throughput"] *= 64                                  # ais_bench's own figure denies it
     with pytest.raises(IngestError, match=r"throughput 142222 x mean 0.45 ms / 1000: 64"):
         aisformat.summary_batch_size(s, "perf_bs1_summary.json")
+
+
+@pytest.mark.parametrize("change,clue", [
+    (lambda s: s["args"].__setitem__(3, " 8"), "its --batchsize: 8"),
+    (lambda s: s.update(batchsize=8.0), "its batchsize field: 8"),
+], ids=["spaced-arg", "float-field"])
+def test_a_spaced_or_float_batch_size_is_a_clue_not_dropped(change, clue):
+    """--batchsize=' 8' and batchsize: 8.0 were dropped, leaving m_bs4.om's 4."""
+    s = summary(["--model", "m_bs4.om", "--batchsize", "4"], [0.4, 0.5], 4)
+    s["throughput"] = 0
+    change(s)
+    with pytest.raises(IngestError, match="batch size disagrees") as e:
+        aisformat.summary_batch_size(s, "s.json")
+    assert clue in str(e.value)
+    s = summary(["--model", "m.om", "--batchsize", " 8"], [0.4, 0.5], 8)
+    s["batchsize"] = 8.0
+    assert aisformat.summary_batch_size(s, "s.json") == 8
+
+
+@pytest.mark.parametrize("value", ["8.0", "eight", "", 8.5, True, [8]])
+def test_a_batch_size_clue_that_is_no_integer_is_refused(value):
+    s = summary(["--model", "m_bs8.om"], [0.4, 0.5], 8)
+    if isinstance(value, str):
+        s["args"] += ["--batchsize", value]
+    else:
+        s["batchsize"] = value
+    with pytest.raises(IngestError, match="is not a batch size") as e:
+        aisformat.summary_batch_size(s, "s.json")
+    assert "s.json" in str(e.value)
+
+
+def test_the_last_bs_of_a_name_is_its_batch_size():
+    s = summary(["--model", "resnet_bs16_v2_bs4.om", "--batchsize", "4"], [0.4, 0.5], 4)
+    assert aisformat.summary_batch_size(s, "resnet_bs8_result_bs4_summary.json") == 4

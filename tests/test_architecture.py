@@ -21,7 +21,8 @@ LAYERS = {
         "aisclues", "hostload", "plotstyle"},
     2: {"records", "recordcheck", "recordcsv", "run", "runlock"},
     3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
-        "report_bench", "runner", "cluster", "shards", "matrix", "ingestchecks"},
+        "report_bench", "runner", "cluster", "shards", "matrix", "ingestchecks",
+        "ingesthost"},
     4: {"cli", "__main__", ""},
 }
 LEVEL = {m: lvl for lvl, mods in LAYERS.items() for m in mods}

@@ -247,16 +247,23 @@ def test_ingest_reads_a_zoorepro_run_folder_as_the_run_scored_it(demo_run):
 def test_a_zoorepro_cpu_results_folder_is_not_ingested_as_npu_results(demo_run, tmp_path):
     """It was recorded as 'produced on Ascend NPU host' with the CPU's img/s as NPU
     throughput (its summary says backend: onnxruntime)."""
+    import shutil
     cfg, run = demo_run
     folder = run.results / "onnxruntime" / "result_bs1"
+    with pytest.raises(IngestError, match=r"inside a zoorepro run folder .* zoorepro's "
+                                          r"onnxruntime backend .* not of ais_bench on an NPU"):
+        ingest.ingest(folder, cfg.label_file, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    # copied out of the run folder with its summary: the summary says who wrote it
+    loose = tmp_path / "loose" / "result_bs1"
+    shutil.copytree(folder, loose)
+    shutil.copy(folder.parent / "result_bs1_summary.json", loose.parent)
     with pytest.raises(IngestError, match=r"written by zoorepro's onnxruntime backend, not by "
                                           r"ais_bench on an NPU") as e:
-        ingest.ingest(folder, cfg.label_file, tmp_path / "r")
+        ingest.ingest(loose, cfg.label_file, tmp_path / "r")
     assert "result_bs1_summary.json" in str(e.value)
-    assert not (tmp_path / "r").exists()
     # without its summary the folder still says where it lies: a zoorepro run folder
     alone = tmp_path / "copy" / "results" / "onnxruntime" / "result_bs1"
-    import shutil
     shutil.copytree(folder, alone)
     (tmp_path / "copy" / "records").mkdir()
     with pytest.raises(IngestError, match="inside a zoorepro run folder"):
@@ -594,3 +601,165 @@ def test_the_cli_passes_npu_smi_as_a_file_checked_before_reading(tmp_path, capsy
                    str(tmp_path / "reports"), "--npu-smi", npu_smi, "--no-report"])
     err = capsys.readouterr().err
     assert rc == 2 and npu_smi in err and "Traceback" not in err, err
+
+
+# ------------------------------------------------- review: clues that were not cross-checked
+def zoorepro_run_layout(tmp_path: Path, folder: Path) -> Path:
+    """``folder`` moved into ``<run>/results/onnxruntime/`` of a zoorepro run, with the
+    summary zoorepro's onnxruntime backend writes beside it; its ais_bench summary stays."""
+    run = tmp_path / "run"
+    (run / "records").mkdir(parents=True)
+    dest = run / "results" / "onnxruntime" / folder.name
+    dest.parent.mkdir(parents=True)
+    folder.rename(dest)
+    s = json.loads((folder.parent / f"{folder.name}_summary.json").read_text())
+    s.update(backend="onnxruntime", backend_info={"device": "cpu"})
+    write_summary(dest.parent / f"{folder.name}_summary.json", s)
+    return dest
+
+
+def test_cpu_results_with_an_ais_bench_accuracy_summary_are_refused(tmp_path):
+    """<run>/results/onnxruntime/result_bs1 + --accuracy-summary of an ais_bench run listing
+    the same images was recorded as produced on an Ascend NPU host."""
+    folder = make_result(tmp_path)
+    ais_summary = folder.parent / "result_bs4_summary.json"
+    dest = zoorepro_run_layout(tmp_path, folder)
+    labels = write_labels(tmp_path / "l.txt")
+    with pytest.raises(IngestError, match="inside a zoorepro run folder") as e:
+        ingest.ingest(dest, labels, tmp_path / "r", accuracy_summary=ais_summary)
+    assert str(dest) in str(e.value)
+    # not inside a run folder, but zoorepro's own summary lies beside it
+    shutil_move = tmp_path / "loose" / dest.name
+    shutil_move.parent.mkdir()
+    dest.rename(shutil_move)
+    (dest.parent / f"{dest.name}_summary.json").rename(
+        shutil_move.parent / f"{dest.name}_summary.json")
+    with pytest.raises(IngestError, match="written by zoorepro's onnxruntime backend") as e:
+        ingest.ingest(shutil_move, labels, tmp_path / "r", accuracy_summary=ais_summary)
+    assert f"{dest.name}_summary.json" in str(e.value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_accuracy_summary_other_than_the_one_beside_the_folder_is_refused(tmp_path):
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt")
+    beside = folder.parent / "result_bs4_summary.json"
+    same = write_summary(tmp_path / "copy" / "s.json", json.loads(beside.read_text()))
+    ingest.ingest(folder, labels, tmp_path / "r", accuracy_summary=same)   # a copy: fine
+    s = json.loads(beside.read_text())
+    s["npu_compute_time_list"] = [0.2, 0.2, 0.2]
+    s["NPU_compute_time"]["mean"] = 0.2
+    s["throughput"] = 1000 * 4 / 0.2
+    other = write_summary(tmp_path / "copy" / "other.json", s)
+    with pytest.raises(IngestError, match="two summaries") as e:
+        ingest.ingest(folder, labels, tmp_path / "r", accuracy_summary=other)
+    assert str(beside) in str(e.value) and str(other) in str(e.value)
+
+
+def test_bin_outputs_of_different_sizes_are_refused(tmp_path):
+    """img_5_0.bin cut to half its size was read as float16 beside float32 outputs."""
+    folder = make_result(tmp_path, fmt="BIN")
+    p = folder / "img_5_0.bin"
+    p.write_bytes(p.read_bytes()[:2000])
+    with pytest.raises(IngestError, match=r"BIN outputs of different sizes") as e:
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
+    msg = str(e.value)
+    assert "img_5_0.bin" in msg and "2,000 bytes" in msg and "4,000 bytes" in msg
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("fmt", ["BIN", "TXT"])
+def test_an_output_of_constant_scores_is_refused(tmp_path, fmt):
+    """An all-zero output was scored as class 0 (ties go to the lowest class)."""
+    folder = make_result(tmp_path, fmt=fmt)
+    write_output(folder, "img_5", np.zeros(1000, np.float32), fmt)
+    write_output(folder, "img_7", np.full(1000, 0.5, np.float32), fmt)
+    with pytest.raises(IngestError, match=r"2 output\(s\) hold the same score for every "
+                                          r"class") as e:
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r")
+    assert f"img_5_0.{fmt.lower()}" in str(e.value) and f"img_7_0.{fmt.lower()}" in str(e.value)
+
+
+def test_a_soc_version_npu_smi_denies_is_refused(tmp_path):
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt")
+    with pytest.raises(IngestError, match=r"--soc-version Ascend910B.*npu-smi info.*"
+                                          r"Ascend310P3"):
+        ingest.ingest(folder, labels, tmp_path / "r", npu_smi_text=NPU_SMI_SAMPLE,
+                      soc_version="Ascend910B")
+    for same in ("Ascend310P3", "310P3"):
+        run = ingest.ingest(folder, labels, tmp_path / "r", npu_smi_text=NPU_SMI_SAMPLE,
+                            soc_version=same)
+        assert run.read(records.EnvironmentRecord).npu == "Ascend310P3"
+
+
+@pytest.mark.parametrize("soc", ["<script>x", "Ascend 310", "x" * 40, "a"])
+def test_a_soc_version_that_is_no_chip_name_is_refused(tmp_path, soc):
+    folder = make_result(tmp_path)
+    with pytest.raises(IngestError, match="--soc-version: .* is not a chip name"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", soc_version=soc)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("raw,needle", [
+    (b"garbage\x00\xff", "not text"),
+    (b"hello world\n", "no chip table"),
+    (b"", "no chip table"),
+], ids=["binary", "text", "empty"])
+def test_npu_smi_text_that_is_not_npu_smi_info_is_refused(tmp_path, raw, needle):
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt")
+    smi = tmp_path / "npu-smi.txt"
+    smi.write_bytes(raw)
+    with pytest.raises(IngestError, match=needle) as e:
+        ingest.ingest(folder, labels, tmp_path / "r", npu_smi_file=smi)
+    assert str(smi) in str(e.value) and "\x00" not in str(e.value)
+    with pytest.raises(IngestError, match=needle):
+        ingest.ingest(folder, labels, tmp_path / "r", npu_smi_text=raw.decode("latin-1"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_kits_npu_smi_not_found_line_is_a_note(tmp_path):
+    """run_on_npu.sh writes this line when npu-smi is not on the NPU host's PATH."""
+    folder = make_result(tmp_path)
+    smi = tmp_path / "npu-smi.txt"
+    smi.write_text("npu-smi not found on PATH\n")
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r",
+                        npu_smi_file=smi, soc_version="Ascend310P3")
+    assert run.read(records.EnvironmentRecord).npu == "Ascend310P3"
+    assert any("npu-smi was not on the NPU host's PATH" in n
+               for n in run.read(records.IngestRecord).notes)
+
+
+def test_a_batch_size_resting_on_the_argument_alone_is_refused(tmp_path):
+    """No count, no time list, throughput 0, --batchsize=8 for a 10-image bs4 folder named
+    'result': the throughput doubled."""
+    folder = make_result(tmp_path)
+    plain = folder.parent / "out" / "result"
+    plain.parent.mkdir()
+    folder.rename(plain)
+    s = json.loads((folder.parent / "result_bs4_summary.json").read_text())
+    s["args"] = [a.replace("squeezenet1_1_bs4.om", "resnet.om").replace("=4", "=8")
+                 for a in s["args"]]
+    s.update(throughput=0, npu_compute_time_list=[])
+    del s["NPU_compute_time"]["count"]
+    write_summary(plain.parent / "result_summary.json", s)
+    labels = write_labels(tmp_path / "l.txt")
+    with pytest.raises(IngestError, match=r"batch size 8 rests on its --batchsize alone") as e:
+        ingest.ingest(plain, labels, tmp_path / "r")
+    assert "result_summary.json" in str(e.value)
+    with pytest.raises(IngestError, match=r"the kit's accuracy_batch_size: 4"):
+        ingest.ingest(plain, labels, tmp_path / "r", manifest=kit_manifest(tmp_path))
+
+
+def test_the_last_bs_in_model_and_folder_names_is_the_batch_size(tmp_path):
+    """resnet_bs16_v2_bs4.om in resnet_bs8_result_bs4 was refused: the first bs<N> was taken."""
+    folder = make_result(tmp_path)
+    named = folder.parent / "resnet_bs8_result_bs4"
+    folder.rename(named)
+    s = json.loads((folder.parent / "result_bs4_summary.json").read_text())
+    s["args"][1] = "--model=resnet_bs16_v2_bs4.om"
+    write_summary(folder.parent / "resnet_bs8_result_bs4_summary.json", s)
+    (folder.parent / "result_bs4_summary.json").unlink()
+    run = ingest.ingest(named, write_labels(tmp_path / "l.txt"), tmp_path / "r")
+    assert run.read(records.AccuracyRecord).entries["ais_bench"].batch_size == 4

@@ -2,19 +2,14 @@
 that imports nothing above it (only :mod:`zoorepro.errors` and :mod:`zoorepro.files`); the
 command lines are built by :mod:`zoorepro.aiscommands` and :mod:`zoorepro.atc`.
 
-* **Inputs**: ``.bin``/``.npy`` files natural-sorted (:func:`list_inputs`), ``bs`` files per
-  batch, the last batch padded with copies of its first file (:func:`batches`).
-* **Outputs**: ``<output>/<dirname>/<stem>_<i>.<txt|npy|bin>``, one file per real image and
-  model output; TXT is ``reshape(-1, last_dim)`` with ``%f`` values each followed by a space
-  (:func:`write_output`, :func:`read_prediction`); multi-device folders, a summary's origin
-  and its counts are in :mod:`zoorepro.aisclues`.
-* **Summaries**: ``<output>/<dirname>_summary.json`` beside the results folder, with
-  ``NPU_compute_time`` / ``H2D_latency`` / ``D2H_latency`` stats, ``throughput``,
-  ``npu_compute_time_list`` (durations, or ``[start, end]`` pairs with ``--pipeline
-  --threads N``), ``args``, ``filesinfo``, ``pid`` (:func:`read_summary`,
-  :func:`write_summary`, :func:`compute_times`, :func:`bench_record`).
-* **Throughput**: ``1000 * batch_size / mean compute ms`` (:func:`throughput`) and the
-  definitions records carry.
+* **Inputs**: ``.bin``/``.npy`` natural-sorted (:func:`list_inputs`), ``bs`` per batch, the
+  last batch padded with copies of its first file (:func:`batches`).
+* **Outputs**: ``<output>/<dirname>/<stem>_<i>.<txt|npy|bin>``, one per real image and model
+  output; TXT: ``reshape(-1, last_dim)``, ``%f`` values each followed by a space
+  (:func:`write_output`, :func:`read_prediction`); more in :mod:`zoorepro.aisclues`.
+* **Summaries**: ``<output>/<dirname>_summary.json`` beside the results folder
+  (:func:`read_summary`, :func:`write_summary`, :func:`compute_times`,
+  :func:`batch_size_clues`); **throughput**: ``1000 * batch_size / mean ms``.
 
 Source: Ascend/tools ``ais-bench_workload/tool/ais_bench`` (tested: commit 8da7f645, README).
 """
@@ -124,12 +119,8 @@ AIS_BENCH_DEFINITION = (
     "NPU_compute_time = host wall time around each synchronous model execute on the NPU, "
     "i.e. device compute only; zero-filled input (--pure_data_type zero), H2D/D2H copies "
     "excluded, file I/O and pre/post-processing excluded")
-
-
 AIS_BENCH_REAL_DEFINITION = AIS_BENCH_DEFINITION.replace(
     "zero-filled input (--pure_data_type zero)", "real images")
-
-
 SUMMARY_KEYS = ("NPU_compute_time", "H2D_latency", "D2H_latency", "throughput")
 MAX_SUMMARY_BYTES, MAX_OUTPUT_BYTES = 64 << 20, 1 << 20   # 50,000 images: 10 MB; one: 50 kB
 
@@ -183,23 +174,37 @@ def arg_value(args: Sequence[str], *names: str) -> str | None:
     return found
 
 
-def summary_batch_size(summary: dict, path: str | os.PathLike = "") -> int:
-    """The batch size a summary states.  Every clue it holds must agree (``--batchsize``, a
-    ``batchsize`` field, ``bs<N>`` in the OM and the file name, and ais_bench's own
-    ``throughput`` / (1000 / mean)), or an error lists them: one is never trusted alone."""
-    args, where = summary.get("args") or [], path or "summary"
-    found = [(what, int(t)) for what, t in (("its --batchsize", arg_value(args, "--batchsize")),
-                                             ("its batchsize field", summary.get("batchsize")))
-             if re.fullmatch(r"[0-9]{1,9}", str(t))]
+def batch_size_clues(summary: dict, path: str | os.PathLike = "") -> list[tuple[str, int]]:
+    """Every batch size a summary states: ``--batchsize`` and a ``batchsize`` field (as
+    ais_bench's ``int()`` reads them; an integral float too), the last ``bs<N>`` of the OM
+    and file names (the recipe names the batch size last), ais_bench's ``throughput`` /
+    (1000 / mean).  A clue that is no integer is an error, never dropped."""
+    args = summary.get("args") or []
+    found = []
+    for what, t in (("its --batchsize", arg_value(args, "--batchsize")),
+                    ("its batchsize field", summary.get("batchsize"))):
+        v = int(t) if isinstance(t, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", t) or \
+            isinstance(t, float) and t.is_integer() else t
+        if v is not None and type(v) is not int:
+            raise IngestError(f"{path or 'summary'}: {what} {str(t)[:40]!r} is not a batch size "
+                              f"(an integer, as ais_bench reads it); the summary is damaged: "
+                              f"copy it again or rerun ais_bench")
+        found += [(what, v)] if v is not None else []
     for what, name in (("the OM name", Path(arg_value(args, "--model", "-m") or "").name),
                        ("the file name", Path(path).name)):
-        m = re.search(r"bs([0-9]{1,9})", name)
-        found += [(f"{what} {name}", int(m.group(1)))] if m else []
+        m = re.findall(r"bs([0-9]{1,9})", name)
+        found += [(f"{what} {name}", int(m[-1]))] if m else []
     t, mean = summary.get("throughput"), stat(summary, "NPU_compute_time", "mean", path)
     if t and mean and found:          # ais_bench: throughput = 1000 * batch size / mean
         v = t * mean / 1000
         found.append((f"ais_bench's throughput {t:g} x mean {mean:g} ms / 1000",
                       round(v) if abs(v - round(v)) <= 1e-6 * v else round(v, 3)))
+    return found
+
+
+def summary_batch_size(summary: dict, path: str | os.PathLike = "") -> int:
+    """The batch size every clue of :func:`batch_size_clues` states, or an error listing them."""
+    found, where = batch_size_clues(summary, path), path or "summary"
     bad = next((v for _, v in found if not 1 <= v <= 65536), None)
     if bad is not None or len({v for _, v in found}) > 1:
         raise IngestError(f"{where}: batch size " + (f"{bad} is impossible; damaged" if bad is not
@@ -331,6 +336,9 @@ def _read_txt(path: Path) -> np.ndarray:
         f"delete the result folder and run inference again")
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?|[-+]?(nan|inf(inity)?)", re.I)
+
+
 def _parse_row(path: Path, line: str) -> np.ndarray:
     """Whitespace-separated numbers of one line (numpy's C parser; about 30 % faster than
     splitting in Python).  A token that is not a number is an error naming the file."""
@@ -339,17 +347,9 @@ def _parse_row(path: Path, line: str) -> np.ndarray:
         try:
             return np.fromstring(line, dtype=np.float32, sep=" ")
         except (DeprecationWarning, ValueError):
-            bad = next((t for t in line.split() if not _is_number(t)), line[:20])
+            bad = next((t for t in line.split() if not _NUMBER.fullmatch(t)), line[:20])
             raise EvaluationError(f"{path}: {bad!r} is not a number; the file is not an "
                                   f"ais_bench TXT output: rerun inference") from None
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-        return True
-    except ValueError:
-        return False
 
 
 def read_prediction(path: str | os.PathLike) -> np.ndarray:

@@ -28,11 +28,12 @@ import yaml
 
 from . import data, evaluate, provenance, records
 from . import ingestchecks as checks
+from . import ingesthost
 from .aisclues import DEVICE_DIR, summary_device_id
 from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME, PIPELINE_MEAN,
                         arg_value, compute_times, read_summary, throughput)
 from .bench import bench_record
-from .atc import npu_device_name, parse_cann_version, parse_npu_smi
+from .atc import npu_device_name, parse_cann_version
 from .errors import IngestError
 from .files import atomic_copy, atomic_write_json, atomic_write_text, links_outside
 from .ingestchecks import (MANIFEST_TYPES, MAX_TEXT_BYTES, TOOL_VERSIONS,  # noqa: F401
@@ -109,16 +110,6 @@ def read_device_predictions(result_dir: Path, shards: list[dict]):
     return merged, warns
 
 
-# -------------------------------------------------------------------- helpers
-def chip_for(npu_smi_text: str | None, device_id: int | None) -> tuple[str | None, list]:
-    """(soc_version of the chip used, all chips) from ``npu-smi info`` text."""
-    chips = parse_npu_smi(npu_smi_text or "")
-    if not chips:
-        return None, chips
-    pick = next((c for c in chips if device_id is not None and c["npu"] == device_id), chips[0])
-    return pick["soc_version"], chips
-
-
 # --------------------------------------------------------------------- ingest
 FIX = ("copy the result folder of one run and its summary again (the throughput is 1000 x "
        "batch size / mean time: a wrong batch size multiplies it)")
@@ -141,25 +132,34 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     its text as ``npu_smi_text``).  Every clue is cross-checked first (:mod:`ingestchecks`):
     nothing is written for results that disagree with themselves."""
     name = checks.check_run_name(name)
+    smi_where = "--npu-smi text"
     if npu_smi_file is not None:
         if npu_smi_text is not None:
             raise IngestError("give npu-smi info as a file or as text, not both")
         npu_smi_text = checks.read_small_text(npu_smi_file, "npu-smi info text (--npu-smi)",
                                               "give the npu-smi.txt run_on_npu.sh saved")
-    checks.check_npu_smi_text(npu_smi_text)
+        smi_where = str(npu_smi_file)
+    chips, smi_note = ingesthost.npu_smi_chips(npu_smi_text, smi_where)
+    ingesthost.check_soc(soc_version, "--soc-version")
     given_labels = labels_path
     result_dir = Path(result_dir).resolve()
+    checks.check_not_a_run_folder(result_dir)
     labels_path = Path(labels_path).resolve()
     labels = checks.read_labels_guarded(given_labels, data.read_labels)
     shards = device_shards(result_dir)
+    outputs = []
     for folder in [sh["folder"] for sh in shards] or [result_dir]:
         if folder.is_dir():
-            checks.check_linked_outputs(folder, evaluate.list_result_folder(folder)[0].values())
+            found = list(evaluate.list_result_folder(folder)[0].values())
+            checks.check_linked_outputs(folder, found)
+            outputs += found
+    checks.check_bin_sizes(result_dir, outputs)
     if shards:
         pred, read_warnings = read_device_predictions(result_dir, shards)
     else:
         pred, read_warnings = read_predictions(result_dir)
     checks.check_formats(result_dir, pred.paths.values())
+    checks.check_constant_outputs(result_dir, pred)
     man = read_manifest(manifest)
     if man.get("label_file_sha256") not in (None, data.sha256_file(labels_path)):
         raise IngestError(f"{given_labels}: not the label file the kit was made with (its "
@@ -175,8 +175,8 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     notes = []
     summary_note = None
     per_device = []
-    ext = [(f"the folder name {result_dir.name}", int(m.group(1)))
-           for m in [re.search(r"bs([0-9]{1,9})$", result_dir.name)] if m]
+    ext = [(f"the folder name {result_dir.name}", int(m[-1]))
+           for m in [re.findall(r"bs([0-9]{1,9})", result_dir.name)] if m]
     if man.get("accuracy_batch_size"):
         ext.append(("the kit's accuracy_batch_size", man["accuracy_batch_size"]))
     problems = []
@@ -192,6 +192,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
             checks.check_accuracy_summary(s_, sh["summary"])
             _, mean, _ = compute_times(s_, sh["summary"])
             bs_ = checks.agree(checks.summary_clues(s_, sh["summary"]) + ext, sh["folder"], FIX)
+            checks.check_evidence(s_, sh["summary"], bs_, ext)
             problems += [f"{sh['folder'].name}: {p}"
                          for p in checks.count_problems(s_, sh["summary"], bs_, sh["keys"])]
             per_device.append({"device_id": sh["device_id"], "process": sh["index"],
@@ -211,15 +212,14 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
                 f"--output_dirname can split one run over two folders): copy the complete "
                 f"result folder of one run")
     else:
-        acc_summary_path = Path(accuracy_summary) if accuracy_summary else \
-            result_dir.parent / f"{result_dir.name}_summary.json"
+        beside = result_dir.parent / f"{result_dir.name}_summary.json"
+        acc_summary_path = Path(accuracy_summary) if accuracy_summary else beside
         acc_summary = read_summary(acc_summary_path) if acc_summary_path.is_file() else None
         if accuracy_summary and acc_summary is None:
             raise IngestError(f"{acc_summary_path}: summary not found")
         if acc_summary is not None:
             checks.check_accuracy_summary(acc_summary, acc_summary_path)
-        else:
-            checks.check_not_a_run_folder(result_dir)
+            checks.check_summary_beside(beside, acc_summary_path, acc_summary)
     linked += links_outside(result_dir.parent, [acc_summary_path] if acc_summary else [])
     if linked:
         notes.append(f"{len(linked)} ingested file(s) are symlinks pointing outside the result "
@@ -237,6 +237,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
                               result_dir, FIX)
         device_id = summary_device_id(acc_summary)
         if not shards:
+            checks.check_evidence(acc_summary, acc_summary_path, acc_bs, ext)
             problems += checks.count_problems(acc_summary, acc_summary_path, acc_bs, pred.keys)
     label_gap = None if expected else checks.label_problem(labels, pred.keys, labels_path)
     if label_gap and (man.get("params") or {}).get("allow_label_mismatch") is True:
@@ -253,15 +254,15 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
                      f"'summary throughput'")
 
     # the device, in words
-    detected, chips = chip_for(npu_smi_text, device_id)
-    soc = soc_version or detected or man.get("soc_version") or None
-    if soc and not soc.startswith("Ascend"):
-        soc = f"Ascend{soc}"
+    soc, soc_notes = ingesthost.chip_for(chips, device_id, soc_version, man.get("soc_version"),
+                                         smi_where)
+    notes += [smi_note] if smi_note else []
+    notes += soc_notes
     cann = parse_cann_version(cann_version) if cann_version else None
     device = npu_device_name(soc, cann)
-    if not npu_smi_text and not soc_version:
-        notes.append("no npu-smi info given: the chip is "
-                     + (f"{soc} from the kit's params" if soc else "not recorded"))
+    if not chips and not soc_version:
+        notes.append(("no npu-smi info given" if not smi_note else "no chip list") + ": the "
+                     "chip is " + (f"{soc} from the kit's params" if soc else "not recorded"))
     tools = tool_versions(([Path(manifest).resolve().parent] if manifest else [])
                           + [result_dir.parent.parent, result_dir.parent])
     version = f"{tools or 'ais_bench'} (on the NPU host)"

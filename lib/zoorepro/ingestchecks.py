@@ -2,12 +2,16 @@
 against every other clue it has, and a disagreement is an :class:`IngestError` naming the
 files, the clues and the fix, never a silent choice.
 
-* the batch size: the summary's own clues (:func:`zoorepro.aisformat.summary_batch_size`),
-  the folder name ``result_bs<N>``, the kit's ``accuracy_batch_size`` (:func:`agree`);
+* the batch size: the summary's own clues (:func:`zoorepro.aisformat.batch_size_clues`),
+  the folder name ``result_bs<N>``, the kit's ``accuracy_batch_size`` (:func:`agree`); one
+  clue alone needs the inference count to check it (:func:`check_evidence`);
+* the outputs: BIN files of one size (one dtype), none of one score for every class;
 * the image count: outputs against the labels, the kit's image list, the summary's
   inferences x batch size and its ``filesinfo`` (:func:`completeness`);
-* where the results came from (:func:`zoorepro.aisclues.origin_problem`), one output format
-  per folder, each sweep summary once and a sweep point, never the accuracy run;
+* where the results came from (:func:`zoorepro.aisclues.origin_problem`, never a zoorepro
+  run's ``results/<backend>/``; the summary beside the folder is read whatever
+  ``--accuracy-summary`` says), one output format per folder, each sweep summary once and a
+  sweep point, never the accuracy run;
 * the small text files (``npu-smi info``, ``ais_bench_version.txt``): regular files of at most
   :data:`MAX_TEXT_BYTES`, and nothing from a file linked outside the results is quoted.
 """
@@ -17,8 +21,11 @@ import os
 import stat as stat_mod
 from pathlib import Path
 
+import numpy as np
+
 from . import aisclues
-from .aisformat import NAME, read_prediction, read_summary, summary_batch_size, summary_is_pure
+from .aisformat import (BIN_DTYPES, NAME, batch_size_clues, read_prediction, read_summary,
+                        summary_batch_size, summary_is_pure)
 from .configspec import MAXIMA
 from .data import natural_sorted
 from .errors import DataError, IngestError
@@ -56,13 +63,6 @@ def read_small_text(path: str | os.PathLike, what: str, fix: str) -> str:
         raise IngestError(f"{path}: {max(st.st_size, len(raw)):,} bytes is no {what} (at most "
                           f"{MAX_TEXT_BYTES:,} are read); {fix}")
     return raw.decode("utf-8", "replace")
-
-
-def check_npu_smi_text(text: str | None) -> str | None:
-    if text is not None and len(text) > MAX_TEXT_BYTES:
-        raise IngestError(f"--npu-smi: {len(text):,} characters is no npu-smi info text (at "
-                          f"most {MAX_TEXT_BYTES:,}); give the npu-smi.txt run_on_npu.sh saved")
-    return text
 
 
 def _target(path: Path, root: Path) -> str | None:
@@ -120,6 +120,20 @@ def check_not_a_run_folder(result_dir: Path) -> None:
                           f"run_on_npu.sh (npu_results/result/result_bs<N>)")
 
 
+def check_summary_beside(beside: Path, given: Path, summary: dict) -> None:
+    """``<folder>_summary.json`` beside the folder when ``--accuracy-summary`` names another
+    file: read too, and refused when it is zoorepro's own or says something else."""
+    if not beside.is_file() or os.path.samefile(beside, given):
+        return
+    own = read_summary(beside)
+    check_origin(own, beside)
+    if own != summary:
+        raise IngestError(f"two summaries for one result folder: {beside}, beside it, and "
+                          f"--accuracy-summary {given} differ; which run the outputs belong "
+                          f"to cannot be told: leave --accuracy-summary out (the one beside "
+                          f"the folder is read), or remove the one that is not this run's")
+
+
 def check_accuracy_summary(summary: dict, path) -> None:
     check_origin(summary, path)
     if summary_is_pure(summary):
@@ -140,6 +154,43 @@ def check_formats(folder, paths) -> None:
                           f"{COPY_ALL} of one run")
 
 
+def check_bin_sizes(folder, paths) -> None:
+    """One ais_bench run writes one dtype: BIN outputs of several sizes (a half-copied
+    float32 file reads as float16) are refused, naming the files and sizes."""
+    sizes: dict[int, list[str]] = {}
+    for p in paths:
+        if Path(p).suffix.lower() == ".bin":
+            sizes.setdefault(os.stat(p).st_size, []).append(Path(p).name)
+    if len(sizes) > 1:
+        order = sorted(sizes, key=lambda s: -len(sizes[s]))
+        shown = "; ".join(f"{len(sizes[s])} of {s:,} bytes ({_dtype(s)})" + (
+            f": {', '.join(natural_sorted(sizes[s])[:5])}" if s != order[0] else "")
+            for s in order)
+        raise IngestError(f"{folder}: BIN outputs of different sizes: {shown}; one ais_bench "
+                          f"run writes one dtype, so a file is damaged (cut short in copying) "
+                          f"or from another run: {COPY_ALL} of one run")
+
+
+def _dtype(size: int) -> str:
+    dtype = BIN_DTYPES.get(size)
+    return f"{size // dtype(0).itemsize} {dtype.__name__}" if dtype else "no score vector"
+
+
+def check_constant_outputs(folder, pred) -> None:
+    """Outputs whose every score is the same (all zero, ...) hold no answer: ties make
+    their top-1 class 0, so they are refused, never scored.  Such a row's top-5 is 0..4 in
+    order (a stable sort), so only those files are read again."""
+    flat = [k for k, row in zip(pred.keys, pred.top5) if list(row) == list(range(len(row)))]
+    same = [Path(pred.paths[k]).name for k in flat
+            if np.ptp(read_prediction(pred.paths[k])) == 0]
+    if same:
+        raise IngestError(f"{folder}: {len(same)} output(s) hold the same score for every "
+                          f"class (e.g. all zero): {', '.join(same[:5])}; the model's answer "
+                          f"is not in them (tie-breaking would make it class 0): a failed or "
+                          f"zero-filled inference or a damaged copy: {COPY_ALL} again, or "
+                          f"rerun ais_bench")
+
+
 # ------------------------------------------------------------ batch size and counts
 def agree(clues: list, where, fix: str) -> int | None:
     """The one batch size every clue states (None without clues); else an error listing them."""
@@ -151,6 +202,23 @@ def agree(clues: list, where, fix: str) -> int | None:
 
 def summary_clues(summary: dict, path) -> list:
     return [(f"the summary {Path(path).name}", summary_batch_size(summary, path))]
+
+
+def check_evidence(summary: dict, path, bs: int, others=(), counted: bool = True) -> None:
+    """A batch size one clue alone states (no second clue in the summary, its folder or the
+    kit) is refused unless the summary's inference count checks it against the images
+    (``counted``: :func:`count_problems` does): a throughput must not rest on it."""
+    own = batch_size_clues(summary, path)
+    calls, loop = aisclues.inferences(summary, path), aisclues.loop_count(summary)
+    if len(own) + len(others) > 1 or counted and calls and calls % loop == 0:
+        return
+    what = own[0][0] if own else "nothing"
+    raise IngestError(f"{path}: the batch size {bs} rests on {what} alone: no second clue (a "
+                      f"bs<N> in the OM, file or folder name, ais_bench's throughput, the "
+                      f"kit.json) and no NPU_compute_time.count or npu_compute_time_list to "
+                      f"check it against the images; the throughput (1000 x batch size / "
+                      f"mean) would rest on one unchecked figure: give the summary ais_bench "
+                      f"wrote (it counts its inferences), or --manifest kit.json")
 
 
 def count_problems(summary: dict, path, bs: int, keys) -> list[str]:
@@ -220,6 +288,8 @@ def sweep_summaries(paths, accuracy_path, kit_sizes) -> list[tuple[Path, dict]]:
         if kit_sizes and bs not in kit_sizes:
             raise IngestError(f"{p}: batch size {bs} is not one the kit ran "
                               f"({', '.join(map(str, kit_sizes))}); give the kit's summaries")
+        check_evidence(s, p, bs, [("the kit's batch_sizes", bs)] if kit_sizes else (),
+                       counted=False)
         if bs in by_bs:
             raise IngestError(f"two sweep summaries for batch size {bs} ({by_bs[bs]}, {p}); "
                               f"give one per batch size")
