@@ -127,7 +127,8 @@ def test_atc_extra_args_cannot_override_the_recipes_options(tmp_path):
     for arg in ("--insert_op_conf=/etc/passwd", "--input_shape=image:8,3,224,224", "--output=x"):
         with pytest.raises(config.ConfigError, match="set by the recipe's ATC command"):
             config.from_mapping(small_params(tmp_path, atc_extra_args=[arg]))
-    cfg = config.from_mapping(small_params(tmp_path, atc_extra_args=["--precision_mode=allow_fp32_to_fp16"]))
+    cfg = config.from_mapping(small_params(
+        tmp_path, atc_extra_args=["--precision_mode=allow_fp32_to_fp16"]))
     assert cfg.atc_extra_args == ("--precision_mode=allow_fp32_to_fp16",)
 
 
@@ -279,3 +280,110 @@ def test_the_readme_parameter_table_names_every_field_and_no_other():
     named = {k for ln in rows for k in re.findall(r"`(\w+)`", ln.split(" | ")[0])}
     assert named == set(config.FIELD_NAMES), (set(config.FIELD_NAMES) - named,
                                               named - set(config.FIELD_NAMES))
+
+
+# ------------------------------------------------------------------ no value is no default
+NO_VALUE = "(no value given|an empty value); give a value, or leave the key out for the default"
+
+
+@pytest.mark.parametrize("key,text,default", [
+    ("max_images", "", "0"), ("max_images", "null", "0"), ("max_images", "~", "0"),
+    ("batch_sizes", "null", "[1, 4, 8, 16, 32, 64]"), ("name", "null", "'demo'"),
+    ("name", "", "'demo'"), ("output_root", "", "'reports'"), ("run_dir", "null", "''"),
+    ("allow_label_mismatch", "", "False"), ("atc_extra_args", "~", "[]"),
+])
+def test_an_explicit_null_or_empty_override_is_refused_never_the_default(tmp_path, key, text,
+                                                                          default):
+    """-p max_images '' (null, ~) gave 0, all images; -p name null gave 'demo'."""
+    p = _file(tmp_path)
+    with pytest.raises(config.ConfigError) as e:
+        config.load(p, dict([config.parse_override(key, text)]))
+    msg = str(e.value)
+    assert re.search(f"override: {key}: {NO_VALUE} {re.escape(default)}", msg), msg
+    assert "1 problem(s)" in msg
+
+
+@pytest.mark.parametrize("line", ["max_images:", "max_images: null", "max_images: ~",
+                                  "max_images: ''", "batch_sizes:", "name: null"])
+def test_an_explicit_null_in_a_params_file_is_refused(tmp_path, line):
+    p = tmp_path / "p.yaml"
+    p.write_text(line + "\n")
+    with pytest.raises(config.ConfigError, match=f"{line.split(':')[0]}: {NO_VALUE}") as e:
+        config.load(p, check_paths=False)
+    assert str(p) in str(e.value)
+
+
+def test_papermill_none_is_refused_on_the_notebook_route():
+    for key in ("max_images", "name", "batch_sizes", "bench_min_seconds"):
+        with pytest.raises(config.ConfigError, match=f"{key}: {NO_VALUE}"):
+            config.from_namespace({key: None}, check_paths=False)
+    with pytest.raises(config.ConfigError, match=f"max_images: {NO_VALUE} 0"):
+        config.from_namespace({"max_images": ""}, check_paths=False)
+
+
+@pytest.mark.parametrize("key", ["bin_dir", "run_dir", "onnx_model", "soc_version",
+                                 "scheduler"])
+def test_an_empty_string_keeps_its_documented_meaning(tmp_path, key):
+    assert key in config.EMPTY_MEANS and config.DEFAULTS[key] == ""
+    cfg = config.load(_file(tmp_path), dict([config.parse_override(key, "")]))
+    assert getattr(cfg, key) == ""
+    with pytest.raises(config.ConfigError, match=f"{key}: {NO_VALUE} ''"):
+        config.load(_file(tmp_path), dict([config.parse_override(key, "null")]))
+    with pytest.raises(config.ConfigError, match=f"{key}: an empty value"):
+        config.load(_file(tmp_path), {key: "  "})
+
+
+# ------------------------------------------------------------------ YAML 1.2 numbers
+@pytest.mark.parametrize("key,text,needle", [
+    ("max_images", "010", "leading zero"), ("max_images", "-07", "leading zero"),
+    ("max_images", "0x10", "expected an integer"), ("max_images", "0o10", "expected an integer"),
+    ("max_images", "1:30", "expected an integer"), ("bench_min_seconds", "1:30", "expected a num"),
+    ("max_images", "1_000", "expected an integer"), ("max_images", "1.5", "expected an integer"),
+    ("max_images", "1e-1", "expected an integer"), ("allow_label_mismatch", "yes", "true or false"),
+    ("allow_label_mismatch", "on", "true or false"), ("allow_label_mismatch", "0", "true or f"),
+    ("bench_min_seconds", "0b11", "expected a number"),
+])
+def test_yaml_1_1_readings_are_refused_never_another_number(tmp_path, key, text, needle):
+    """-p max_images 010 gave 8 (octal), 0x10 16, 1:30 90 (sexagesimal), exit 0."""
+    with pytest.raises(config.ConfigError, match=f"override: {key}: .*{needle}") as e:
+        config.load(_file(tmp_path), dict([config.parse_override(key, text)]))
+    assert "1 problem(s)" in str(e.value)
+
+
+@pytest.mark.parametrize("key,text,want", [
+    ("max_images", "1.0", 1), ("max_images", "1e0", 1), ("max_images", "2E1", 20),
+    ("max_images", "'7'", 7), ("max_images", "+3", 3), ("bench_min_seconds", ".5", 0.5),
+    ("bench_min_seconds", "3", 3.0), ("bench_min_seconds", "1.", 1.0),
+    ("reference_tolerance_pct", "5e-1", 0.5), ("batch_sizes", "[1.0, 8e0, '16']", (1, 8, 16)),
+    ("allow_label_mismatch", "True", True), ("name", "010", "010"), ("name", "1e3", "1e3"),
+])
+def test_whole_numbers_in_every_spelling_and_yaml_1_2_floats(tmp_path, key, text, want):
+    cfg = config.load(_file(tmp_path), dict([config.parse_override(key, text)]))
+    assert getattr(cfg, key) == want and type(getattr(cfg, key)) is type(want)
+
+
+def test_integer_fields_read_whole_floats_on_every_route(tmp_path):
+    p = _file(tmp_path, max_images=2.0, warmup=0.0)
+    cfg = config.load(p)
+    assert (cfg.max_images, cfg.warmup) == (2, 0) and type(cfg.max_images) is int
+    assert config.from_namespace({"max_images": 3.0}, check_paths=False).max_images == 3
+    with pytest.raises(config.ConfigError, match=r"max_images: expected an integer, got 2\.5"):
+        config.from_mapping(small_params(tmp_path, max_images=2.5))
+    with pytest.raises(config.ConfigError, match="batch_sizes: every batch size must be an "
+                                                 r"integer > 0, got 1\.5"):
+        config.from_mapping(small_params(tmp_path, batch_sizes=[1.5, 8]))
+
+
+def test_params_files_read_yaml_1_2(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("max_images: 010\nallow_label_mismatch: yes\nbench_min_seconds: 1e-1\n"
+                 "name: 2024-01-01\nsoc_version: 1e3\n")
+    with pytest.raises(config.ConfigError) as e:
+        config.load(p, check_paths=False)
+    msg = str(e.value)
+    assert "3 problem(s)" in msg and "max_images: '010' has a leading zero" in msg
+    assert "soc_version: expected a string, got 1000.0 (float)" in msg     # YAML 1.2: 1e3
+    assert "allow_label_mismatch: expected true or false, got 'yes'" in msg
+    p.write_text("bench_min_seconds: 1e-1\nname: 2024-01-01\nmax_images: 10\n")
+    cfg = config.load(p, check_paths=False)
+    assert (cfg.bench_min_seconds, cfg.name, cfg.max_images) == (0.1, "2024-01-01", 10)

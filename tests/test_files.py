@@ -56,3 +56,39 @@ def test_read_json_refuses_a_file_over_its_limit_before_reading(tmp_path):
     with pytest.raises(DataError, match=r"big\.json: 109 bytes, more than such a file ever "
                                          r"holds \(50\)"):
         files.read_json(p, max_bytes=50)
+
+
+@pytest.mark.parametrize("text,want", [
+    ("10", 10), ("-3", -3), ("+0", 0), ("0", 0), ("1e-1", 0.1), ("2e0", 2.0), ("1E3", 1000.0),
+    (".5", 0.5), ("-1.5e+2", -150.0), ("1.", 1.0), (".inf", float("inf")),
+    ("-.Inf", float("-inf")), ("true", True), ("FALSE", False), ("null", None), ("~", None),
+    ("", None), ("010", "010"), ("0x10", "0x10"), ("0o10", "0o10"), ("1:30", "1:30"),
+    ("1_000", "1_000"), ("yes", "yes"), ("no", "no"), ("on", "on"), ("off", "off"),
+    ("y", "y"), ("2024-01-01", "2024-01-01"), ("'010'", "010"),
+])
+def test_load_yaml_reads_yaml_1_2_core_scalars(text, want):
+    """YAML 1.1 (PyYAML's safe_load) read 010 as 8, 0x10 as 16, 1:30 as 90, yes as true and
+    1e-1 as a string."""
+    got = files.load_yaml(f"k: {text}\n")["k"]
+    assert got == want and type(got) is type(want), (text, got)
+    assert files.load_yaml(f"- {text}\n")[0] == want
+
+
+def test_load_yaml_reads_nan_and_refuses_1_1_spellings_under_explicit_tags():
+    import math
+
+    import yaml
+    assert math.isnan(files.load_yaml("k: .nan")["k"])
+    assert files.load_yaml("k: !!int 12")["k"] == 12
+    for text in ("!!int 010", "!!int 0x10", "!!float 1:30", "!!bool yes", "!!int 1_0"):
+        with pytest.raises(yaml.YAMLError, match="YAML 1.2"):
+            files.load_yaml(f"k: {text}\n")
+
+
+def test_dump_yaml_quotes_every_string_that_reads_back_as_another_type():
+    import yaml
+    values = {"a": "1e3", "b": "1.5e3", "c": "yes", "d": "010", "e": "null", "f": "",
+              "g": 0.2, "h": 1e-05, "i": 3, "j": True, "k": None, "l": float("inf"),
+              "m": "2024-01-01", "n": ["1E3", 8]}
+    text = files.dump_yaml(values)
+    assert files.load_yaml(text) == values and yaml.safe_load(text) == values

@@ -68,7 +68,8 @@ def test_plan_is_the_product_and_validates_every_run(tmp_path):
         "backends-torch_accuracy_batch_size-1", "backends-torch_accuracy_batch_size-4"]
     assert runs[3].cfg.backends == ("torch",) and runs[3].cfg.accuracy_batch_size == 4
     assert all(r.cfg.max_images == 2 for r in runs)
-    with pytest.raises(ConfigError, match="(?s)run precision-fp64: .*precision: must be fp32 or fp16"):
+    with pytest.raises(ConfigError,
+                       match="(?s)run precision-fp64: .*precision: must be fp32 or fp16"):
         matrix.plan(p, matrix.parse_grid(["precision=fp32,fp64"]))
 
 
@@ -208,3 +209,35 @@ def test_scheduler_address_and_a_failing_run_keeps_the_matrix_going(tmp_path, ca
     assert "precision-fp16: FAILED in 03_infer.ipynb" in err
     assert "[precision-fp32] 03_infer.ipynb: done" in err              # progress per run
     assert info["compare"] and (Path(info["compare"]) / "report.html").is_file()
+
+
+@pytest.mark.parametrize("item, first, second", [
+    ("bench_min_seconds=1e-1,0.1", "bench_min_seconds-0.1", "bench_min_seconds-0.1"),
+    ("outfmt=txt,TXT", "outfmt-TXT", "outfmt-TXT"),
+    ("max_images=1e0,1", "max_images-1", "max_images-1"),
+    ("precision=fp32,fp16,fp32", "precision-fp32", "precision-fp32"),
+])
+def test_grid_points_that_validate_to_the_same_run_are_refused(tmp_path, item, first, second):
+    """Duplicates were checked on the label: 1e-1,0.1 planned two identical runs."""
+    key, _, text = item.partition("=")
+    given = matrix.split_values(text)
+    with pytest.raises(ConfigError, match="the same run twice") as e:
+        matrix.plan(params_file(tmp_path), matrix.parse_grid([item]))
+    msg = str(e.value)
+    dup = [v for v in given if given.count(v) > 1] or given[:2]
+    assert f"{key}={dup[0]}" in msg and f"{key}={dup[-1] if len(dup) > 1 else given[1]}" in msg
+
+
+def test_a_null_grid_value_is_refused_not_the_default(tmp_path):
+    """--grid max_images=null planned demo-max_images-None, which used every image."""
+    with pytest.raises(ConfigError, match="(?s)run max_images-None: .*max_images: no value "
+                                          "given; give a value, or leave the key out"):
+        matrix.plan(params_file(tmp_path), matrix.parse_grid(["max_images=null,2"]))
+
+
+def test_labels_name_the_validated_values(tmp_path):
+    runs = matrix.plan(params_file(tmp_path), matrix.parse_grid(["max_images=2e0,3",
+                                                                 "outfmt=npy"]))
+    assert [r.label for r in runs] == ["max_images-2_outfmt-NPY", "max_images-3_outfmt-NPY"]
+    assert [r.values for r in runs] == [{"max_images": 2.0, "outfmt": "npy"},
+                                        {"max_images": 3, "outfmt": "npy"}]

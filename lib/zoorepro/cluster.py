@@ -23,6 +23,7 @@ from .host import physical_cores
 INSTALL = 'pip install "dask[distributed]"'
 CONNECT_TIMEOUT_S = 20      # reaching a scheduler
 WORKER_TIMEOUT_S = 60       # a scheduler with no worker yet
+CLOSE_TIMEOUT_S = 20        # closing a client or a LocalCluster
 
 
 def require(what: str):
@@ -105,7 +106,9 @@ def connect(scheduler: str = "", n_workers: int = 0, what: str = "this",
     distributed = require(what)
     local = None
     if scheduler:
-        check_scheduler(scheduler)     # its syntax, and something answers there, in seconds
+        # its syntax, and a Dask scheduler answers there (handshake, identity), in seconds:
+        # Client's own handshake has no time limit (a non-Dask listener held it for ever)
+        check_scheduler(scheduler)
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
@@ -115,7 +118,7 @@ def connect(scheduler: str = "", n_workers: int = 0, what: str = "this",
         try:
             client.wait_for_workers(1, timeout=WORKER_TIMEOUT_S)
         except (OSError, TimeoutError):
-            client.close()
+            client.close(timeout=CLOSE_TIMEOUT_S)
             raise ConfigError(f"scheduler {scheduler}: no worker joined within "
                               f"{WORKER_TIMEOUT_S} s; start one with 'dask worker "
                               f"{scheduler}'") from None
@@ -132,9 +135,9 @@ def connect(scheduler: str = "", n_workers: int = 0, what: str = "this",
         cl.refresh()
         yield cl
     finally:
-        client.close()
+        client.close(timeout=CLOSE_TIMEOUT_S)
         if local is not None:
-            local.close()
+            local.close(timeout=CLOSE_TIMEOUT_S)
 
 
 def dask_settings():

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 from .addresses import scheduler_problem
-from .configspec import HELP, MAXIMA, coerce
+from .configspec import EMPTY_MEANS, HELP, MAXIMA, coerce  # noqa: F401 (EMPTY_MEANS)
 from .configspec import show as _show
 from .errors import ConfigError  # noqa: F401  (raised here; defined in errors)
 from .files import load_yaml
@@ -206,12 +206,14 @@ def read_yaml(text: str, source: str = "params") -> Any:
 
 
 def parse_override(key: str, text: str) -> tuple[str, Any]:
-    """``-p KEY VALUE``: VALUE is read as YAML (``-p batch_sizes [1,8]``, ``-p max_images 10``)."""
+    """``-p KEY VALUE``: VALUE is read as YAML 1.2 (``-p batch_sizes [1,8]``, ``-p max_images
+    10``); a string key keeps VALUE verbatim, ``''`` too, except YAML's null (``null``, ``~``),
+    which stays None: every route refuses a null as no value, never the default."""
     try:
         value = read_yaml(text)
     except ConfigError:
         value = text
-    if DEFAULTS.get(key) is not None and isinstance(DEFAULTS[key], str) and value is not None:
+    if isinstance(DEFAULTS.get(key), str) and (value is not None or text == ""):
         value = text  # keep path-like strings verbatim
     return key, value
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
+
+from .files import yaml_number
 
 # Upper bounds (a value past these never finishes or cannot fit in memory); list lengths; bytes
 MAXIMA = {"batch_sizes": 4096, "accuracy_batch_size": 4096, "bench_iterations": 1_000_000,
@@ -19,8 +20,10 @@ MAXIMA = {"batch_sizes": 4096, "accuracy_batch_size": 4096, "bench_iterations": 
           "reference_tolerance_pct": 5.0,
           "list": 64, "file": 1 << 20, "shards": 65536}
 INT_LISTS = ("batch_sizes",)      # list fields whose entries are integers
-# a decimal number as text; PyYAML (YAML 1.1) reads 1e-1, 2e0 and 1E3 as strings
-NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# string keys whose '' is a documented meaning (HELP): every other key refuses an empty value
+EMPTY_MEANS = ("bin_dir", "run_dir", "onnx_model", "soc_version", "scheduler")
+LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")     # 010: 8 in YAML 1.1, 10 in YAML 1.2
+WHOLE_MAX = 10 ** 18       # past this a float's "whole value" is no count anyone meant
 
 
 def show(value) -> str:
@@ -29,26 +32,31 @@ def show(value) -> str:
 
 
 def number(key: str, value: Any, integer: bool, problems: list):
-    """``value`` as an int (``integer``) or a float: numbers as they are, and numeric text
-    such as ``1e-1``, ``2e0``, ``1E3`` (an integer field takes only whole values); else None
-    and one line in ``problems``."""
+    """``value`` as an int (``integer``) or a float, the one place a number is read: numbers
+    as they are and numeric text as YAML 1.2 reads it (``1e-1``, ``.5``); an integer field
+    takes every spelling of a whole number (``2``, ``2.0``, ``2e0``) and refuses ``2.5``.
+    Anything else is None and one line in ``problems``."""
     want = "an integer" if integer else "a number"
-    if isinstance(value, str) and NUMBER_RE.fullmatch(value.strip()):
+    got = value
+    if isinstance(value, str):
         text = value.strip()
-        if not integer:
-            return float(text)
-        d = Decimal(text)
-        if d == d.to_integral_value() and d.adjusted() <= 18:
-            return int(d)
-        if d == d.to_integral_value():
-            problems.append(f"{key}: {show(value)} is far too large")
+        if LEADING_ZERO.fullmatch(text):
+            problems.append(f"{key}: {show(value)} has a leading zero (YAML 1.1 read it as "
+                            f"octal, YAML 1.2 as decimal); write it without the zero, e.g. "
+                            f"{int(text)}")
             return None
-    elif not isinstance(value, bool) and (isinstance(value, int) if integer
-                                          else isinstance(value, (int, float))):
-        if integer:
-            return value
+        value = yaml_number(text)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problems.append(f"{key}: expected {want}, got {show(got)} ({type(got).__name__})")
+        return None
+    if not integer:
         return float("inf") if abs(value) > 1e300 else float(value)   # NaN stays NaN
-    problems.append(f"{key}: expected {want}, got {show(value)} ({type(value).__name__})")
+    if isinstance(value, int):
+        return value
+    if value.is_integer() and abs(value) < WHOLE_MAX:
+        return int(value)
+    problems.append(f"{key}: " + (f"{show(got)} is far too large" if value.is_integer() else
+                                  f"expected {want}, got {show(got)} (not a whole number)"))
     return None
 
 
@@ -71,7 +79,9 @@ def coerce(raw: Mapping[str, Any], defaults: Mapping[str, Any], path_keys, base_
     for key, value in raw.items():
         if key not in defaults:
             continue
-        value = _one(key, defaults[key] if value is None else value, defaults[key], found)
+        if _no_value(key, value, defaults[key], found):
+            continue
+        value = _one(key, value, defaults[key], found)
         if value is not _BAD:
             out[key] = value
     for key in path_keys:
@@ -85,6 +95,22 @@ def coerce(raw: Mapping[str, Any], defaults: Mapping[str, Any], path_keys, base_
 _BAD = object()
 
 
+def _no_value(key: str, value: Any, default: Any, problems: list) -> bool:
+    """A null or blank value given for ``key`` is a problem line, never its default ('' where
+    :data:`EMPTY_MEANS` documents it is a value)."""
+    if isinstance(value, str) and value == "" and key in EMPTY_MEANS:
+        return False
+    shown = show(list(default) if isinstance(default, tuple) else default)
+    if value is None:
+        what = "no value given"
+    elif isinstance(value, str) and not value.strip():
+        what = "an empty value" + (f" ({show(value)})" if value else "")
+    else:
+        return False
+    problems.append(f"{key}: {what}; give a value, or leave the key out for the default {shown}")
+    return True
+
+
 def _one(key: str, value: Any, default: Any, problems: list) -> Any:
     if isinstance(default, tuple):
         if key == "atc_extra_args" and isinstance(value, str):
@@ -96,9 +122,10 @@ def _one(key: str, value: Any, default: Any, problems: list) -> Any:
             problems.append(f"{key}: expected a list (at most {MAXIMA['list']} entries), "
                             f"got {show(value)}")
             return _BAD
-        if key in INT_LISTS:     # numeric text as numbers; anything else is judged later
-            value = [number(key, v, True, []) if isinstance(v, str)
-                     and NUMBER_RE.fullmatch(v.strip()) else v for v in value]
+        if key in INT_LISTS:     # whole numbers as ints; anything else is judged later
+            read = [number(key, v, True, []) if isinstance(v, (str, float)) else v
+                    for v in value]
+            value = [v if r is None else r for v, r in zip(value, read)]
         return tuple(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import itertools
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +107,87 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         return atomic_write_bytes(dst, fh.read())
 
 
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` refusing aliases: ``*name`` can make a few lines of outside input
-    stand for gigabytes (the "billion laughs"); raises ``yaml.YAMLError``."""
+# YAML 1.2 core-schema scalars (what load_yaml resolves; PyYAML's safe_load is YAML 1.1, which
+# read 010 as 8, 0x10 as 16, 1:30 as 90, yes/on as true and 1e-1 as a string).  Integers are
+# decimal without a leading zero (010: 8 in YAML 1.1, 10 in 1.2, so it stays text and a
+# number field refuses it); 0o/0x stay text too (no params value is written in octal/hex).
+YAML_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?"
+                        r"|[-+]?[0-9]+[eE][-+]?[0-9]+")
+YAML_SPECIAL = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+YAML_BOOL = {"true": True, "True": True, "TRUE": True,
+             "false": False, "False": False, "FALSE": False}
+YAML_NULL = re.compile(r"~|null|Null|NULL|")
+
+
+def yaml_number(text: str) -> int | float | None:
+    """``text`` as YAML 1.2 reads a number (``10``, ``1e-1``, ``.5``, ``.inf``), else None."""
+    if YAML_INT.fullmatch(text):
+        return int(text)
+    if YAML_FLOAT.fullmatch(text):
+        return float(text)
+    if YAML_SPECIAL.fullmatch(text):
+        return float(text.replace(".", "").lower())
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml12():
+    """(Loader, Dumper): the loader resolves only YAML 1.2 core scalars and refuses aliases;
+    the dumper quotes every string that either YAML 1.1 or this loader reads as no string."""
     import yaml
 
-    class NoAliasLoader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):
+        yaml_implicit_resolvers: dict = {}
+
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
                 raise yaml.composer.ComposerError(None, None, "params take no YAML alias "
                                                   "(*name): write the value out",
                                                   self.peek_event().start_mark)
             return super().compose_node(parent, index)
-    return yaml.load(text, Loader=NoAliasLoader)
+
+    class Dumper(yaml.SafeDumper):
+        pass
+    pattern = {"int": YAML_INT.pattern, "float": f"{YAML_FLOAT.pattern}|{YAML_SPECIAL.pattern}",
+               "bool": "|".join(YAML_BOOL), "null": YAML_NULL.pattern}
+    for tag, first in (("null", "~nN"), ("bool", "tTfF"), ("int", "-+0123456789"),
+                       ("float", "-+0123456789.")):
+        regexp = re.compile(f"(?:{pattern[tag]})$")
+        for cls in (Loader, Dumper):
+            cls.add_implicit_resolver(f"tag:yaml.org,2002:{tag}", regexp,
+                                      list(first) + ([""] if tag == "null" else []))
+
+    def strict(tag, read):
+        def construct(loader, node):
+            text = loader.construct_scalar(node)
+            value = read(text)
+            if value is None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{text!r} is no YAML 1.2 {tag} (1.2 core schema: decimal "
+                    f"integers, 1.5 / 1e-1 / .inf floats, true/false)", node.start_mark)
+            return value
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", construct)
+    strict("int", lambda t: int(t) if YAML_INT.fullmatch(t) else None)
+    strict("float", yaml_number)
+    strict("bool", YAML_BOOL.get)
+    return Loader, Dumper
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as data, safe tags only, read as YAML 1.2's core schema (:data:`YAML_INT`,
+    :data:`YAML_FLOAT`, true/false, null; anything else is a string) and refusing aliases:
+    ``*name`` can make a few lines of outside input stand for gigabytes (the "billion
+    laughs"); raises ``yaml.YAMLError``."""
+    import yaml
+    return yaml.load(text, Loader=_yaml12()[0])
+
+
+def dump_yaml(data: Any) -> str:
+    """``yaml.safe_dump`` (keys in order) whose strings read back as strings with
+    :func:`load_yaml` and with ``yaml.safe_load`` (``'1e3'``, ``'yes'`` quoted)."""
+    import yaml
+    return yaml.dump(data, Dumper=_yaml12()[1], sort_keys=False)
 
 
 def read_json(path: str | os.PathLike, max_bytes: int | None = None) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 import sys
 import time
@@ -83,6 +84,11 @@ def split_values(text: str) -> list[str]:
     return [v.strip() for v in out]
 
 
+class GridValues(list):
+    """One key's values as read (a list), and ``texts``: each as it was given (``1e-1``)."""
+    texts: list
+
+
 def parse_grid(items) -> list[tuple[str, list]]:
     """``KEY=VALUE[,VALUE...]`` items -> [(key, [values])], each VALUE read as YAML as
     ``-p`` reads it; every problem reported at once."""
@@ -99,8 +105,9 @@ def parse_grid(items) -> list[tuple[str, list]]:
         elif key in [k for k, _ in grid]:
             problems.append(f"--grid {key}: given twice; list all its values in one --grid")
         else:
-            values = [config.parse_override(key, v)[1] for v in split_values(text)]
-            if "" in split_values(text):
+            values = GridValues(config.parse_override(key, v)[1] for v in split_values(text))
+            values.texts = split_values(text)
+            if "" in values.texts:
                 problems.append(f"--grid {item!r}: an empty value")
             grid.append((key, values))
     if problems:
@@ -154,20 +161,28 @@ def _names_problems(out: list[Planned]) -> list[str]:
 
 def plan(params, grid: list, overrides: dict | None = None) -> list[Planned]:
     """Every run of the grid (the product of its values, in order), each config loaded and
-    validated before any run starts: a bad value is one ConfigError naming the run."""
-    out, problems, seen = [], [], set()
+    validated before any run starts: a bad value is one ConfigError naming the run, and two
+    grid points that validate to the same parameters (``1e-1`` and ``0.1``, ``txt`` and
+    ``TXT``) are one naming both.  Labels show the validated values (``max_images-1``)."""
+    out, problems, seen = [], [], {}
     keys = [k for k, _ in grid]
-    for combo in itertools.product(*[v for _, v in grid]):
-        values = dict(zip(keys, combo))
+    texts = [getattr(v, "texts", None) or [str(x) for x in v] for _, v in grid]
+    for idx in itertools.product(*[range(len(v)) for _, v in grid]):
+        values = {k: grid[i][1][j] for i, (k, j) in enumerate(zip(keys, idx))}
+        given = ", ".join(f"{k}={texts[i][j]}" for i, (k, j) in enumerate(zip(keys, idx)))
         try:
             cfg = config.load(params, {**(overrides or {}), **values})
         except ConfigError as exc:
             problems.append(f"run {label(values)}: {exc}")
             continue
-        part = label(values)
-        if part in seen:
-            problems.append(f"run {part}: the same values twice in the grid")
-        seen.add(part)
+        part = label({k: v if k in config.PATH_KEYS else getattr(cfg, k)
+                      for k, v in values.items()})
+        same = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+        if same in seen:
+            problems.append(f"run {part}: the same run twice in the grid ({seen[same]} and "
+                            f"{given} read as the same parameters); list each value once")
+            continue
+        seen[same] = given
         out.append(Planned(part, values, cfg, run_name(cfg.name, part)))
     problems += _names_problems(out) if not problems else []
     if problems:
