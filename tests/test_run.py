@@ -215,3 +215,12 @@ def test_open_refuses_a_records_that_is_not_a_real_folder(tmp_path, what, match)
     with pytest.raises(DataError, match=rf"{rec}: {match}"):
         Run.create(cfg)
     assert sorted(p.name for p in root.iterdir()) == before
+
+
+def test_a_run_named_like_a_number_reads_back_as_its_name(tmp_path):
+    """params.yaml is written so that YAML 1.2 reads every string back as a string."""
+    from zoorepro import config
+    from zoorepro.run import Run
+    from conftest import small_params
+    run = Run.create(config.from_mapping(small_params(tmp_path, name="1e3")))
+    assert Run.open(run.root).config.name == "1e3"

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import yaml
 
 from . import data, evaluate, provenance, records
 from . import ingestchecks as checks
@@ -35,7 +34,7 @@ from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME, P
 from .bench import bench_record
 from .atc import npu_device_name, parse_cann_version
 from .errors import IngestError
-from .files import atomic_copy, atomic_write_json, atomic_write_text, links_outside
+from .files import atomic_copy, atomic_write_json, atomic_write_text, dump_yaml, links_outside
 from .ingestchecks import (MANIFEST_TYPES, MAX_TEXT_BYTES, TOOL_VERSIONS,  # noqa: F401
                            parse_pip_show, read_manifest, tool_versions)
 from .run import Run
@@ -355,10 +354,10 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         warnings=read_warnings + notes, source="ingested from an NPU host")}))
     run.write(records.BenchRecord(definition=AIS_BENCH_DEFINITION, records=sweep_records))
 
-    atomic_write_text(run.root / "params.yaml", yaml.safe_dump({
+    atomic_write_text(run.root / "params.yaml", dump_yaml({
         "source": "zoorepro ingest", "result_dir": str(result_dir), "labels": str(labels_path),
         "summaries": sweep_paths, "device": device, "reference_tolerance_pct":
         (man.get("params") or {}).get("reference_tolerance_pct", 1.0),
         "kit_params": man.get("params"),
-    }, sort_keys=False))
+    }))
     return run

@@ -23,7 +23,7 @@ import yaml
 from . import provenance, records
 from .config import MAXIMA, RunConfig, from_mapping
 from .errors import ConfigError, DataError, RecordError
-from .files import atomic_write_json, atomic_write_text, load_yaml, read_json
+from .files import atomic_write_json, atomic_write_text, dump_yaml, load_yaml, read_json
 from .recordcheck import RECORD_MAX_BYTES, show
 
 ORIGINS = ("run", "ingested", "compared")
@@ -110,7 +110,7 @@ class Run:
         run.records_dir.mkdir(exist_ok=True)
         if not (root / "params.yaml").exists():     # the parameters, not where they ran
             params = {k: v for k, v in cfg.to_dict().items() if k != "run_dir"}
-            atomic_write_text(root / "params.yaml", yaml.safe_dump(params, sort_keys=False))
+            atomic_write_text(root / "params.yaml", dump_yaml(params))
         if not run.has(records.EnvironmentRecord):
             run.write(records.EnvironmentRecord(**provenance.environment()))
         return run
