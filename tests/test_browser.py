@@ -4,6 +4,10 @@ Checks every page: at least one image, every <img> rendered (naturalWidth > 0), 
 request other than file: / data: URLs (from the DevTools performance log), no SEVERE console
 message.  Screenshots (desktop, full page, and phone width) go to <repo>/test-artifacts/.
 Two negative self-checks prove the checker fails on a broken image and on a network request.
+Table cells: no cell that is one number wraps, and no cell breaks a word (a line break
+between two letters, not at a space or after a hyphen or slash), at desktop and at phone
+width (:func:`broken_cells`); a self-check proves it fails on the old ``overflow-wrap:
+anywhere`` in narrow cells.
 """
 from __future__ import annotations
 
@@ -141,6 +145,62 @@ def assert_clean(result: dict) -> None:
             assert result[key].is_file() and result[key].stat().st_size > 10_000, result[key]
 
 
+# one number per cell, as the report writes them (1,215.788  12.3*  2.60e-3×  85.00 %  8)
+NUMBER_JS = r"/^[-+]?(\d[\d,]*(\.\d+)?|\.\d+)(e[-+]?\d+)?( ?(%|×|\*))?$/"
+BROKEN_CELLS_JS = """
+const number = %s;
+const out = [];
+for (const td of document.querySelectorAll('table.zr-table td')) {
+  const text = td.textContent.trim();
+  if (!text || td.classList.contains('zr-long')) continue;   // hashes, paths: may wrap
+  // every line break between two visible characters: allowed only at a space or after a
+  // hyphen or slash; in a cell that is one number, none at all
+  let prev = null, prevTop = null, gap = false, lines = 1, bad = false;
+  const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; i++) {
+      const ch = node.data[i];
+      if (/\\s/.test(ch)) { gap = true; continue; }
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const rect = range.getClientRects()[0];
+      if (!rect) continue;
+      const top = Math.round(rect.top);
+      if (prevTop !== null && top > prevTop + 2) {
+        lines += 1;
+        if (!(gap || '-/'.includes(prev))) bad = true;
+      }
+      prev = ch; prevTop = top; gap = false;
+    }
+  }
+  if (bad || (number.test(text) && lines > 1)) out.push([text, lines]);
+}
+return out;
+""" % NUMBER_JS
+
+
+def broken_cells(drv) -> list:
+    """[text, lines] of every table cell that wraps inside a number or a word."""
+    return drv.execute_script(BROKEN_CELLS_JS)
+
+
+def broken_cells_at_widths(drv, html_path: Path) -> dict:
+    """:func:`broken_cells` of ``html_path`` at desktop and at phone width."""
+    drv.get(Path(html_path).resolve().as_uri())
+    _wait(drv, "return document.readyState === 'complete'")
+    out = {"desktop": broken_cells(drv)}
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True})
+    try:
+        time.sleep(0.2)
+        out["phone"] = broken_cells(drv)
+    finally:
+        drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    out["cells"] = drv.execute_script("return document.querySelectorAll('td.zr-num').length")
+    return out
+
+
 # ------------------------------------------------------------ pages under test
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory):
@@ -181,7 +241,25 @@ def test_compare_report_renders_offline_without_errors(driver, compare_report):
     assert "Parity of predictions" in text and "100.00 %" in text
 
 
+@pytest.mark.parametrize("page", ["report", "compare"])
+def test_no_cell_wraps_inside_a_number_or_a_word(driver, report_run, compare_report, page):
+    path = report_run / "report.html" if page == "report" else compare_report
+    got = broken_cells_at_widths(driver, path)
+    assert got["cells"] > 20                           # the numeric cells are there
+    assert got["desktop"] == [] and got["phone"] == [], got
+
+
 # ------------------------------------------------------------ the checker can fail
+def test_checker_detects_a_number_broken_in_a_cell(driver, report_run, tmp_path):
+    """The stylesheet as it was (overflow-wrap: anywhere) in narrow cells breaks numbers."""
+    html = (report_run / "report.html").read_text(encoding="utf-8")
+    bad = tmp_path / "anywhere.html"
+    bad.write_text(html.replace("</style>", ".zr-table td { overflow-wrap: anywhere !important; "
+                                "white-space: normal !important; width: 1ch; max-width: 1ch; }"
+                                "</style>", 1), encoding="utf-8")
+    got = broken_cells_at_widths(driver, bad)
+    assert any(lines > 1 for _, lines in got["desktop"]), got
+
 def test_checker_detects_a_broken_image(driver, compare_report, tmp_path):
     """On a copy of the compare report (it always embeds its plot), one <img> src broken."""
     html = compare_report.read_text(encoding="utf-8")
