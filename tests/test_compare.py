@@ -251,3 +251,22 @@ def test_a_huge_predictions_file_is_refused_before_it_is_read(runs, tmp_path, mo
     monkeypatch.setattr(evaluate, "PREDICTIONS_MAX_BYTES", 10)
     preds, why = compare._read_predictions(copy, "onnxruntime")
     assert preds is None and "bytes, more than such a file ever holds (10)" in why
+
+
+def test_a_busy_point_of_any_run_is_said_with_its_run(tmp_path):
+    from zoorepro import report
+    bench = {"backend": "onnxruntime", "device": "cpu: X", "precision": "fp32", "batch_size": 4,
+             "throughput": 9.0, "valid": True, "validity": "ok", "iterations": 200,
+             "seconds": 1.0, **{k: 1.0 for k in ("mean_ms", "median_ms", "p90_ms", "p99_ms")}}
+    busy = dict(bench, busy=True, others_cpu_share=0.5, host_cores=4, load_before=5.0,
+                load_after=6.0)
+    entries = [compare.Entry("quiet", report.RunData(tmp_path, {"bench": {
+                   "definition": "d", "records": [bench]}})),
+               compare.Entry("loaded", report.RunData(tmp_path, {"bench": {
+                   "definition": "d", "records": [busy]}}))]
+    html = compare.render(entries)
+    assert "<b>Busy host</b>: 1 of 2 sweep point(s)" in html
+    assert "loaded: onnxruntime batch 4 (others 50 % of 4 cores; load 5.0 → 6.0)" in html
+    assert "quiet: onnxruntime" not in html and "too few for that percentile" not in html
+    quiet = compare.render([entries[0], compare.Entry("q2", entries[0].data)])
+    assert "Busy host" not in quiet

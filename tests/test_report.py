@@ -156,12 +156,15 @@ def test_busy_host_is_said_in_the_row_and_a_banner(tmp_path):
     assert report.throughput_rows(quiet)[0][-1] == "valid"
     busy = _bench_data(tmp_path, busy=True, others_cpu_share=0.43, host_cores=8,
                        load_before=11.24, load_after=10.8, batch_size=8)
-    cell = report.throughput_rows(busy)[0][-1]
-    assert cell == ("valid; busy host: other processes took 43 % of 8 cores; load average 11.2 "
-                    "before, 10.8 after, on 8 cores")
+    assert report.throughput_rows(busy)[0][-1] == "valid; busy host"
     html = report.throughput_table(busy)
     assert "<b>Busy host</b>: 1 of 1 sweep point(s) were timed while other processes took " \
            "more than 25 % of the cores" in html
+    assert "onnxruntime batch 8 (others 43 % of 8 cores; load 11.2 → 10.8)." in html
+    only_load = _bench_data(tmp_path, busy=True, host_cores=8, load_before=11.0, load_after=9.0,
+                            valid=False, validity="p90/median 3.00 > 1.5")
+    assert report.throughput_rows(only_load)[0][-1] == "INVALID: p90/median 3.00 > 1.5; busy host"
+    assert "onnxruntime batch 1 (load 11.0 → 9.0 on 8 cores)" in report.throughput_table(only_load)
     assert report.recipe_ratio_rows(busy)[0][5] == "100.0 (busy host)"
 
 
@@ -178,6 +181,11 @@ def test_figure_batch_axis_shows_numbers():
     assert [t.get_text() for t in ax.get_xticklabels(minor=True)] in ([], [""] * len(
         ax.get_xticklabels(minor=True)))
     assert ax.get_xscale() == "log"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "measured on a busy host" not in legend and "timing not valid" not in " ".join(legend)
+    fig = report.plot_throughput({"s": [dict(rec, busy=True), dict(rec, valid=False)]}, "t")
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert {"measured on a busy host", "timing not valid (spread too large)"} <= set(legend)
 
 
 def test_one_colour_per_series_in_every_figure(tmp_path):

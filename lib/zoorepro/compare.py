@@ -173,17 +173,18 @@ def throughput_figure(entries: list[Entry]):
 def throughput_data(entries: list[Entry]) -> dict:
     """The plot (the page's one piece of trusted HTML), the bench rows, their notes (busy
     host, percentiles from few iterations) and the definitions."""
-    rows, defs, recs = [], [], []
+    rows, defs, recs, runs = [], [], [], []
     for e in entries:
         bench = e.data.get("bench") or {}
         if bench.get("definition"):
             defs.append([e.label, bench["definition"]])
         rows.extend([e.label] + r for r in report.throughput_rows(e.data))
         recs.extend(bench.get("records", []))
+        runs.extend([e.label] * len(bench.get("records", [])))
     plot = report.figure_html(throughput_figure(entries),
                               "Throughput by batch size of every run, with the recipe's published series")
     return {"plot": plot, "headers": ["run"] + report.THROUGHPUT_HEADERS, "rows": rows,
-            "definitions": defs, "notes": report.throughput_notes(recs)}
+            "definitions": defs, "notes": report.throughput_notes(recs, runs)}
 
 
 def parity_pairs(entries: list[Entry]) -> list[dict]:

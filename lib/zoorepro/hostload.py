@@ -125,16 +125,17 @@ class Window:
         return fields(self.before, self.after)
 
 
-def busy_note(rec: dict) -> str:
-    """What a busy record's validity cell adds ("" when not busy)."""
+def busy_detail(rec: dict) -> str:
+    """What made a busy record busy ("" when not busy): ``others 43 % of 8 cores; load
+    11.2 → 10.8``."""
     if not rec.get("busy"):
         return ""
     parts = []
     if rec.get("others_cpu_share") is not None:
-        parts.append(f"other processes took {100 * rec['others_cpu_share']:.0f} % of "
+        parts.append(f"others {100 * rec['others_cpu_share']:.0f} % of "
                      f"{rec.get('host_cores')} cores")
     one = lambda v: "?" if v is None else f"{v:.1f}"   # noqa: E731
     if rec.get("load_before") is not None or rec.get("load_after") is not None:
-        parts.append(f"load average {one(rec.get('load_before'))} before, "
-                     f"{one(rec.get('load_after'))} after, on {rec.get('host_cores')} cores")
-    return "busy host: " + "; ".join(parts)
+        parts.append(f"load {one(rec.get('load_before'))} → {one(rec.get('load_after'))}"
+                     + ("" if parts else f" on {rec.get('host_cores')} cores"))
+    return "; ".join(parts)

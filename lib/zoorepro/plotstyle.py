@@ -3,8 +3,9 @@ the notebooks (``tables.throughput_figure``) all draw them with :func:`plot_thro
 
 * One colour per series everywhere (:data:`SERIES_COLOURS`, :func:`colour_of`): the recipe's
   published 310P3 / 310B1 series always have their own colours; any other series is keyed by
-  what produced it (:func:`series_key`: backend, precision, device), so it has the same
-  colour in the report, its notebook and a comparison.  Within one figure two series never
+  what produced it (:func:`series_key`: backend, precision, device; onnxruntime blue, torch
+  orange, ais_bench green first), so it has the same colour in the report, its notebook and
+  a comparison.  Within one figure two series never
   share a colour (:func:`colours_for` moves a later one to the next free colour).
 * Batch sizes as numbers on a log2 axis (:func:`batch_axis`): 1, 2, 4, ... 64, never 2^k.
 
@@ -19,9 +20,11 @@ from . import references as ref
 # the recipe's published series (references.THROUGHPUT's names): fixed, never in PALETTE
 SERIES_COLOURS = {"recipe Ascend310P3": "#7b3294", "recipe Ascend310B1": "#a6611a"}
 INVALID_COLOUR = "#d62728"      # the cross on a point whose timing is not to be trusted
-# every other series: a slot picked from its key (stable across processes and machines)
+# every other series: a colour picked from its key (stable across processes and machines),
+# a known backend's first
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#17becf", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#393b79", "#637939", "#8c6d31", "#843c39", "#3182bd")
+           "#393b79", "#e7ba52")
+BACKEND_SLOTS = {"onnxruntime": 0, "torch": 1, "ais_bench": 2}
 
 
 def series_key(rec: dict) -> str:
@@ -30,6 +33,9 @@ def series_key(rec: dict) -> str:
 
 
 def _slot(key: str) -> int:
+    backend = key.split(" ", 1)[0]
+    if backend in BACKEND_SLOTS:
+        return BACKEND_SLOTS[backend]
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % len(PALETTE)
 
 
@@ -129,6 +135,13 @@ def plot_throughput(groups: dict, title: str):
         drawn += bss
         ax.plot(bss, [series[b] for b in bss], "--", alpha=0.6, color=colours[label],
                 label=f"{label} (published)")
+    every = [r for _, recs in groups.values() for r in recs if r.get("throughput")]
+    if any(not r.get("valid") for r in every):     # what the marks mean, in the legend
+        ax.plot([], [], "x", color=INVALID_COLOUR, markersize=10,
+                label="timing not valid (spread too large)")
+    if any(r.get("busy") for r in every):
+        ax.plot([], [], "o", color="#444444", markerfacecolor="none", markersize=13,
+                label="measured on a busy host")
     batch_axis(ax, drawn)
     ax.set_yscale("log")
     ax.set_ylabel("images / s (inference call)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .hostload import BUSY_SHARE, busy_note
+from .hostload import BUSY_SHARE, busy_detail
 from .report_core import RunData, fmt
 
 # A percentile q is marked when fewer than this many timings lie beyond it: p99 from fewer
@@ -41,10 +41,12 @@ def percentile_cell(value, q: float, iterations) -> str:
     return cell + FEW_MARK if value is not None and few_for(q, iterations) else cell
 
 
+BUSY_MARK = "busy host"      # in the validity cell; what made it busy is in the banner
+
+
 def validity_text(r: dict) -> str:
     text = "valid" if r.get("valid") else f"INVALID: {r.get('validity')}"
-    note = busy_note(r)
-    return f"{text}; {note}" if note else text
+    return f"{text}; {BUSY_MARK}" if r.get("busy") else text
 
 
 def bench_records(data: RunData) -> list:
@@ -65,10 +67,11 @@ def throughput_rows(data: RunData) -> list:
     return rows
 
 
-def throughput_notes(recs: list) -> dict:
+def throughput_notes(recs: list, runs: list | None = None) -> dict:
     """What the footnote and the banner under a throughput table say, as data:
     ``few``: the marked percentiles (``{"p90": 10, "p99": 100, "counts": "2, 3"}``) or None;
-    ``busy``: ``{"points": n, "of": m, "share_pct": 25}`` or None."""
+    ``busy``: ``{"points": n, "of": m, "share_pct": 25, "details": [...]}`` or None, one
+    detail per busy point (``runs``: each record's run label, on the compare page)."""
     counts = sorted({r.get("iterations") for r in recs
                      if r.get("p99_ms") is not None and few_for(99, r.get("iterations"))
                      or r.get("p90_ms") is not None and few_for(90, r.get("iterations"))})
@@ -76,7 +79,9 @@ def throughput_notes(recs: list) -> dict:
     if counts:
         few = {f"p{q}": min_iterations(q) for q in MARKED_PERCENTILES}
         few["counts"] = ", ".join(map(str, counts))
-    busy = [r for r in recs if r.get("busy")]
+    details = [f"{run + ': ' if run else ''}{r.get('backend')} batch {r.get('batch_size')} "
+               f"({busy_detail(r)})" for r, run in zip(recs, runs or [None] * len(recs))
+               if r.get("busy")]
     return {"few": few, "mark": FEW_MARK,
-            "busy": {"points": len(busy), "of": len(recs), "share_pct": round(100 * BUSY_SHARE)}
-            if busy else None}
+            "busy": {"points": len(details), "of": len(recs), "details": details,
+                     "share_pct": round(100 * BUSY_SHARE)} if details else None}
