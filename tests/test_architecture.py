@@ -21,7 +21,7 @@ LAYERS = {
         "aisclues", "hostload", "plotstyle"},
     2: {"records", "recordcheck", "recordcsv", "run", "runlock"},
     3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
-        "report_bench", "runner", "cluster", "shards", "matrix", "ingestchecks",
+        "report_bench", "runner", "cluster", "shards", "matrix", "ingestchecks", "lab",
         "ingesthost"},
     4: {"cli", "__main__", ""},
 }

