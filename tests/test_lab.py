@@ -401,15 +401,10 @@ class SlowReplica:
         return np.zeros((len(x), 1000), np.float32)
 
 
-@pytest.mark.xfail(strict=True, reason="bench._infer_files reads done[0] twice around "
-                   "bar.update: a batch finished meanwhile is never counted (the bar closes "
-                   "red at 99/100); the fix is bench.py's, in this test's docstring")
 def test_the_accuracy_bar_of_several_streams_reaches_its_total(tmp_path):
-    """The red bar at 99/100 after Run All in 03 (infer_streams 2): every image counted.
-
-    The fix, in bench._infer_files (the loop that updates the bar from the calling thread):
-    read the count once, ``now = done[0]; if bar is not None and now > shown:
-    bar.update(now - shown); shown = now`` (after the loop the count no longer moves)."""
+    """The red bar at 99/100 after Run All in 03 (infer_streams 2): every image counted
+    (bench._infer_files reads the count once per update; it read it twice, and a batch a
+    stream finished while the bar drew was never counted)."""
     import numpy as np
     from zoorepro import bench
     from zoorepro.preprocess import BIN_BYTES

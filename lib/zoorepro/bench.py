@@ -102,9 +102,10 @@ def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out
             try:
                 shown = 0   # the progress bar is updated from this thread only (notebook widgets)
                 while wait(futures, timeout=0.25).not_done:
-                    if bar is not None and done[0] > shown:
-                        bar.update(done[0] - shown)
-                        shown = done[0]
+                    now = done[0]   # read once: a stream may finish a batch while the bar draws
+                    if bar is not None and now > shown:
+                        bar.update(now - shown)
+                        shown = now
                 if bar is not None and done[0] > shown:
                     bar.update(done[0] - shown)
                 for f in futures:
