@@ -80,3 +80,7 @@ class ShellTemplateError(DataError):
 
 class RecordError(DataError):
     """A run folder's record is missing, damaged or of an unknown schema."""
+
+
+class LabError(ZooreproError, RuntimeError):
+    """JupyterLab cannot be started as asked (a busy port, notebooks inside site-packages)."""

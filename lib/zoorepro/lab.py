@@ -23,7 +23,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataError
+from .errors import LabError
 
 WORKING_FOLDER = "zoorepro-notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -38,11 +38,6 @@ VALUE_ALIASES = {"--app-dir", "--browser", "--certfile", "--client-ca", "--confi
                  "--keyfile", "--log-level", "--notebook-dir", "--port", "--port-retries",
                  "--preferred-dir", "--pylab", "--sock", "--sock-mode", "--transport",
                  "--gateway-url"}
-
-
-# JupyterLab cannot be started as asked (a folder, a port); the message says why and what to
-# do.  Error classes live in zoorepro.errors: a DataError until it has a LabError of its own.
-LabError = DataError
 
 
 @dataclass
