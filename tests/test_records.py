@@ -64,8 +64,9 @@ def test_bench_rows_carry_the_host_load_and_older_rows_still_read():
     old = dict(backend="onnxruntime", device="cpu", batch_size=1, iterations=2, throughput=5.0,
                throughput_definition="d", valid=True, validity="ok")
     rec = records.BenchRecord.from_json({"definition": "d", "records": [old]})
-    rec.check(writing=True)
-    assert "busy" not in rec.to_json()["records"][0]            # absent stays absent
+    rec.check(writing=True)        # written from now on: every host-load key, null if unknown
+    assert {k: rec.to_json()["records"][0][k] for k in ("busy", "others_cpu_share")} == {
+        "busy": None, "others_cpu_share": None}
     load = dict(load_before=11.2, load_after=10.8, others_cpu_share=0.43, host_cores=8,
                 busy=True)
     rec = records.BenchRecord.from_json({"definition": "d", "records": [{**old, **load}]})

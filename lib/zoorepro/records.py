@@ -339,7 +339,8 @@ class BenchRecord(Record):
 _BENCH_ALWAYS = {f.name for f in dataclasses.fields(BenchRow)
                  if f.default is dataclasses.MISSING} | {
     "seconds", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "threads",
-    "version", "precision", "input"}
+    "version", "precision", "input",
+    "load_before", "load_after", "others_cpu_share", "host_cores", "busy"}   # null: not known
 
 
 @dataclass
