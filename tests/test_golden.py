@@ -41,7 +41,8 @@ VOLATILE = re.compile(
     r"stream_threads|streams|e2e_streams|e2e_images|e2e_seconds|readers|workers|version|"
     r"versions|packages|python|os|platform|cpu|logical_cores|physical_cores|memory_gib|"
     r"zoorepro_git_commit|git_commit|onnx_sha256|aipp_onnx_sha256|max_abs_logit_diff|"
-    r"max_abs_diff_onnx|max_abs_diff_aipp|h2d_mean_ms|d2h_mean_ms|elapsed_s|wall_s")
+    r"max_abs_diff_onnx|max_abs_diff_aipp|h2d_mean_ms|d2h_mean_ms|elapsed_s|wall_s|"
+    r"load_before|load_after|others_cpu_share|host_cores|busy")
 NUM = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(e[-+]?\d+)?")
 
 
@@ -105,8 +106,13 @@ def report_text(path: Path, root: Path) -> list[str]:
         line = NUM.sub("#", line)
         # timing noise: which backend was fastest, and whether a point's spread was small
         line = re.sub(r"^Best throughput: # img/s \(\w+,", "Best throughput: # img/s (<BACKEND>,", line)
-        line = re.sub(r"\| (valid|invalid[^|]*|INVALID[^|]*)$", "| <VALIDITY>", line)
-        line = re.sub(r" \((?:invalid|INVALID)[^)|]*\)", "", line)   # a noisy point's mark
+        line = re.sub(r"\| (?:valid|invalid|INVALID)(?:\b[^|]*)?$", "| <VALIDITY>", line)
+        line = re.sub(r" \((?:invalid|INVALID|busy)[^)|]*\)", "", line)   # a noisy point's mark
+        # how many iterations a point took (so whether a percentile is marked) and whether the
+        # host was busy depend on the machine and its load
+        line = line.replace("#*", "#")
+        if re.match(r"Busy host\b|\* from .* iterations", line):
+            continue
         line = re.sub(r"^(\| zoorepro[ _]git[ _]commit \|).*", r"\1 <COMMIT>", line)
         line = re.sub(r"^(\| package [\w.-]+ \|).*", r"\1 <VERSION>", line)   # installed or not
         if line.strip(" |"):
