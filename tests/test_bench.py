@@ -346,3 +346,52 @@ def test_a_real_point_records_the_host_load():
     assert 0 <= rec["others_cpu_share"] <= 1 and isinstance(rec["busy"], bool)
     row = records.BenchRecord(definition="d", records=[{**rec, "throughput_definition": "d"}])
     assert row.records[0]["busy"] == rec["busy"]
+
+
+class _Bar:
+    """A stand-in for tqdm that records what the sweep showed."""
+
+    def __init__(self, total, desc, unit="img"):
+        self.total, self.desc, self.unit, self.n = total, desc, unit, 0
+        self.postfix, self.refreshed, self.closed = [], 0, False
+
+    def set_postfix_str(self, s):
+        self.postfix.append(s)
+
+    def update(self, k):
+        self.n += k
+
+    def refresh(self):
+        self.refreshed += 1
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_sweep_shows_one_step_per_batch_size(monkeypatch):
+    bars = []
+    monkeypatch.setattr(bench, "progress_bar", lambda *a, **k: bars.append(_Bar(*a, **k))
+                        or bars[-1])
+    monkeypatch.setattr(bench, "measure", lambda backend, samples, bs, s: {"batch_size": bs})
+    monkeypatch.setattr(bench, "check_memory", lambda *a: None)
+    s = bench.SweepSettings((1, 4, 8), 1, 0.0, 0, "call")
+    out = bench.sweep(object(), np.zeros((1, 224, 224, 3), np.uint8), s)
+    assert [r["batch_size"] for r in out] == [1, 4, 8]
+    (bar,) = bars
+    assert (bar.total, bar.n, bar.unit, bar.closed) == (3, 3, "batch size", True)
+    assert bar.postfix == ["batch size 1", "batch size 4", "batch size 8"]
+
+
+def test_the_heartbeat_redraws_a_bar_during_one_long_step():
+    import time
+
+    from zoorepro import host
+    bar = _Bar(1, "x")
+    with host.heartbeat(bar, every=0.05):
+        time.sleep(0.4)
+    seen = bar.refreshed
+    assert seen >= 3
+    time.sleep(0.2)
+    assert bar.refreshed == seen            # stopped with the step
+    with host.heartbeat(None):              # no bar (-q): nothing to do
+        pass

@@ -25,7 +25,7 @@ from .aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME, P
                         throughput, time_stats, write_output, write_summary)
 from . import hostload
 from .data import DataError, image_key
-from .host import check_memory
+from .host import check_memory, heartbeat, progress_bar
 from .preprocess import BIN_BYTES, CHANNELS, CROP
 
 THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms); compute time = "
@@ -172,10 +172,7 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
     if warmup:
         first = np.stack([load_input(files[p]) for p in next(batches(range(len(files)), batch_size))[1]])
         warm(replicas, first, warmup)
-    bar = None
-    if progress:
-        from .host import progress_bar
-        bar = progress_bar(len(files), f"{backend.name} bs{batch_size}")
+    bar = progress_bar(len(files), f"{backend.name} bs{batch_size}") if progress else None
     try:
         per_stream, filesinfo, wall_s = _infer_files(replicas, files, batch_size, out_dir,
                                                      outfmt, bar=bar)
@@ -323,15 +320,27 @@ def sweep(backend, samples: np.ndarray, s: SweepSettings, files: Sequence[Path] 
     replicas = replicas_for(backend, streams) if files else []
     for bs in s.batch_sizes:      # every batch size checked before the first runs
         check_memory(backend, bs, max(1, len(replicas)))
-    for bs in s.batch_sizes:
-        rec = measure(backend, samples, bs, s)
-        _release(backend)
-        if files:
-            warm(replicas, cycled_batch(samples, bs), s.warmup)
-            rec.update(measure_e2e(replicas, files, bs, outfmt))
-            for r in replicas:
-                _release(r)
-        out.append(rec)
+    # one step per batch size, on the terminal (zoorepro run) or as a widget (a notebook)
+    bar = progress_bar(len(s.batch_sizes), f"{getattr(backend, 'name', 'backend')} sweep",
+                       unit="batch size")
+    try:
+        with heartbeat(bar):
+            for bs in s.batch_sizes:
+                if bar is not None:
+                    bar.set_postfix_str(f"batch size {bs}")
+                rec = measure(backend, samples, bs, s)
+                _release(backend)
+                if files:
+                    warm(replicas, cycled_batch(samples, bs), s.warmup)
+                    rec.update(measure_e2e(replicas, files, bs, outfmt))
+                    for r in replicas:
+                        _release(r)
+                out.append(rec)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return out
 
 

@@ -2,8 +2,10 @@
 of a sourced set_env.sh.  Nothing here depends on a backend."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import threading
 from pathlib import Path
 
 
@@ -100,3 +102,27 @@ def progress_bar(total: int, desc: str, unit: str = "img"):
     except ImportError:
         return None
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def heartbeat(bar, every: float = 10.0):
+    """Redraw ``bar`` every ``every`` seconds while the body runs, so its elapsed time moves
+    on the terminal even during one long step (a sweep point can take a minute)."""
+    if bar is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            try:
+                bar.refresh()
+            except Exception:       # a closed or broken bar: nothing more to draw
+                return
+    t = threading.Thread(target=tick, name="zoorepro-heartbeat", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
