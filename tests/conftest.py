@@ -49,3 +49,12 @@ def small_params(tmp_path, **extra) -> dict:
                 backends=["onnxruntime"], bench_iterations=2, warmup=1, workers=1)
     base.update(extra)
     return base
+
+
+@pytest.fixture
+def other_holder():
+    """start(folder): another process holds the folder's run lock until the test ends."""
+    from test_runlock import start_holder, stop_holders
+    procs: list = []
+    yield lambda folder: start_holder(folder, procs)
+    stop_holders(procs)

@@ -8,8 +8,6 @@ import pytest
 from zoorepro.runner import notebooks_dir
 from zoorepro.stages import NOTEBOOKS
 
-from test_runlock import start_holder, stop_holders
-
 pytestmark = pytest.mark.e2e
 
 
@@ -52,13 +50,6 @@ def test_papermill_values_beside_an_existing_run_dir_are_refused(tmp_path):
                    outfmt="NPY", backends="[torch]")
     assert "made with other parameters (accuracy_batch_size, backends, outfmt)" in err.evalue
     assert not (run.root / "records" / "infer.json").exists()
-
-
-@pytest.fixture
-def other_holder():
-    procs: list = []
-    yield lambda folder: start_holder(folder, procs)
-    stop_holders(procs)
 
 
 def test_a_kernel_the_lock_holder_did_not_start_is_refused(tmp_path, other_holder):

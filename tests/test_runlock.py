@@ -34,14 +34,6 @@ def stop_holders(procs: list) -> None:
         proc.wait()
 
 
-@pytest.fixture
-def other_holder():
-    """start(folder): another process holds the folder's run lock until the test ends."""
-    procs: list = []
-    yield lambda folder: start_holder(folder, procs)
-    stop_holders(procs)
-
-
 def test_a_second_process_is_refused_naming_the_run_and_the_holder(tmp_path, other_holder):
     proc = other_holder(tmp_path)
     with pytest.raises(ZooreproError) as exc:
