@@ -5,16 +5,18 @@ architecture change).
 Normalised before comparing: run-folder and project paths, times and dates, every timing
 figure (throughput, milliseconds, seconds, iteration counts, validity), versions and the git
 commit; the export's float parity (``max_abs_diff`` < 1e-3, ``max_norm_diff`` < 1e-4) is
-compared against those tolerances.  Accuracy, predictions, hashes, counts, record keys and all words are compared
-exactly.  Set ZOOREPRO_REGEN_GOLDEN=1 to rewrite the golden files (only on purpose).
+compared against those tolerances.  Accuracy, predictions, hashes, counts, record keys and
+all words are compared exactly.  Set ZOOREPRO_REGEN_GOLDEN=1 to rewrite the golden files
+(only on purpose).
 
 No machine fact is in the golden files: the CPU name, the OS string and the GPU name are
 taken from the run's own environment record and replaced by ``<CPU>``/``<OS>``/``<GPU>``
 wherever they occur; the report's environment rows that hold machine facts (cores, memory)
 become ``<MACHINE>``; thread and stream counts are pinned by the golden run's params
 (``threads: 2``, ``infer_streams: 2``), so the run is the same on 1 core or 64.  The faked-
-machine tests below prove it: the same comparison on the run rewritten as if an AMD EPYC
-with 64 cores had made it, and a whole run made under a faked CPU (tests/fakehost/).
+machine tests below prove it: the same comparison on the run rewritten as if another
+machine (a made-up CPU name, 64 cores) had made it, and a whole run made under a faked CPU
+(tests/fakehost/).
 """
 from __future__ import annotations
 
@@ -105,7 +107,8 @@ def report_text(path: Path, root: Path) -> list[str]:
         line = MACHINE_ROWS.sub(lambda m: f"| {m.group(1)} | <MACHINE>", line)
         line = NUM.sub("#", line)
         # timing noise: which backend was fastest, and whether a point's spread was small
-        line = re.sub(r"^Best throughput: # img/s \(\w+,", "Best throughput: # img/s (<BACKEND>,", line)
+        line = re.sub(r"^Best throughput: # img/s \(\w+,", "Best throughput: # img/s (<BACKEND>,",
+                      line)
         line = re.sub(r"\| (?:valid|invalid|INVALID)(?:\b[^|]*)?$", "| <VALIDITY>", line)
         line = re.sub(r" \((?:invalid|INVALID|busy)[^)|]*\)", "", line)   # a noisy point's mark
         # how many iterations a point took (so whether a percentile is marked) and whether the
@@ -168,7 +171,7 @@ def test_report_text_matches_the_golden_run(golden_run):
 
 
 # ------------------------------------------------------------------ no machine fact
-FAKE_CPU, FAKE_CORES = "AMD EPYC 7B13 64-Core Processor", 64
+FAKE_CPU, FAKE_CORES = "Zoorepro Fake CPU (no such chip)", 64
 
 
 def _as_other_machine(run: Path, dest: Path, edit=None) -> Path:
@@ -213,6 +216,8 @@ def test_golden_files_hold_no_fact_of_this_machine(golden_run):
 
 
 def test_the_comparison_passes_for_a_run_made_on_another_machine(golden_run, tmp_path):
+    env = json.loads((golden_run / "records" / "environment.json").read_text())
+    assert env["cpu"] != FAKE_CPU        # a name no real machine reports: the swap is real
     other = _as_other_machine(golden_run, tmp_path / "other")
     assert FAKE_CPU in (other / "report.html").read_text()
     assert _records(other) == _want_records()
@@ -232,7 +237,7 @@ def test_the_comparison_still_fails_when_a_result_differs(golden_run, tmp_path):
 @pytest.mark.skipif(os.environ.get("ZOOREPRO_TEST_FAKE_CPU") is not None,
                     reason="already running under a faked CPU")
 def test_golden_run_made_under_a_faked_cpu_matches(tmp_path):
-    """The whole golden run again, every process (pytest, kernels) seeing an AMD EPYC with 64
+    """The whole golden run again, every process (pytest, kernels) seeing a made-up CPU with 64
     physical cores (tests/fakehost/sitecustomize.py)."""
     env = {k: v for k, v in os.environ.items() if k != "ZOOREPRO_REGEN_GOLDEN"}
     env["ZOOREPRO_TEST_FAKE_CPU"] = f"{FAKE_CPU}|{FAKE_CORES}"

@@ -1,6 +1,6 @@
 """Test-only: makes every Python process that has this folder on PYTHONPATH (the pytest
 process, papermill kernels, subprocesses) see another machine.  ``ZOOREPRO_TEST_FAKE_CPU``
-is ``"<cpu name>|<physical cores>"``, e.g. ``"AMD EPYC 7B13 64-Core Processor|64"``.
+is ``"<cpu name>|<physical cores>"``, e.g. ``"Zoorepro Fake CPU (no such chip)|64"``.
 
 It replaces zoorepro.host's CPU name and core count and platform's strings before anything
 imports them, so records, report and expected strings are produced as on that machine.  It
