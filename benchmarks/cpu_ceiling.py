@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 from zoorepro import host  # noqa: E402
-from zoorepro.weights import build_model  # noqa: E402
+from zoorepro.recipe.weights import build_model  # noqa: E402
 
 WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
 

@@ -14,7 +14,7 @@ wall time of the inference call, including whatever input conversion the contend
 Preprocessing (the recipe's exact bytes; demo images copied --copies times):
   * pil-1proc     plain PIL loop in one process
   * pil-allcores  the same function mapped over a multiprocessing.Pool of all cores
-  * zoorepro      zoorepro.preprocess.preprocess_folder (pool, atomic writes, failure report)
+  * zoorepro      zoorepro.recipe.preprocess.preprocess_folder (pool, atomic writes, failure report)
 Every round runs every contender once: batch sizes in a shuffled order, and for each the
 contenders back to back in a shuffled order.  The tables show the median over rounds (best
 round in brackets) and paired ratios: the median over rounds of the ratio within a round
@@ -39,8 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import aipp, backends, data, export, host, preprocess  # noqa: E402
-from zoorepro.weights import TORCHVISION_MEAN, TORCHVISION_STD, build_model  # noqa: E402
+from zoorepro.recipe import aipp, data, export, preprocess  # noqa: E402
+from zoorepro import backends, host  # noqa: E402
+from zoorepro.recipe.weights import TORCHVISION_MEAN, TORCHVISION_STD, build_model  # noqa: E402
 
 WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
 BATCHES = (1, 4, 8, 16, 32, 64)

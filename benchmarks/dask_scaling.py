@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TQDM_DISABLE", "1")       # tables only
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import cluster, config, host, matrix, stages  # noqa: E402
-from zoorepro.run import Run  # noqa: E402
+from zoorepro.scale import cluster, matrix  # noqa: E402
+from zoorepro import config, host  # noqa: E402
+from zoorepro.run import stages  # noqa: E402
+from zoorepro.run.folder import Run  # noqa: E402
 
 DEMO = ROOT / "demo" / "imagenet-sample-100"
 BASE = dict(weights=str(ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"),

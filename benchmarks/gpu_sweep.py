@@ -27,7 +27,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import backends, bench, data, evaluate, preprocess  # noqa: E402
+from zoorepro import backends  # noqa: E402
+from zoorepro.backends import bench  # noqa: E402
+from zoorepro.recipe import data, evaluate, preprocess  # noqa: E402
 
 BATCHES = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 

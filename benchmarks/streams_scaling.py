@@ -24,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import aipp, backends, bench, data, export, host, preprocess  # noqa: E402
+from zoorepro.recipe import aipp, data, export, preprocess  # noqa: E402
+from zoorepro import backends, host  # noqa: E402
+from zoorepro.backends import bench  # noqa: E402
 
 WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
 IMAGES = ROOT / "demo" / "imagenet-sample-100" / "images"

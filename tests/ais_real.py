@@ -60,13 +60,13 @@ def run_ais(args, cwd: Path, environ: dict, umask: int = 0o022, check: bool = Tr
 
 
 def images(n: int = len(RANKS)) -> list[Path]:
-    from zoorepro import data
+    from zoorepro.recipe import data
     return data.list_images(DEMO_IMAGES)[:n]
 
 
 def write_bins(folder: Path, n: int = len(RANKS)) -> list[Path]:
     """The demo's first ``n`` images, preprocessed by zoorepro, as ``<key>.bin`` (mode 0640)."""
-    from zoorepro import data, preprocess
+    from zoorepro.recipe import data, preprocess
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for p in images(n):
@@ -81,7 +81,7 @@ def write_bins(folder: Path, n: int = len(RANKS)) -> list[Path]:
 def designed_labels(path: Path, n: int = len(RANKS)) -> Path:
     """A ``val_label.txt`` for the demo's first ``n`` images: image i labelled with the class
     the stand-in ranks ``RANKS[i]``-th for it."""
-    from zoorepro import preprocess
+    from zoorepro.recipe import preprocess
     acl = standin()
     lines = []
     for p, r in zip(images(n), RANKS):

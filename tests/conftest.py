@@ -20,21 +20,21 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 @pytest.fixture(scope="session")
 def demo_images():
-    from zoorepro import data
+    from zoorepro.recipe import data
     return data.list_images(DEMO_IMAGES)
 
 
 @pytest.fixture(scope="session")
 def demo_batch(demo_images):
     """Eight real preprocessed demo images, uint8 [8, 224, 224, 3]."""
-    from zoorepro import preprocess
+    from zoorepro.recipe import preprocess
     return np.stack([preprocess.preprocess_array(p) for p in demo_images[:8]])
 
 
 @pytest.fixture(scope="session")
 def onnx_models(tmp_path_factory):
     """(plain ONNX, AIPP ONNX) exported from the demo weights once per session."""
-    from zoorepro import aipp, export
+    from zoorepro.recipe import aipp, export
     d = tmp_path_factory.mktemp("onnx")
     plain = export.export_onnx(DEMO_WEIGHTS, d / export.ONNX_NAME)
     fused = export.build_aipp_model(plain, aipp.load(AIPP_CONFIG), d / export.AIPP_ONNX_NAME)

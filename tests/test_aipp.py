@@ -6,7 +6,7 @@ import torch
 from onnx import TensorProto, helper
 from torchvision.transforms import functional as TF
 
-from zoorepro import aipp
+from zoorepro.recipe import aipp
 
 from conftest import AIPP_CONFIG
 

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from zoorepro import aiscommands, atc, backends
+from zoorepro.ascend import aiscommands, atc
+from zoorepro import backends
 from zoorepro.backends import ascend
 
 

@@ -31,7 +31,7 @@ def host(tmp_path_factory):
 
 
 def ingest_metrics(result_dir, labels, out, **kw):
-    from zoorepro import ingest
+    from zoorepro.ascend import ingest
     run = ingest.ingest(result_dir, labels, out, **kw)
     return run, json.loads((run / "metrics.json").read_text())
 
@@ -264,7 +264,8 @@ def test_backend_cli_paths_under_umask(host, tmp_path, real_ais_in_process, umas
 
 # ------------------------------------------------------------------- the kit
 def make_kit(tmp_path, **params):
-    from zoorepro import config, kit
+    from zoorepro import config
+    from zoorepro.ascend import kit
     labels = ar.designed_labels(tmp_path / "val_label.txt")
     cfg = config.from_mapping(small_params(tmp_path, label_file=str(labels), max_images=10,
                                            batch_sizes=[1, 4], accuracy_batch_size=4,
@@ -366,7 +367,8 @@ def test_no_parameter_value_runs_in_the_script(tmp_path, bad):
     """A value from params never reaches the script as code: refused by the config, and by
     the template machinery when a config is made without validation."""
     import dataclasses
-    from zoorepro import config, kit, shell
+    from zoorepro import config
+    from zoorepro.ascend import kit, shell
     marker = tmp_path / "INJECTED"
     value = bad.format(m=marker)
     with pytest.raises(config.ConfigError, match="soc_version"):
@@ -397,7 +399,7 @@ def test_environment_values_never_run(kit_dir, tmp_path, var, bad):
 
 
 def test_template_refuses_an_unquoted_value():
-    from zoorepro import shell
+    from zoorepro.ascend import shell
     env = shell.environment()
     with pytest.raises(shell.ShellTemplateError, match="not quoted"):
         env.from_string("echo {{ v }}").render(v="$(id)")
@@ -470,7 +472,8 @@ def test_the_script_checks_device_lists_before_any_work(kit_dir, tmp_path, devic
 
 
 def test_kit_refuses_image_names_ais_bench_refuses(tmp_path, demo_images):
-    from zoorepro import config, kit
+    from zoorepro import config
+    from zoorepro.ascend import kit
     src = tmp_path / "imgs"
     src.mkdir()
     shutil.copyfile(demo_images[0], src / demo_images[0].name)

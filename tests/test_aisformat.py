@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from zoorepro import aisformat, evaluate
-from zoorepro.errors import IngestError
+from zoorepro.ascend import aisformat
+from zoorepro.recipe import evaluate
+from zoorepro.errors import EvaluationError, IngestError
 
 from npu_fixtures import perf_args, summary, write_summary
 
@@ -26,7 +27,7 @@ def test_an_impossible_mean_is_an_error_not_a_figure(mean):
         assert "s.json: NPU_compute_time.mean" in str(exc)
     else:
         assert m is None
-        from zoorepro.bench import bench_record
+        from zoorepro.backends.bench import bench_record
         rec = bench_record(with_stats(mean=mean, count=5), "s.json", "npu: x")
         assert rec["throughput"] is None and not rec["valid"]
 
@@ -116,10 +117,10 @@ def test_a_huge_output_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
     with open(big, "wb") as fh:
         fh.truncate(1 << 30)                             # sparse: takes no disk
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}"))
-    with pytest.raises(aisformat.EvaluationError, match="1,073,741,824 bytes is no ais_bench TXT"):
+    with pytest.raises(EvaluationError, match="1,073,741,824 bytes is no ais_bench TXT"):
         aisformat.read_prediction(big)
     big.rename(tmp_path / "a_0.npy")
-    with pytest.raises(aisformat.EvaluationError, match="not an ais_bench NPY output"):
+    with pytest.raises(EvaluationError, match="not an ais_bench NPY output"):
         aisformat.read_prediction(tmp_path / "a_0.npy")
 
 
@@ -128,7 +129,7 @@ def test_a_huge_output_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
 def test_a_damaged_npy_output_is_an_error_naming_it(tmp_path, raw):
     p = tmp_path / "a_0.npy"
     p.write_bytes(raw)
-    with pytest.raises(aisformat.EvaluationError, match="not an ais_bench NPY output") as e:
+    with pytest.raises(EvaluationError, match="not an ais_bench NPY output") as e:
         aisformat.read_prediction(p)
     assert str(p) in str(e.value)
 

@@ -1,6 +1,7 @@
-"""The shape of the library (docs/architecture.md): layers with one direction, no import
-cycle, the ais_bench contract importing nothing above it, no module over 400 lines.
-Imports inside functions count too."""
+"""The shape of the library (docs/architecture.md): packages by concern in layers with one
+direction, no import cycle, a few package rules (the recipe and the ais_bench contract import
+only the base; report and scale are imported only from above).  Imports inside functions
+count too."""
 from __future__ import annotations
 
 import ast
@@ -12,20 +13,30 @@ from conftest import ROOT
 
 PKG = ROOT / "lib" / "zoorepro"
 
-# lower numbers are lower layers; a module imports only its own layer or lower ones
-LAYERS = {
-    0: {"errors", "files", "names", "addresses"},
-    1: {"config", "data", "references", "host", "provenance", "aisformat", "aiscommands", "atc",
-        "shell", "preprocess", "aipp", "weights", "export", "evaluate", "bench", "inputs",
-        "backends", "backends.ort", "backends.pytorch", "backends.ascend", "configspec",
-        "aisclues", "hostload", "plotstyle"},
-    2: {"records", "recordcheck", "recordcsv", "run", "runlock"},
-    3: {"stages", "report", "report_core", "report_sections", "kit", "ingest", "compare", "index", "tables",
-        "report_bench", "runner", "cluster", "shards", "matrix", "ingestchecks", "lab",
-        "ingesthost"},
-    4: {"cli", "__main__", ""},
-}
-LEVEL = {m: lvl for lvl, mods in LAYERS.items() for m in mods}
+# The layers, lowest first (docs/architecture.md draws them): a module imports only modules of
+# its own layer or of a lower one.  A layer is a package, or a named part of one.
+BASE = {"errors", "files", "names", "addresses", "outputs", "host", "hostload", "configspec",
+        "config", "backends.registry"}
+ASCEND_CONTRACT = {"ascend", "ascend.aisformat", "ascend.aiscommands", "ascend.aisclues",
+                   "ascend.atc", "ascend.shell"}
+ASCEND_WORKFLOWS = {"ascend.kit", "ascend.ingest", "ascend.ingestchecks", "ascend.ingesthost"}
+APP = {"lab", "cli", "__main__", ""}
+LAYERS = (
+    ("base", lambda m: m in BASE),
+    ("recipe", lambda m: m.split(".")[0] == "recipe"),
+    ("ascend contract", lambda m: m in ASCEND_CONTRACT),
+    ("backends", lambda m: m.split(".")[0] == "backends"),
+    ("run", lambda m: m.split(".")[0] == "run"),
+    ("ascend workflows", lambda m: m in ASCEND_WORKFLOWS),
+    ("report", lambda m: m.split(".")[0] == "report"),
+    ("runner", lambda m: m == "runner"),
+    ("scale", lambda m: m.split(".")[0] == "scale"),
+    ("app", lambda m: m in APP),
+)
+
+
+def layer(module: str) -> int | None:
+    return next((i for i, (_, test) in enumerate(LAYERS) if test(module)), None)
 
 
 def modules() -> dict[str, Path]:
@@ -72,12 +83,13 @@ def graph():
 
 
 def test_every_module_has_a_layer(graph):
-    assert sorted(set(graph) - set(LEVEL)) == []
+    assert sorted(m for m in graph if layer(m) is None) == []
 
 
 def test_no_upward_import(graph):
-    bad = [f"{m} (layer {LEVEL[m]}) imports {d} (layer {LEVEL[d]})"
-           for m, deps in graph.items() for d in deps if LEVEL[d] > LEVEL[m]]
+    name = {i: n for i, (n, _) in enumerate(LAYERS)}
+    bad = [f"{m} ({name[layer(m)]}) imports {d} ({name[layer(d)]})"
+           for m, deps in graph.items() for d in deps if layer(d) > layer(m)]
     assert bad == []
 
 
@@ -101,18 +113,41 @@ def test_no_import_cycle(graph):
     assert cycles == []
 
 
-def test_the_ais_bench_contract_imports_nothing_above_it(graph):
-    assert graph["aisformat"] <= {"errors", "files"}
+def importers(graph, pred) -> set[str]:
+    return {m for m, deps in graph.items() for d in deps if pred(d) and not pred(m)}
+
+
+def test_the_recipe_imports_only_the_base(graph):
+    assert {d for m, deps in graph.items() if m.startswith("recipe") for d in deps
+            if not d.startswith("recipe")} <= BASE
+
+
+def test_the_ais_bench_contract_imports_only_the_base(graph):
+    assert {d for m in ASCEND_CONTRACT for d in graph[m]} <= BASE | ASCEND_CONTRACT
+
+
+def test_only_scale_and_the_app_import_the_report(graph):
+    assert importers(graph, lambda m: m.split(".")[0] == "report") <= {"runner", "scale.matrix"} | APP
+
+
+def test_only_the_cli_imports_scale(graph):
+    """The stages get the shards' executor passed in (the notebooks build it); the matrix
+    gets its per-run function from the CLI."""
+    assert importers(graph, lambda m: m.split(".")[0] == "scale") <= {"cli"}
 
 
 def test_the_backend_registry_imports_no_backend(graph):
-    assert not any(d.startswith("backends.") for d in graph["backends"])
+    assert graph["backends.registry"] <= {"errors"}
 
 
-def test_no_library_module_over_400_lines():
+def test_a_module_over_400_lines_is_one_a_reviewer_accepted():
+    """No hard cap to squeeze code under: a module over 400 lines is listed, with why it
+    stays whole, in docs/architecture.md's "Long modules" (ruff holds lines to 100)."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    listed = doc.split("## Long modules", 1)[1] if "## Long modules" in doc else ""
     long = {p.relative_to(PKG).as_posix(): n for p in PKG.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
-    assert long == {}
+    assert {m: n for m, n in long.items() if f"`{m}`" not in listed} == {}
 
 
 def test_one_error_base_class():

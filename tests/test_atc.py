@@ -5,7 +5,7 @@ import textwrap
 import pytest
 from npu_fixtures import NPU_SMI_SAMPLE as GUIDE_SAMPLE
 
-from zoorepro import atc
+from zoorepro.ascend import atc
 
 from conftest import SHARED
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from zoorepro import bench
+from zoorepro.backends import bench
 
 BIN = 150528
 
@@ -335,7 +335,7 @@ def test_host_load_from_fake_psutil_numbers(monkeypatch):
 
 def test_a_real_point_records_the_host_load():
     import os
-    from zoorepro import records
+    from zoorepro.run import records
 
     class Steady(Recorder):
         def infer(self, batch):

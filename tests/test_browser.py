@@ -205,7 +205,8 @@ def broken_cells_at_widths(drv, html_path: Path) -> dict:
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory):
     """A real report: every notebook executed by papermill on 8 demo images, two backends."""
-    from zoorepro import config, runner
+    from zoorepro import config
+    from zoorepro import runner
     tmp = tmp_path_factory.mktemp("browser-run")
     cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "torch"], max_images=8,
                                            batch_sizes=[1, 4]))
@@ -217,8 +218,10 @@ def report_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def compare_report(report_run, tmp_path_factory):
     """The comparison of that run with a second, cheaper run (onnxruntime, batch 1)."""
-    from zoorepro import compare, config, stages
-    from zoorepro.run import Run
+    from zoorepro.report import compare
+    from zoorepro import config
+    from zoorepro.run import stages
+    from zoorepro.run.folder import Run
     tmp = tmp_path_factory.mktemp("browser-compare")
     cfg = config.from_mapping(small_params(tmp, name="ort-only", batch_sizes=[1]))
     run = Run.create(cfg)

@@ -85,7 +85,7 @@ def test_render_of_a_relative_run_dir_renders_that_run_from_any_folder(tmp_path)
     """zoorepro render reports/my-run from the user's folder: the report of that run, in it;
     never a new run (with the notebook's defaults) filed there; a folder that is no run: 2."""
     from zoorepro import config
-    from zoorepro.run import Run
+    from zoorepro.run.folder import Run
     from zoorepro.runner import notebooks_dir
     mine = tmp_path / "reports" / "my-run"
     Run.create(config.from_mapping(small_params(tmp_path, max_images=2, batch_sizes=[1],
@@ -103,7 +103,8 @@ def test_render_of_a_relative_run_dir_renders_that_run_from_any_folder(tmp_path)
 
 def test_an_index_that_cannot_be_written_is_a_warning_not_the_commands_failure(
         tmp_path, capsys, monkeypatch):
-    from zoorepro import cli, index
+    from zoorepro import cli
+    from zoorepro.report import index
     from zoorepro.errors import WriteError
 
     def refuse(root):
@@ -114,7 +115,8 @@ def test_an_index_that_cannot_be_written_is_a_warning_not_the_commands_failure(
 
 
 def test_a_sharded_run_with_nothing_at_its_scheduler_stops_before_a_folder(tmp_path):
-    from zoorepro import config, runner
+    from zoorepro import config
+    from zoorepro import runner
     from zoorepro.errors import ZooreproError
     from conftest import small_params
     cfg = config.from_mapping(small_params(tmp_path, shards=2, scheduler="tcp://127.0.0.1:1"))

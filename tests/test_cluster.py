@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from zoorepro import addresses, cluster, config
+from zoorepro import addresses, config
+from zoorepro.scale import cluster
 from zoorepro.errors import ConfigError
 
 from conftest import small_params

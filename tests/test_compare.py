@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from zoorepro import cli, compare, config, stages
-from zoorepro.run import Run
+from zoorepro import cli, config
+from zoorepro.report import compare
+from zoorepro.run import stages
+from zoorepro.run.folder import Run
 
 from conftest import small_params
 
@@ -245,7 +247,7 @@ def test_parity_pairs_use_the_recipes_arithmetic():
 
 
 def test_a_huge_predictions_file_is_refused_before_it_is_read(runs, tmp_path, monkeypatch):
-    from zoorepro import evaluate
+    from zoorepro.recipe import evaluate
     copy = tmp_path / "copy"
     shutil.copytree(runs[0], copy)
     monkeypatch.setattr(evaluate, "PREDICTIONS_MAX_BYTES", 10)

@@ -6,7 +6,7 @@ import yaml
 
 from zoorepro import config
 from zoorepro.runner import notebooks_dir
-from zoorepro.stages import NOTEBOOKS
+from zoorepro.run.stages import NOTEBOOKS
 
 from conftest import ROOT, small_params
 
@@ -65,7 +65,7 @@ def test_missing_params_file_and_bad_yaml(tmp_path):
 
 @pytest.mark.parametrize("nb", NOTEBOOKS)
 def test_notebook_parameters_cell_holds_the_keys_it_uses_typed_and_explained(nb):
-    from zoorepro.stages import notebook_keys
+    from zoorepro.run.stages import notebook_keys
     cells = json.loads((notebooks_dir() / nb).read_text())["cells"]
     params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1

@@ -1,6 +1,6 @@
 import pytest
 
-from zoorepro import data
+from zoorepro.recipe import data
 
 from conftest import DEMO_IMAGES, DEMO_LABELS
 

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from zoorepro import evaluate
+from zoorepro.recipe import evaluate
 
 
 def write_txt(folder, key, scores):

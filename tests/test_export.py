@@ -1,6 +1,6 @@
 import onnx
 
-from zoorepro import aipp, export
+from zoorepro.recipe import aipp, export
 
 from conftest import AIPP_CONFIG, DEMO_WEIGHTS
 
@@ -33,7 +33,7 @@ def test_parity_counts_nan_as_disagreement(tmp_path, demo_batch, monkeypatch):
     """PyTorch and both ONNX models all NaN (a NaN classifier): parity said "top-1
     agreement 100 %" next to a max difference of nan; NaN is disagreement now."""
     import torch
-    from zoorepro import weights
+    from zoorepro.recipe import weights
     model = weights.build_model(DEMO_WEIGHTS)
     with torch.no_grad():
         model.classifier[1].weight.fill_(float("nan"))

@@ -30,7 +30,7 @@ _KILL = os.environ.get("ZOOREPRO_FAULT_KILL")      # image: the worker preproces
 _FSIZE = os.environ.get("ZOOREPRO_FAULT_FSIZE")    # image: from it on, its worker may not write
 _FILL = os.environ.get("ZOOREPRO_FAULT_FILL")      # bytes left on the .bin disk after the check
 if _KILL or _FSIZE or _FILL:
-    from zoorepro import inputs, preprocess
+    from zoorepro.recipe import inputs, preprocess
     _load, _check = preprocess.load_rgb, inputs.check_free_space
 
     def load_rgb(path, fast=True):
@@ -92,7 +92,7 @@ def check_partial_report(run_dir: Path, *words: str) -> None:
 
 
 def names() -> list[str]:
-    from zoorepro import data
+    from zoorepro.recipe import data
     return [p.name for p in data.list_images(DEMO_IMAGES, IMAGES)]
 
 
@@ -108,7 +108,7 @@ def test_a_killed_preprocessing_worker_stops_the_run_and_keeps_its_work(tmp_path
     kept = sorted(p.name for p in bins.glob("*.bin"))
     assert 0 < len(kept) < IMAGES
     check_partial_report(run_dir, "preprocessing stopped after", "killed by signal 9")
-    from zoorepro import data, preprocess
+    from zoorepro.recipe import data, preprocess
     again = preprocess.preprocess_folder(data.list_images(DEMO_IMAGES, IMAGES), bins, 1, False)
     assert again.reused >= len(kept) - 2 and again.ok == IMAGES and not again.failed
 

@@ -125,7 +125,8 @@ def report_text(path: Path, root: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def golden_run(tmp_path_factory):
-    from zoorepro import config, runner
+    from zoorepro import config
+    from zoorepro import runner
     tmp = tmp_path_factory.mktemp("golden")
     # threads and streams pinned: the run is the same whatever the machine's core count
     cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "torch"], max_images=12,

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from zoorepro import config, index, records
-from zoorepro.run import Run
+from zoorepro import config
+from zoorepro.report import index
+from zoorepro.run import records
+from zoorepro.run.folder import Run
 
 from conftest import small_params
 from test_run import no_blocking  # noqa: F401  (a fixture)
@@ -79,7 +81,7 @@ def test_a_damaged_run_is_listed_as_damaged_and_the_others_still_are(tmp_path, d
 
 
 def test_a_huge_record_is_not_read_by_the_index(tmp_path, monkeypatch):
-    from zoorepro import run as run_mod
+    from zoorepro.run import folder as run_mod
     root = tmp_path / "reports"
     bad = Run.create(config.from_mapping(small_params(tmp_path, name="bad")))
     (bad.records_dir / "accuracy.json").write_text(" " * 5000 + "{}")

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoorepro import cli, config, ingest, records, report, stages
-from zoorepro.run import Run
-from zoorepro.data import DataError
+from zoorepro import cli, config, report
+from zoorepro.ascend import ingest
+from zoorepro.run import records, stages
+from zoorepro.run.folder import Run
+from zoorepro.recipe.data import DataError
 from zoorepro.errors import IngestError
 
 from conftest import small_params
@@ -234,7 +236,7 @@ def demo_run(tmp_path_factory, onnx_models):
 def test_ingest_reads_a_zoorepro_run_folder_as_the_run_scored_it(demo_run):
     """The reader ingest uses gives a local run's top-k (ingest itself refuses the folder:
     its figures are the CPU's, see the next test)."""
-    from zoorepro import data, evaluate
+    from zoorepro.recipe import data, evaluate
     cfg, run = demo_run
     acc = run.read_json("accuracy")["onnxruntime"]
     assert acc["status"] == "ok" and acc["images"] == 8
@@ -271,7 +273,7 @@ def test_a_zoorepro_cpu_results_folder_is_not_ingested_as_npu_results(demo_run, 
 
 
 def test_without_atc_or_ais_bench_the_report_says_the_npu_path_did_not_run(demo_run):
-    from zoorepro import atc
+    from zoorepro.ascend import atc
     from zoorepro.backends import ascend
     if atc.available() or ascend.available():
         pytest.skip("atc or ais_bench is installed here")

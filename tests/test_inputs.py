@@ -1,13 +1,13 @@
 """What a run reads, checked before any work: free space (images and labels: test_stages)."""
 import pytest
 
-from zoorepro import inputs
+from zoorepro.recipe import inputs
 
 
 def test_disk_space_credits_finished_bins_and_counts_outputs(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
-    from zoorepro import preprocess
+    from zoorepro.recipe import preprocess
     imgs = [tmp_path / f"img{i}.JPEG" for i in range(10)]
     bins = tmp_path / "bins"
     bins.mkdir()
@@ -54,7 +54,7 @@ def test_a_read_only_bin_dir_is_named_before_any_work(tmp_path):
     import sys
     ro = tmp_path / "ro"
     ro.mkdir()
-    code = ("from pathlib import Path; from zoorepro import inputs; "
+    code = ("from pathlib import Path; from zoorepro.recipe import inputs; "
             f"inputs.check_free_space(Path({str(ro)!r}) / 'bin', [Path('a.JPEG')])")
     proc = subprocess.run(["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o ro tmpfs "$0" && '
                            'exec "$1" -c "$2"', str(ro), sys.executable, code],

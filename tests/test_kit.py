@@ -9,7 +9,8 @@ import subprocess
 import pytest
 import yaml
 
-from zoorepro import atc, cli, config, kit
+from zoorepro.ascend import atc, kit
+from zoorepro import cli, config
 
 from conftest import AIPP_CONFIG, DEMO_LABELS, small_params
 
@@ -108,7 +109,7 @@ def test_cli_kit_no_bins(tmp_path, capsys, onnx_models):
 
 def test_kit_matches_images_and_labels_like_a_run(tmp_path, demo_images, onnx_models):
     """Same rules as ``zoorepro run``: a mismatch stops before any work, unless allowed."""
-    from zoorepro.data import DataError
+    from zoorepro.recipe.data import DataError
     src = tmp_path / "imgs"
     src.mkdir()
     for p in demo_images[:3]:
@@ -152,7 +153,7 @@ def test_a_symlink_loop_in_data_dir_leaves_no_half_written_kit(tmp_path, demo_im
 
 
 def _labels_for(tmp_path, src):
-    from zoorepro import data
+    from zoorepro.recipe import data
     labels = data.read_labels(DEMO_LABELS)
     path = tmp_path / "labels.txt"
     path.write_text("".join(f"{p.name} {labels[data.image_key(p.name)]}\n"

@@ -410,8 +410,8 @@ def test_the_accuracy_bar_of_several_streams_reaches_its_total(tmp_path):
     (bench._infer_files reads the count once per update; it read it twice, and a batch a
     stream finished while the bar drew was never counted)."""
     import numpy as np
-    from zoorepro import bench
-    from zoorepro.preprocess import BIN_BYTES
+    from zoorepro.backends import bench
+    from zoorepro.recipe.preprocess import BIN_BYTES
     files = [tmp_path / f"img_{i:03d}.bin" for i in range(40)]
     for f in files:
         np.zeros(BIN_BYTES, np.uint8).tofile(f)

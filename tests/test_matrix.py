@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zoorepro import config, matrix, records, stages
+from zoorepro import config
+from zoorepro.scale import matrix
+from zoorepro.run import records, stages
 from zoorepro.errors import ConfigError
-from zoorepro.run import Run
+from zoorepro.run.folder import Run
 
 import dask_processes
 from conftest import small_params
@@ -85,7 +87,7 @@ class _Stop(Exception):
 
 def _planned_then_stop(monkeypatch):
     """run_matrix up to connecting to the cluster; returns the list its runs are planned in."""
-    from zoorepro import cluster
+    from zoorepro.scale import cluster
     seen: list = []
     real_plan = matrix.plan
 

@@ -6,7 +6,7 @@ import papermill as pm
 import pytest
 
 from zoorepro.runner import notebooks_dir
-from zoorepro.stages import NOTEBOOKS
+from zoorepro.run.stages import NOTEBOOKS
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ def test_notebook_runs_standalone_with_defaults(nb, tmp_path):
 
 def _small_run(tmp_path):
     from zoorepro import config
-    from zoorepro.run import Run
+    from zoorepro.run.folder import Run
     from conftest import small_params
     return Run.create(config.from_mapping(small_params(tmp_path, max_images=2, batch_sizes=[1])))
 

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 from torchvision import transforms
 
-from zoorepro import preprocess
+from zoorepro.recipe import preprocess
 
 
 def torchvision_reference(path) -> bytes:
@@ -53,7 +53,7 @@ def test_folder_parallel_resume_and_failures_by_name(tmp_path, demo_images):
     for p in demo_images[:6]:
         (src / p.name).write_bytes(p.read_bytes())
     (src / "broken.JPEG").write_bytes(b"not a jpeg at all")
-    from zoorepro import data
+    from zoorepro.recipe import data
     images = data.list_images(src)
     out = tmp_path / "bin"
     r = preprocess.preprocess_folder(images, out, workers=2, progress=False)
@@ -91,7 +91,7 @@ def _bad_images(folder, good):
 
 
 def test_every_bad_kind_is_named_with_reason_and_fix(tmp_path, demo_images):
-    from zoorepro import data
+    from zoorepro.recipe import data
     _bad_images(tmp_path / "src", demo_images[0])
     r = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", 1, False)
     failed = dict(r.failed)
@@ -114,7 +114,7 @@ def test_same_key_twice_is_a_named_failure(tmp_path, demo_images):
     src.mkdir()
     (src / "a.JPEG").write_bytes(demo_images[0].read_bytes())
     (src / "a.jpg").write_bytes(demo_images[1].read_bytes())
-    from zoorepro import data
+    from zoorepro.recipe import data
     r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
     assert len(r.failed) == 1 and "same key 'a'" in r.failed[0][1]
 
@@ -150,7 +150,7 @@ def test_fast_decoder_used_on_demo_images(demo_images):
 
 def test_shared_bin_folder_never_reuses_another_images_bin(tmp_path, demo_images):
     """Same file name, other content (another data_dir): redone, not reused."""
-    from zoorepro import data
+    from zoorepro.recipe import data
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
@@ -169,7 +169,7 @@ def test_shared_bin_folder_never_reuses_another_images_bin(tmp_path, demo_images
 def test_the_pixel_limit_is_applied_before_the_fast_decoder(tmp_path, demo_images, monkeypatch):
     """A huge colour JPEG went through simplejpeg, which has no pixel limit (6.2 GB for
     30000x30000); now Pillow's limit applies from the header, on every decoder."""
-    from zoorepro import data
+    from zoorepro.recipe import data
     assert preprocess._simplejpeg is not None
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)      # the demo JPEGs are larger
     decoded = []
@@ -187,7 +187,7 @@ def test_the_pixel_limit_is_applied_before_the_fast_decoder(tmp_path, demo_image
 
 def test_a_16_bit_image_is_converted_and_its_squashed_range_said(tmp_path):
     """The recipe's convert('RGB') clips 16-bit values: kept, but named in the notes."""
-    from zoorepro import data
+    from zoorepro.recipe import data
     src = tmp_path / "src"
     src.mkdir()
     ramp = (np.arange(256 * 256, dtype=np.uint32).reshape(256, 256) % 65536).astype(np.uint16)
@@ -203,7 +203,7 @@ def test_a_write_error_stops_with_the_path_and_cause_not_blaming_images(tmp_path
     """Under a file-size limit every image used to fail with advice to fix the images; now
     the first write error stops the work, naming the .bin file and the real cause."""
     import resource
-    from zoorepro import data
+    from zoorepro.recipe import data
     src = tmp_path / "src"
     src.mkdir()
     for p in demo_images[:6]:

@@ -18,7 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zoorepro import aipp, aisformat, bench, config, data, ingest
+from zoorepro.recipe import aipp, data
+from zoorepro.ascend import aisformat, ingest
+from zoorepro.backends import bench
+from zoorepro import config
 from zoorepro.errors import ZooreproError
 
 from conftest import AIPP_CONFIG

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from zoorepro import records
+from zoorepro.run import records
 from zoorepro.errors import RecordError
 
 ATC = {"status": "not run", "soc_version": None, "commands": ["atc ..."], "reason": "no atc"}

@@ -4,8 +4,11 @@ import re
 import pytest
 
 
-from zoorepro import config, records, references, report, runner, stages
-from zoorepro.run import Run
+from zoorepro import config, report
+from zoorepro import runner
+from zoorepro.run import records, stages
+from zoorepro.recipe import references
+from zoorepro.run.folder import Run
 
 from conftest import small_params
 
@@ -135,7 +138,7 @@ def _bench_data(tmp_path, **kw):
 
 
 def test_percentiles_from_few_iterations_are_marked(tmp_path):
-    from zoorepro import report_bench
+    from zoorepro.report import throughput as report_bench
     assert (report_bench.min_iterations(99), report_bench.min_iterations(90)) == (100, 10)
     col = report.THROUGHPUT_HEADERS.index
     for n, p90, p99 in ((5, "1.500*", "2.000*"), (50, "1.500", "2.000*"), (100, "1.500", "2.000")):
@@ -191,7 +194,7 @@ def test_figure_batch_axis_shows_numbers():
 def test_one_colour_per_series_in_every_figure(tmp_path):
     """The recipe's series always have their colours; a series of ours has the same colour
     in the report's figure, the notebook's (tables) and a comparison's."""
-    from zoorepro import compare, plotstyle
+    from zoorepro.report import compare, plotstyle
     rec = {"backend": "onnxruntime", "device": "cpu: X", "precision": "fp32", "batch_size": 4,
            "throughput": 10.0, "valid": True}
     data = report.RunData(tmp_path, {"bench": {"definition": "d", "records": [rec]}})
@@ -199,7 +202,7 @@ def test_one_colour_per_series_in_every_figure(tmp_path):
     def colours(fig):
         return {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()
                 if not line.get_label().startswith("_")}
-    from zoorepro.plotstyle import series_groups
+    from zoorepro.report.plotstyle import series_groups
     mine = colours(report.plot_throughput(series_groups([rec]), "t"))
     other = dict(rec, backend="torch")
     entries = [compare.Entry("b", report.RunData(tmp_path, {"bench": {"definition": "d",
@@ -288,7 +291,7 @@ def _acc(**kw) -> dict:
 
 def test_verdict_is_data(tmp_path):
     from dataclasses import FrozenInstanceError
-    from zoorepro.data import sha256_file
+    from zoorepro.recipe.data import sha256_file
 
     from conftest import DEMO_WEIGHTS
 
@@ -346,13 +349,14 @@ def test_no_template_marks_data_safe():
     """Trusted HTML comes only from figure_html (and autoescape's own step); no |safe."""
     import re as _re
     from pathlib import Path
-    lib = Path(report.__file__).parent
-    for t in (lib / "templates").rglob("*.j2"):
+    import zoorepro
+    lib = Path(zoorepro.__file__).parent
+    for t in lib.rglob("*.j2"):
         if t.parent.name != "zoorepro":                      # nbconvert's template, not ours
             assert "|safe" not in t.read_text().replace(" ", ""), t
-    for py in lib.glob("*.py"):
+    for py in lib.rglob("*.py"):
         n = len(_re.findall(r"\bMarkup\(", py.read_text()))
-        assert n == (2 if py.name == "report_core.py" else 0), py
+        assert n == (2 if py.relative_to(lib).as_posix() == "report/core.py" else 0), py
 
 
 def test_report_inlines_the_one_stylesheet(tmp_path):

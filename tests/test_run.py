@@ -5,9 +5,10 @@ import signal
 
 import pytest
 
-from zoorepro import config, records
+from zoorepro import config
+from zoorepro.run import records
 from zoorepro.errors import DataError, RecordError
-from zoorepro.run import Run
+from zoorepro.run.folder import Run
 
 from conftest import small_params
 
@@ -120,7 +121,7 @@ def test_a_record_is_checked_before_it_is_written(tmp_path):
 
 def test_a_huge_record_is_refused_before_it_is_read(tmp_path, monkeypatch):
     """A 3 GB record was read whole (and then failed) by every later command."""
-    from zoorepro import recordcheck, run as run_mod
+    from zoorepro.run import recordcheck, folder as run_mod
     run = Run.create(config.from_mapping(small_params(tmp_path)))
     run.write(records.AtcRecord(status="not run", soc_version=None, commands=[], reason="x"))
     monkeypatch.setattr(run_mod, "RECORD_MAX_BYTES", 100)
@@ -220,7 +221,7 @@ def test_open_refuses_a_records_that_is_not_a_real_folder(tmp_path, what, match)
 def test_a_run_named_like_a_number_reads_back_as_its_name(tmp_path):
     """params.yaml is written so that YAML 1.2 reads every string back as a string."""
     from zoorepro import config
-    from zoorepro.run import Run
+    from zoorepro.run.folder import Run
     from conftest import small_params
     run = Run.create(config.from_mapping(small_params(tmp_path, name="1e3")))
     assert Run.open(run.root).config.name == "1e3"

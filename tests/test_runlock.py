@@ -7,12 +7,12 @@ import textwrap
 
 import pytest
 
-from zoorepro import runlock
+from zoorepro.run import runlock
 from zoorepro.errors import ZooreproError
 
 HOLDER = textwrap.dedent('''
     import sys, time
-    from zoorepro import runlock
+    from zoorepro.run import runlock
     lock = runlock.acquire(sys.argv[1], "zoorepro run")
     print("held", flush=True)
     time.sleep(120)

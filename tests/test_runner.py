@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from zoorepro import config, runner
-from zoorepro.run import Run
+from zoorepro import config
+from zoorepro import runner
+from zoorepro.run.folder import Run
 
 from conftest import small_params
 
@@ -109,7 +110,7 @@ def test_papermill_cli_route_gives_the_same_records(tmp_path):
 def test_resume_continues_a_failed_run_and_keeps_what_ran(tmp_path, monkeypatch):
     cfg = config.from_mapping(small_params(tmp_path, max_images=3, batch_sizes=[1],
                                            backends=["onnxruntime"]))
-    from zoorepro import records
+    from zoorepro.run import records
     real = runner._execute_recording
 
     def failing_infer(nb, run, kernel):
@@ -157,7 +158,7 @@ def test_a_notebook_opened_alone_continues_the_unfinished_run(tmp_path, monkeypa
     params = {**small_params(tmp_path, max_images=2, batch_sizes=[1], backends=["onnxruntime"]),
               "run_dir": ""}
     first = runner.open_from_notebook(params, stage="preprocess")
-    from zoorepro import stages
+    from zoorepro.run import stages
     stages.run_preprocess(first)
     again = runner.open_from_notebook(params, stage="export")
     assert again == first
@@ -183,7 +184,7 @@ def _small_run(tmp_path, **extra):
 
 def _fake_notebooks(monkeypatch, seen):
     """Stages that only record who holds the lock while they 'run'."""
-    from zoorepro import runlock
+    from zoorepro.run import runlock
 
     def fake(nb, run, kernel):
         seen.append((nb, (runlock.holder(run.root) or {}).get("pid"),
@@ -211,9 +212,9 @@ def test_run_all_holds_the_lock_throughout_and_releases_it(tmp_path, monkeypatch
 
 def test_a_run_in_flight_is_refused_to_resume_and_to_notebooks(tmp_path, monkeypatch,
                                                                held_elsewhere):
-    from zoorepro import runlock
+    from zoorepro.run import runlock
     from zoorepro.errors import ZooreproError
-    from zoorepro import stages
+    from zoorepro.run import stages
     run = _small_run(tmp_path)
     stages.run_preprocess(run, progress=False)          # 02 opened alone would continue it
     proc = held_elsewhere(run.root)
@@ -327,8 +328,10 @@ def test_the_report_notebook_never_starts_a_run(tmp_path):
 
 def test_the_report_notebook_opened_alone_says_which_command_finishes_the_run(
         tmp_path, capsys, monkeypatch):
-    from zoorepro import config, runlock, runner
-    from zoorepro.run import Run
+    from zoorepro import config
+    from zoorepro import runner
+    from zoorepro.run import runlock
+    from zoorepro.run.folder import Run
     from conftest import small_params
     run = Run.create(config.from_mapping(small_params(tmp_path)))
     monkeypatch.delenv(runlock.TOKEN_ENV, raising=False)

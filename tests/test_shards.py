@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from zoorepro import config, records, shards, stages
-from zoorepro.data import image_key
+from zoorepro import config
+from zoorepro.run import records, stages
+from zoorepro.scale import shards
+from zoorepro.recipe.data import image_key
 from zoorepro.errors import ConfigError
-from zoorepro.run import Run
+from zoorepro.run.folder import Run
 
 import dask_processes
 from conftest import small_params
@@ -51,7 +53,7 @@ def test_config_takes_shards_and_a_scheduler_address():
 
 def test_missing_dask_names_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    from zoorepro import cluster
+    from zoorepro.scale import cluster
     with pytest.raises(ConfigError, match=r'pip install "dask\[distributed\]"'):
         cluster.require("shards: 2")
 

@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from zoorepro import config, records, references, stages
-from zoorepro.run import Run
+from zoorepro import config
+from zoorepro.run import records, stages
+from zoorepro.recipe import references
+from zoorepro.run.folder import Run
 
 from conftest import small_params
 
@@ -173,7 +175,7 @@ def test_float16_weights_leave_a_note_in_the_export_record_and_the_report(tmp_pa
     import torch
 
     from conftest import DEMO_WEIGHTS
-    from zoorepro import report_core, report_sections
+    from zoorepro.report import core as report_core, sections as report_sections
     half = tmp_path / "half.pth"
     sd = torch.load(DEMO_WEIGHTS, weights_only=True)
     torch.save({k: v.half() for k, v in sd.items()}, half)

@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 
 import zoorepro
-from zoorepro import config, evaluate, records, stages
-from zoorepro.run import Run
+from zoorepro import config
+from zoorepro.recipe import evaluate
+from zoorepro.run import records, stages
+from zoorepro.run.folder import Run
 
 from conftest import small_params
 
@@ -48,7 +50,7 @@ def test_bench_csv_states_each_definition_once(run):
 
 def test_an_older_bench_csv_with_the_text_still_loads(run, tmp_path):
     import shutil
-    from zoorepro.run import Run as _Run
+    from zoorepro.run.folder import Run as _Run
     copy = tmp_path / run.root.name
     shutil.copytree(run.root, copy)
     old = pd.read_csv(copy / "records" / "bench.csv", dtype={"definition_key": str})
@@ -67,7 +69,7 @@ def test_runs_stack(run):
 
 def test_figures_are_matplotlib_figures(run):
     from matplotlib.figure import Figure
-    from zoorepro import tables
+    from zoorepro.report import tables
     assert isinstance(tables.throughput_figure(run), Figure)
     fig = tables.bin_beside_jpeg(run, 0)
     assert isinstance(fig, Figure) and "224x224x3" in fig.axes[1].get_title()

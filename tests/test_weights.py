@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoorepro import weights
+from zoorepro.recipe import weights
 
 from conftest import DEMO_WEIGHTS, SHARED
 

@@ -12,7 +12,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from zoorepro.config import notebook_parameters_source
-from zoorepro.stages import NOTEBOOKS, notebook_keys
+from zoorepro.run.stages import NOTEBOOKS, notebook_keys
 
 ROUTES = """
 **How to run it.** `zoorepro run params/demo.yaml` runs every notebook in order into a new
@@ -31,15 +31,29 @@ def setup(stage: str | None) -> str:
     return ("%matplotlib inline\n"
             "from IPython.display import HTML, display\n"
             "import zoorepro\n"
-            "from zoorepro import report, runner, stages, tables\n\n"
+            "from zoorepro import report, runner, stages, tables\n"
+            "from zoorepro.scale import shards\n\n"
             f"run = runner.open_from_notebook(globals(), stage={stage!r})\n"
+            "executor = shards.executor(run)   # Dask tasks when the params ask for shards\n"
             "print('run folder:', run.root)")
 
 
-def first(stage: str) -> str:
-    return (f"earlier = stages.ensure(run, {stage!r})\n"
-            "if earlier:\n"
-            "    print('ran first, their records were missing:', ', '.join(earlier))\n")
+def stage(name: str) -> str:
+    """The one call that runs a stage (and the stages before it whose records are missing);
+    a stage whose record is there is kept, never run again."""
+    return (f"ran = stages.ensure(run, {name!r}, executor)\n"
+            "if ran[:-1]:\n"
+            "    print('ran first, their records were missing:', ', '.join(ran[:-1]))\n"
+            "if not ran:\n"
+            f"    print('{name}: its record is there; kept, not run again')\n")
+
+
+class Markdown(str):
+    """A markdown cell's text; every other entry of a notebook's body is a code cell."""
+
+
+def md(text: str) -> Markdown:
+    return Markdown(text)
 
 
 BODY = {
@@ -55,16 +69,16 @@ BODY = {
         "image), in parallel, natural order, never overwriting a finished `.bin`; an image "
         "that cannot be read is named with the reason and the fix, and the run stops before "
         "inference. EXIF orientation is ignored, as the recipe ignores it." + ROUTES,
-        "stages.run_preprocess(run)\ndisplay(HTML(report.preprocess_section(report.load(run))))",
-        "## What the model receives\nThe first image as a JPEG and as its `.bin`, decoded: "
-        "the shorter side scaled to 256, then the centre 224×224.",
+        stage("preprocess") + "display(HTML(report.preprocess_section(report.load(run))))",
+        md("## What the model receives\nThe first image as a JPEG and as its `.bin`, decoded: "
+        "the shorter side scaled to 256, then the centre 224×224."),
         "tables.bin_beside_jpeg(run, 0)",
-        "## The images of this run\nOne row per image, in the order ais_bench reads them "
-        "(natural sort). `zoorepro.load_run(run.root).images` gives the same table later.",
+        md("## The images of this run\nOne row per image, in the order ais_bench reads them "
+        "(natural sort). `zoorepro.load_run(run.root).images` gives the same table later."),
         "tables.load_run(run).images.head(10)",
     ]),
     "02_export.ipynb": ("export", [
-        "# 2 · Export: `.pth` → ONNX, and ATC with AIPP\n"
+        md("# 2 · Export: `.pth` → ONNX, and ATC with AIPP\n"
         "The recipe exports torchvision's SqueezeNet 1.1 to ONNX with "
         "`squeezenet1_1_pth2onnx.py` (opset 11, input `image`, output `class`, dynamic batch), "
         "then compiles one static-batch model per batch size with Huawei's ATC, which inserts "
@@ -75,16 +89,16 @@ BODY = {
         "Without ATC (no CANN here), zoorepro builds the portable equivalent: the same "
         "`aipp.config` prepended to the ONNX graph as nodes, taking the `.bin` bytes (uint8 "
         "NHWC) directly. We check that the export matches PyTorch on real images, and that "
-        "AIPP equals torchvision's `Normalize`.",
-        first("preprocess") + "stages.run_export(run)\n"
+        "AIPP equals torchvision's `Normalize`."),
+        stage("export") +
         "display(HTML(report.export_section(report.load(run))))",
-        "## ATC\nWhere `atc` is on PATH (CANN's `set_env.sh` sourced) the recipe's commands "
+        md("## ATC\nWhere `atc` is on PATH (CANN's `set_env.sh` sourced) the recipe's commands "
         "run and the `.om` models land in the run's `model/`; otherwise the exact commands are "
-        "shown and nothing pretends to have run.",
-        "stages.run_atc(run)\ndisplay(HTML(report.atc_section(report.load(run))))",
+        "shown and nothing pretends to have run."),
+        "display(HTML(report.atc_section(report.load(run))))",
     ]),
     "03_infer.ipynb": ("infer", [
-        "# 3 · Inference and the batch-size sweep\n"
+        md("# 3 · Inference and the batch-size sweep\n"
         "On the NPU host the recipe runs ais_bench twice: once over the `.bin` folder for "
         "accuracy, once in pure-inference mode per batch size for throughput:\n\n"
         "```\npython3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --batchsize=${bs} \\\n"
@@ -94,85 +108,86 @@ BODY = {
         "batch padded with its first file, padding not saved) and writes ais_bench's layout "
         "(`result_bs<N>/<image>_0.txt`, `result_bs<N>_summary.json`). Throughput uses "
         "ais_bench's formula, 1000 × batch / mean compute ms; end-to-end figures add reading, "
-        "batching and writing.",
-        first("export") + "stages.run_infer(run)\ndata = report.load(run)\n"
+        "batching and writing."),
+        stage("infer") + "data = report.load(run)\n"
         "display(HTML(report.e2e_table(data)))",
-        "## Throughput by batch size\nA matplotlib figure: the recipe's published Ascend "
+        md("## Throughput by batch size\nA matplotlib figure: the recipe's published Ascend "
         "310P3 / 310B1 series are dashed; red crosses mark points whose timing spread was too "
-        "large to trust.",
+        "large to trust."),
         "tables.throughput_figure(run)",
-        "## The raw sweep\nEvery timed point (the same table as `records/bench.csv`).",
+        md("## The raw sweep\nEvery timed point (the same table as `records/bench.csv`)."),
         "sweep = tables.load_run(run).bench\n"
         "sweep[['backend', 'batch_size', 'throughput', 'e2e_throughput', 'median_ms', "
         "'p90_ms', 'iterations', 'validity']]",
     ]),
     "04_evaluate.ipynb": ("evaluate", [
-        "# 4 · Evaluate: top-1 … top-5\n"
+        md("# 4 · Evaluate: top-1 … top-5\n"
         "The recipe's `squeezenet1_1_postprocess.py` reads the first line of each result "
         "file, ranks the scores and counts a hit when the label (0-based; +1 for 1001-class "
         "models) is among the first k:\n\n"
         "```\npython3 squeezenet1_1_postprocess.py result/result_bs${bs} ./val_label.txt ./ result.json\n```\n\n"
         "zoorepro scores the same way (ties go to the lower class index, so the result is "
         "deterministic), refuses non-finite scores and outputs of images that are not this "
-        "run's, and writes `result.json` in the recipe's format.",
-        first("infer") + "stages.run_evaluate(run)\ndata = report.load(run)\n"
+        "run's, and writes `result.json` in the recipe's format."),
+        stage("evaluate") + "data = report.load(run)\n"
         "display(HTML(report.accuracy_table(data)))",
-        "## Per image\nOne row per image and backend: the label, the five best classes and "
-        "whether the label is first or among them (`results/<backend>/predictions.csv`).",
+        md("## Per image\nOne row per image and backend: the label, the five best classes and "
+        "whether the label is first or among them (`results/<backend>/predictions.csv`)."),
         "preds = tables.load_run(run).predictions\npreds.head(10)",
-        "## Where the headline backend is wrong",
+        md("## Where the headline backend is wrong"),
         "wrong = preds[(preds['backend'] == preds['backend'].iloc[0]) & (preds['correct@1'] == 0)]\n"
         "wrong[['image', 'label', 'top1', 'top2', 'top3', 'correct@5']]",
     ]),
     "05_report.ipynb": (None, [
-        "# SqueezeNet 1.1 on ImageNet — reproducibility report\nRecipe: Ascend ModelZoo "
+        md("# SqueezeNet 1.1 on ImageNet — reproducibility report\nRecipe: Ascend ModelZoo "
         "`ACL_PyTorch/contrib/cv/classfication/Squeezenet1_1`, rebuilt by zoorepro. Every "
-        "figure below comes from this run's records and names what produced it.",
-        "stages.ensure_for_report(run)\ndata = report.load(run)\n"
+        "figure below comes from this run's records and names what produced it."),
+        "stages.ensure_for_report(run, executor)\ndata = report.load(run)\n"
         "display(HTML(report.verdict(data)))",
-        "## Accuracy\nTop-k of every backend beside the recipe's published figures and "
-        "torchvision's; a sample of predictions with class names.",
+        md("## Accuracy\nTop-k of every backend beside the recipe's published figures and "
+        "torchvision's; a sample of predictions with class names."),
         "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",
-        "## Throughput by batch size\nThe sweep of every backend, with the recipe's NPU "
-        "series for reference; the tables give each point's timing and validity.",
+        md("## Throughput by batch size\nThe sweep of every backend, with the recipe's NPU "
+        "series for reference; the tables give each point's timing and validity."),
         "display(tables.throughput_figure(run), metadata={'image/png': {'alt': 'Throughput by batch size'}})",
         "display(HTML(report.throughput_table(data)))\ndisplay(HTML(report.e2e_table(data)))",
-        "### Against the recipe's published throughput\nOur compute img/s beside the recipe's "
-        "Ascend 310P3 and 310B1 figures at each of its batch sizes, with the ratio.",
+        md("### Against the recipe's published throughput\nOur compute img/s beside the recipe's "
+        "Ascend 310P3 and 310B1 figures at each of its batch sizes, with the ratio."),
         "display(HTML(report.recipe_ratio_table(data)))",
-        "## Ascend NPU path\nWhat ran on an NPU (ATC, ais_bench), or why it did not.",
+        md("## Ascend NPU path\nWhat ran on an NPU (ATC, ais_bench), or why it did not."),
         "display(HTML(report.npu_section(data)))",
-        "## Warnings and unusual inputs\nImages converted or decoded by content, stray files, "
-        "notes from reading the results.",
+        md("## Warnings and unusual inputs\nImages converted or decoded by content, stray files, "
+        "notes from reading the results."),
         "display(HTML(report.warnings_section(data)))",
-        "## Cross-backend parity\nHow often backends agree on each image's top-1 class, and "
-        "how far their scores differ.",
+        md("## Cross-backend parity\nHow often backends agree on each image's top-1 class, and "
+        "how far their scores differ."),
         "display(HTML(report.parity_section(data)))",
-        "## Export parity and AIPP check\nONNX against PyTorch on real images; AIPP against "
-        "torchvision's normalisation.",
+        md("## Export parity and AIPP check\nONNX against PyTorch on real images; AIPP against "
+        "torchvision's normalisation."),
         "display(HTML(report.export_section(data)))",
-        "## Preprocessing\nWhat the first step wrote and reused.",
+        md("## Preprocessing\nWhat the first step wrote and reused."),
         "display(HTML(report.preprocess_section(data)))",
-        "## Environment\nThe machine, the packages and their versions.",
+        md("## Environment\nThe machine, the packages and their versions."),
         "display(HTML(report.environment_section(data)))",
-        "## Provenance\nHashes of the weights, models, labels and images, and the parameters "
-        "as run.",
+        md("## Provenance\nHashes of the weights, models, labels and images, and the parameters "
+        "as run."),
         "display(HTML(report.provenance_section(data)))",
-        "## Executed notebooks\nEach step's notebook with its outputs, kept in the run folder.",
+        md("## Executed notebooks\nEach step's notebook with its outputs, kept in the run folder."),
         "display(HTML(report.notebook_links(data)))\nrunner.finish_hint(run)",
     ]),
 }
 
 
 def build(name: str):
-    stage, body = BODY[name]
+    stage, body = BODY[name]          # body[0]: the title cell (markdown)
     cells = [new_markdown_cell(body[0])]
     params = new_code_cell(notebook_parameters_source(notebook_keys(name)))
     params.metadata["tags"] = ["parameters"]
     cells.append(params)
     cells.append(new_code_cell(setup(stage)))
     for text in body[1:]:
-        cells.append(new_markdown_cell(text) if text.startswith("#") else new_code_cell(text))
+        cells.append(new_markdown_cell(text) if isinstance(text, Markdown)
+                     else new_code_cell(text))
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}

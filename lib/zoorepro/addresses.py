@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 
-from .errors import ConfigError
+from zoorepro.errors import ConfigError
 
 # distributed's comm backends (distributed.comm.registry); a bare HOST:PORT is tcp
 SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")

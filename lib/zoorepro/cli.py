@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import config
-from .errors import ZooreproError
+from zoorepro import config
+from zoorepro.errors import ZooreproError
 
 VERBOSITY = {"level": 1}     # 0: -q, 1: default, 2: -v
 
@@ -46,7 +46,7 @@ def _refresh_index(output_root) -> None:
     """The output root's index.html after a command's own work: a damaged other run is listed
     as damaged there; an index that cannot be written is a warning, never this command's
     failure (the run is done and its folder is printed)."""
-    from . import index
+    from zoorepro.report import index
     try:
         index.refresh(output_root)
     except (ZooreproError, OSError) as exc:
@@ -54,8 +54,8 @@ def _refresh_index(output_root) -> None:
 
 
 def cmd_run(args) -> int:
-    from . import runner
-    from .run import Run
+    from zoorepro import runner
+    from zoorepro.run.folder import Run
     if args.resume:
         if args.params or args.param:
             raise config.ConfigError("--resume continues a run with its own params.yaml; give "
@@ -81,8 +81,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from . import runner
-    from .run import Run
+    from zoorepro import runner
+    from zoorepro.run.folder import Run
     run = Run.open(Path(args.run_dir).resolve())    # absolute: notebooks run in notebooks/
     if run.origin == "compared":
         raise config.ConfigError(f"{run.root}: a comparison of runs, not a run; its page is "
@@ -101,13 +101,13 @@ def cmd_render(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import stages
-    from .run import Run
+    from zoorepro.run import stages
+    from zoorepro.run.folder import Run
     run = Run.create(config.load(args.params, _overrides(args.param)))
     records, skipped = stages.run_bench(run)
     for name, st in skipped.items():
         print(f"note: backend {name} not run: {st.reason}", file=sys.stderr)
-    from .references import THROUGHPUT
+    from zoorepro.recipe.references import THROUGHPUT
     p3 = THROUGHPUT["recipe Ascend310P3"]
     cols = ("backend", "precision", "timing", "batch_size", "throughput", "e2e_throughput",
             "median_ms", "p90_ms", "p99_ms", "h2d_mean_ms", "d2h_mean_ms", "iterations", "validity")
@@ -127,7 +127,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_labels(args) -> int:
-    from . import data
+    from zoorepro.recipe import data
     labels = data.official_val_labels()
     path = data.write_labels(labels, args.official)
     print(f"wrote {len(labels)} labels to {path}")
@@ -135,7 +135,7 @@ def cmd_labels(args) -> int:
 
 
 def cmd_convert_weights(args) -> int:
-    from . import data, weights
+    from zoorepro.recipe import data, weights
     out = weights.convert_ndf(args.source, args.dest)
     print(f"wrote {out} (sha256 {data.sha256_file(out)})")
     return 0
@@ -144,20 +144,21 @@ def cmd_convert_weights(args) -> int:
 def cmd_lab(args) -> int:
     """JupyterLab on the user's notebooks, as this very process (zoorepro.lab): every other
     option goes to JupyterLab as it is."""
-    from . import lab
+    from zoorepro import lab
     lab.start(lab.plan(args.extra), say=say)
     return 0      # not reached: this process is JupyterLab now
 
 
 def cmd_index(args) -> int:
-    from . import index
+    from zoorepro.report import index
     path = index.refresh(args.output_root)
     print(path)
     return 0
 
 
 def cmd_ingest(args) -> int:
-    from . import ingest, runner
+    from zoorepro.ascend import ingest
+    from zoorepro import runner
     run = ingest.ingest(args.result_dir, args.labels, args.out, summaries=args.summary or (),
                         npu_smi_file=args.npu_smi, cann_version=args.cann_version,
                         soc_version=args.soc_version, manifest=args.manifest,
@@ -177,7 +178,7 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_kit(args) -> int:
-    from . import kit
+    from zoorepro.ascend import kit
     cfg = config.load(args.params, _overrides(args.param), check_paths=False)
     script = kit.make_kit(cfg, args.out_dir, bins=not args.no_bins, params_source=str(args.params))
     print(f"wrote the kit to {script.parent}; copy that folder to the NPU host and run:\n"
@@ -186,7 +187,7 @@ def cmd_kit(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import compare
+    from zoorepro.report import compare
     folder = compare.compare(args.run_dirs, args.out)
     say(f"report: {folder / 'report.html'}")
     print(folder)
@@ -274,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", default="reports", metavar="DIR",
                      help="folder for the new compare-<time> folder (default: reports)")
     cmp.set_defaults(func=cmd_compare)
-    from . import matrix
+    from zoorepro.scale import matrix
     matrix.add_matrix_parser(sub)
     return p
 
@@ -288,7 +289,7 @@ def main(argv=None) -> int:
         args.extra = list(unknown)
     VERBOSITY["level"] = 0 if args.quiet else 2 if args.verbose else 1
     if args.quiet:
-        from . import runner
+        from zoorepro import runner
         runner.QUIET["on"] = True
     import signal
     previous = signal.signal(signal.SIGTERM, _terminated)
@@ -308,7 +309,7 @@ def main(argv=None) -> int:
 
 def _terminated(signum, frame):
     """SIGTERM: unwound like Ctrl-C (kernels shut down, the run's lock released)."""
-    from .runner import RunInterrupted
+    from zoorepro.runner import RunInterrupted
     raise RunInterrupted(None, signum)
 
 

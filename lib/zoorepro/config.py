@@ -14,21 +14,24 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from .addresses import scheduler_problem
-from .configspec import EMPTY_MEANS, HELP, MAXIMA, coerce  # noqa: F401 (EMPTY_MEANS)
-from .configspec import show as _show
-from .errors import ConfigError  # noqa: F401  (raised here; defined in errors)
-from .files import load_yaml
-from .names import name_problem
+from zoorepro.addresses import scheduler_problem
+from zoorepro.configspec import EMPTY_MEANS, HELP, MAXIMA, coerce  # noqa: F401 (EMPTY_MEANS)
+from zoorepro.configspec import show as _show
+from zoorepro.errors import ConfigError  # noqa: F401  (raised here; defined in errors)
+from zoorepro.files import load_yaml
+from zoorepro.backends import registry
+from zoorepro.names import name_problem
+from zoorepro.outputs import FORMATS as OUTFMTS
 
 # Keys whose values are filesystem paths (resolved to absolute paths on load).
 PATH_KEYS = ("data_dir", "label_file", "weights", "aipp_config", "output_root", "bin_dir",
              "run_dir", "onnx_model")
+# A chip name as 'npu-smi info' prints it (Ascend310P3, 310B1); run_on_npu.sh.j2 checks the
+# same pattern in bash (tests/test_kit.py holds the two equal).
+SOC_VERSION_RE = re.compile(r"^(Ascend)?[0-9A-Za-z]{2,32}$")
 # Paths that must exist when the run starts.
 REQUIRED_EXISTING = ("data_dir", "label_file", "weights", "aipp_config")
 
-KNOWN_BACKENDS = ("onnxruntime", "torch", "ais_bench")
-OUTFMTS = ("TXT", "NPY", "BIN")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,11 @@ class RunConfig:
     def primary_backend(self) -> str:
         return self.backends[0]
 
+    @property
+    def om_batch_sizes(self) -> list[int]:
+        """Batch sizes that need an ``.om`` (ATC): the sweep's and the accuracy run's."""
+        return sorted(set(self.batch_sizes) | {self.accuracy_batch_size})
+
 
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
 DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
@@ -128,12 +136,12 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
             problems.append(f"{key}: must be " + (
                 f">= {minimum}" if x < minimum else f"<= {top:,}" if x > top
                 else f"from {minimum} to {top:,}") + f", got {_show(x)}")  # the last: NaN
+    known = registry.names()      # the built-in backends and any registered since
     if not v["backends"]:
-        problems.append("backends: list at least one of " + ", ".join(KNOWN_BACKENDS))
+        problems.append("backends: list at least one of " + ", ".join(known))
     for b in v["backends"]:
-        if not isinstance(b, str) or b not in KNOWN_BACKENDS:
-            problems.append(f"backends: unknown backend {_show(b)} (known: "
-                            f"{', '.join(KNOWN_BACKENDS)})")
+        if not isinstance(b, str) or b not in known:
+            problems.append(f"backends: unknown backend {_show(b)} (known: {', '.join(known)})")
     if len({_show(b) for b in v["backends"]}) != len(v["backends"]):
         problems.append("backends: a backend is listed twice")
     if isinstance(v["outfmt"], str) and v["outfmt"].upper() not in OUTFMTS:
@@ -148,7 +156,7 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
     if v["device"] not in ("auto", "cpu", "cuda"):
         problems.append(f"device: must be auto, cpu or cuda, got {_show(v['device'])}")
     soc = v.get("soc_version")
-    if soc and (not isinstance(soc, str) or not re.fullmatch(r"(Ascend)?[0-9A-Za-z]{2,32}", soc)):
+    if soc and (not isinstance(soc, str) or not SOC_VERSION_RE.fullmatch(soc)):
         problems.append(f"soc_version: {_show(soc)} is not a chip name such as Ascend310P3 "
                         f"(letters and digits, as 'npu-smi info' prints); leave it empty to "
                         f"read it from npu-smi")

@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
-from .files import yaml_number
+from zoorepro.files import yaml_number
 
 # Upper bounds (a value past these never finishes or cannot fit in memory); list lengths; bytes
 MAXIMA = {"batch_sizes": 4096, "accuracy_batch_size": 4096, "bench_iterations": 1_000_000,

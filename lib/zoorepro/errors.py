@@ -4,7 +4,7 @@ bug and keeps its traceback.
 
 The classes also derive from ``ValueError`` / ``RuntimeError`` as they did before they shared a
 base, so ``except ValueError`` in callers keeps working.  Each is importable from the module
-that raises it (``zoorepro.aipp.AippError`` is ``zoorepro.errors.AippError``).
+that raises it (``zoorepro.recipe.aipp.AippError`` is ``zoorepro.errors.AippError``).
 """
 from __future__ import annotations
 

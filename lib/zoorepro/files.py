@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import WriteError
+from zoorepro.errors import WriteError
 
 _COUNTER = itertools.count()
 NAME_MAX = 255   # bytes in one file name on Linux file systems
@@ -197,7 +197,7 @@ def read_json(path: str | os.PathLike, max_bytes: int | None = None) -> Any:
         if max_bytes is not None:
             size = os.fstat(fh.fileno()).st_size
             if size > max_bytes:
-                from .errors import DataError
+                from zoorepro.errors import DataError
                 raise DataError(f"{path}: {size:,} bytes, more than such a file ever holds "
                                 f"({max_bytes:,}); the run folder is damaged: make a new run, "
                                 f"or move this folder out of the output root")

@@ -1,5 +1,6 @@
-"""Facts about the machine that records name: CPU model, physical cores, the CANN version
-of a sourced set_env.sh.  Nothing here depends on a backend."""
+"""The machine, as the layers above need it: CPU model, physical cores, memory (psutil),
+a memory check before a batch, and the progress bars.  A base module: it imports no other
+part of zoorepro but :mod:`zoorepro.errors` (a backend is passed in, never imported)."""
 from __future__ import annotations
 
 import contextlib
@@ -23,12 +24,8 @@ def physical_cores() -> int:
 def available_memory() -> int | None:
     """Bytes of memory new work can take: ``MemAvailable``, capped by a cgroup (container)
     limit; None where neither can be read."""
-    found = []
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            found += [int(ln.split()[1]) * 1024 for ln in fh if ln.startswith("MemAvailable:")]
-    except (OSError, ValueError, IndexError):
-        pass
+    import psutil
+    found = [int(psutil.virtual_memory().available)]
     try:
         cg = Path("/sys/fs/cgroup")
         limit = (cg / "memory.max").read_text().strip()
@@ -44,10 +41,16 @@ def available_memory() -> int | None:
 SESSION_BYTES, IMAGE_BYTES, GPU_IMAGE_BYTES = 90 << 20, 5 << 20, 4 * 150_528
 
 
+def total_memory() -> int:
+    """Bytes of memory the machine has (psutil)."""
+    import psutil
+    return int(psutil.virtual_memory().total)
+
+
 def check_memory(backend, batch_size: int, streams: int = 1) -> None:
     """Stop before a batch that cannot fit in the memory available (batch 100,000 would
     take 500 GB), rather than dying in the middle of allocating it."""
-    from .errors import ResourceError
+    from zoorepro.errors import ResourceError
     gpu = str(backend.info().get("device", "")).startswith("cuda")
     need = streams * (SESSION_BYTES + (GPU_IMAGE_BYTES if gpu else IMAGE_BYTES) * batch_size)
     free = available_memory()
@@ -67,22 +70,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def cann_version_from_env() -> str:
-    """The CANN version from the toolkit's install info, when set_env.sh was sourced."""
-    from .atc import parse_cann_version
-    home = os.environ.get("ASCEND_HOME_PATH") or os.environ.get("ASCEND_TOOLKIT_HOME") or ""
-    if not home:
-        return ""
-    cands = sorted(Path(home).glob("*-linux/ascend_toolkit_install.info"))
-    cands += [Path(home) / "version.cfg", Path(home) / "compiler" / "version.info"]
-    for c in cands:
-        if c.is_file():
-            v = parse_cann_version(c.read_text(errors="replace"))
-            if v:
-                return v
-    return ""
 
 
 def progress_bar(total: int, desc: str, unit: str = "img"):

@@ -23,7 +23,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LabError
+from zoorepro.errors import LabError
 
 WORKING_FOLDER = "zoorepro-notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -48,7 +48,7 @@ class LabPlan:
 
 
 def packaged_dir() -> Path:
-    from .runner import notebooks_dir
+    from zoorepro.runner import notebooks_dir
     return notebooks_dir()
 
 

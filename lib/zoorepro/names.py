@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ConfigError
+from zoorepro.errors import ConfigError
 
 MAX_LEN = 100          # a run folder is <name>-<YYYYmmdd-HHMMSS>[-k]: well under 255 bytes
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import records, report, runlock
-from .config import DEFAULTS, FIELD_NAMES, PATH_KEYS, RunConfig, from_namespace
-from .errors import ConfigError, DataError
-from .run import Run
-from .stages import REPORT_NOTEBOOK, STAGES
+from zoorepro.run import records, runlock
+from zoorepro import report
+from zoorepro.config import DEFAULTS, FIELD_NAMES, PATH_KEYS, RunConfig, from_namespace
+from zoorepro.errors import ConfigError, DataError
+from zoorepro.run.folder import Run
+from zoorepro.run.stages import REPORT_NOTEBOOK, STAGES
 
 
 QUIET = {"on": False}    # set by the CLI's -q: no progress bars either
@@ -156,7 +157,7 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
     """Execute every notebook in order into a new run folder (or continue the unfinished run
     ``resume``: the stages whose records are there are not run again), then render.
     ``say`` gets one line per stage with its elapsed time.  The run's lock
-    (:mod:`zoorepro.runlock`) is held throughout: a run another process works on is refused.
+    (:mod:`zoorepro.run.runlock`) is held throughout: a run another process works on is refused.
     An interrupt (SIGINT, or SIGTERM raised as :class:`RunInterrupted`) is re-raised as a
     :class:`RunInterrupted` naming the run folder."""
     with contextlib.ExitStack() as stack:
@@ -173,7 +174,7 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
             (run.root / "report.html").unlink(missing_ok=True)
         else:
             if cfg.shards > 1 and cfg.scheduler:     # nothing answers there: before any folder
-                from .addresses import check_scheduler
+                from zoorepro.addresses import check_scheduler
                 check_scheduler(cfg.scheduler)
             if cfg.run_dir and Path(cfg.run_dir).is_dir():   # an existing folder: lock first
                 stack.enter_context(runlock.hold(cfg.run_dir, "zoorepro run", say))
@@ -268,7 +269,7 @@ def _injected_keys(namespace) -> set:
 def refuse_unknown_parameters(namespace) -> None:
     """A key papermill injected that is no parameter (``-p max_image 5``) is an error with
     "did you mean", as on the file and ``-p`` routes, never a run that ignores it."""
-    from .configspec import unknown_key
+    from zoorepro.configspec import unknown_key
     unknown = sorted(_injected_names(namespace) - set(FIELD_NAMES))
     if unknown:
         raise ConfigError("papermill parameters: " + "; ".join(
@@ -346,7 +347,7 @@ def open_from_notebook(namespace, stage: str | None = None) -> Run:
     * ``run_dir`` empty: the newest unfinished run with these parameters whose earlier
       stages are done (a notebook opened alone in JupyterLab), else a new run.
     A finished run is never written to: only the report notebook opens one.  A run another
-    process works on (its lock held, :mod:`zoorepro.runlock`) is refused, except by the kernels
+    process works on (its lock held, :mod:`zoorepro.run.runlock`) is refused, except by the kernels
     that process started.  Keys the notebook does not declare take the value its parameters
     cell would give them, so every notebook resolves paths alike; it prints the paths used.
     """

@@ -2,8 +2,8 @@
 
 ``infer(batch)`` uses ``InferSession(device_id, om).infer([batch])`` with the OM built for
 that batch size; the accuracy run and the ``--loop`` sweep run the recipe's command lines
-(:mod:`zoorepro.aiscommands`) and read what ais_bench writes through the contract
-(:mod:`zoorepro.aisformat`).
+(:mod:`zoorepro.ascend.aiscommands`) and read what ais_bench writes through the contract
+(:mod:`zoorepro.ascend.aisformat`).
 
 The ``ais_bench`` package (plus its ``aclruntime`` runtime, both built from Ascend/tools
 ``ais-bench_workload/tool/ais_bench``) is imported only when the backend is created; when
@@ -21,15 +21,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ..aiscommands import accuracy_argv, perf_argv, shell_line
-from ..aisformat import (NAME, PERF_LOOP, list_inputs, perf_dirname, read_summary,
-                         result_dirname, summary_path)
-from ..bench import bench_record
-from ..atc import detect_soc_version, npu_device_name
-from ..errors import AisBenchError, IngestError
-from ..files import atomic_copy
-from ..host import cann_version_from_env
-from . import AccuracyJob, Artifacts, Backend, BackendUnavailable, SweepJob
+from zoorepro.ascend.aiscommands import accuracy_argv, perf_argv, shell_line
+from zoorepro.ascend.aisformat import (NAME, PERF_LOOP, list_inputs, perf_dirname, read_summary,
+                                       result_dirname, summary_path)
+from zoorepro.backends.bench import bench_record
+from zoorepro.ascend.atc import cann_version_from_env, detect_soc_version, npu_device_name
+from zoorepro.errors import AisBenchError, IngestError
+from zoorepro.files import atomic_copy
+from zoorepro.backends.base import AccuracyJob, Artifacts, Backend, SweepJob
+from zoorepro.errors import BackendUnavailable
 
 INSTALL_HINT = (
     "ais_bench is not installed here: build and pip-install the two wheels 'aclruntime' and "

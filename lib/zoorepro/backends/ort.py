@@ -5,8 +5,9 @@ import os
 
 import numpy as np
 
-from ..host import cpu_name, physical_cores
-from . import Artifacts, Backend, BackendUnavailable
+from zoorepro.host import cpu_name, physical_cores
+from zoorepro.backends.base import Artifacts, Backend
+from zoorepro.errors import BackendUnavailable
 
 
 class OnnxRuntimeBackend(Backend):

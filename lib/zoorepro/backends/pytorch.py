@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..host import cpu_name, physical_cores
-from . import Artifacts, Backend, BackendUnavailable
+from zoorepro.host import cpu_name, physical_cores
+from zoorepro.backends.base import Artifacts, Backend
+from zoorepro.errors import BackendUnavailable
 
 
 class TorchBackend(Backend):
@@ -25,8 +26,8 @@ class TorchBackend(Backend):
         except ImportError:
             raise BackendUnavailable("torch is not installed: pip install torch==2.14.1 "
                                      "torchvision==0.29.1") from None
-        from .. import aipp as aipp_mod
-        from ..weights import build_model
+        from zoorepro.recipe import aipp as aipp_mod
+        from zoorepro.recipe.weights import build_model
         use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
         if device == "cuda" and not use_cuda:
             raise BackendUnavailable("device cuda asked for, but torch sees no CUDA device")

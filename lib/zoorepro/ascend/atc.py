@@ -1,0 +1,139 @@
+"""Huawei ATC: the recipe's ONNX -> OM conversion with AIPP, driven exactly as the README does.
+
+    atc --model=<onnx> --framework=5 --output=squeezenet1_1_bs<N>
+        --input_shape="image:<N>,3,224,224" --log=error --soc_version=Ascend<chip>
+        --enable_small_channel=1 --insert_op_conf=aipp.config
+
+(``--input_shape`` with an underscore: the documented spelling; the README's hyphen form is
+unverified.)  ``soc_version`` comes from params or from ``npu-smi info``.  When ``atc`` is
+not on PATH nothing runs and the record says so.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from zoorepro.errors import AtcError  # noqa: F401  (raised here; defined in errors)
+
+OM_PREFIX = "squeezenet1_1_bs"
+# soc_version when the chip is not known here: the recipe's own shell variable.
+SOC_PLACEHOLDER = "${chip_name}"
+
+
+def om_name(batch_size: int) -> str:
+    return f"{OM_PREFIX}{batch_size}"
+
+
+def atc_command(onnx: str, batch_size: int, soc_version: str, aipp_config: str = "aipp.config",
+                output_dir: str = "", extra: Sequence[str] = ()) -> list[str]:
+    """The recipe's ATC command for one batch size, as an argv list (``soc_version`` may be
+    :data:`SOC_PLACEHOLDER` to show the command before the chip is known)."""
+    soc = soc_version if soc_version.startswith("Ascend") else f"Ascend{soc_version}"
+    out = os.path.join(output_dir, om_name(batch_size)) if output_dir else om_name(batch_size)
+    return ["atc", f"--model={onnx}", "--framework=5", f"--output={out}",
+            f"--input_shape=image:{batch_size},3,224,224", "--log=error",
+            f"--soc_version={soc}", "--enable_small_channel=1",
+            f"--insert_op_conf={aipp_config}", *extra]
+
+
+def shell_line(argv: Sequence[str]) -> str:
+    """The command as the README writes it (input_shape in double quotes)."""
+    parts = []
+    for a in argv:
+        if a == f"--soc_version=Ascend{SOC_PLACEHOLDER}":
+            parts.append(a)   # left for the shell to fill in, as in the recipe's README
+        elif a.startswith("--input_shape="):
+            parts.append('--input_shape="' + a.split("=", 1)[1] + '"')
+        else:
+            parts.append(shlex.quote(a))
+    return " ".join(parts)
+
+
+_NPU_ROW = re.compile(r"^\|\s*(\d+)\s+([0-9A-Za-z]+)\s*\|\s*(\S+)\s*\|")
+
+
+def parse_npu_smi(text: str) -> list[dict]:
+    """Chips from ``npu-smi info``: ``[{npu, name, health, soc_version}]``."""
+    chips = []
+    for line in text.splitlines():
+        m = _NPU_ROW.match(line.strip())
+        if m and not m.group(2).isdigit():
+            name = m.group(2)
+            chips.append({"npu": int(m.group(1)), "name": name, "health": m.group(3),
+                          "soc_version": name if name.startswith("Ascend") else f"Ascend{name}"})
+    return chips
+
+
+def detect_soc_version(runner=subprocess.run) -> str | None:
+    if shutil.which("npu-smi") is None:
+        return None
+    try:
+        out = runner(["npu-smi", "info"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    chips = parse_npu_smi(out)
+    return chips[0]["soc_version"] if chips else None
+
+
+def available() -> bool:
+    return shutil.which("atc") is not None
+
+
+def build_all(onnx: str, batch_sizes: Sequence[int], soc_version: str, aipp_config: str,
+              out_dir: Path, extra: Sequence[str] = ()) -> list[dict]:
+    """Run ATC for every batch size, logs kept beside the models; raise on the first failure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for bs in batch_sizes:
+        argv = atc_command(onnx, bs, soc_version, aipp_config, str(out_dir), extra)
+        log = out_dir / f"atc_bs{bs}.log"
+        with open(log, "w", encoding="utf-8") as fh:
+            proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT)
+        om = out_dir / f"{om_name(bs)}.om"
+        if proc.returncode != 0 or not om.is_file():
+            raise AtcError(f"atc failed for batch size {bs} (exit {proc.returncode}); see {log}. "
+                           f"Check soc_version ({soc_version}) against 'npu-smi info' and that "
+                           f"CANN's set_env.sh was sourced")
+        results.append({"batch_size": bs, "om": str(om), "log": str(log), "command": shell_line(argv)})
+    return results
+
+
+def npu_device_name(soc_version: str | None, cann_version: str | None) -> str:
+    """How records name an NPU: ``npu: Ascend310P3 (CANN 6.0.RC1)``."""
+    soc = soc_version or "Ascend (chip not recorded)"
+    if soc and not soc.startswith("Ascend"):
+        soc = f"Ascend{soc}"
+    cann = f"CANN {cann_version}" if cann_version else "CANN version not recorded"
+    return f"npu: {soc} ({cann})"
+
+
+def parse_cann_version(text: str) -> str:
+    """``version=6.0.RC1`` (ascend_toolkit_install.info, version.info) -> ``6.0.RC1``;
+    otherwise the first non-empty line (trimmed)."""
+    m = re.search(r"(?im)^\s*(?:toolkit_)?version\s*=\s*\"?([^\s\"]+)", text or "")
+    if m:
+        return m.group(1)
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()[:80]
+    return ""
+
+
+def cann_version_from_env() -> str:
+    """The CANN version from the toolkit's install info, when set_env.sh was sourced."""
+    home = os.environ.get("ASCEND_HOME_PATH") or os.environ.get("ASCEND_TOOLKIT_HOME") or ""
+    if not home:
+        return ""
+    cands = sorted(Path(home).glob("*-linux/ascend_toolkit_install.info"))
+    cands += [Path(home) / "version.cfg", Path(home) / "compiler" / "version.info"]
+    for c in cands:
+        if c.is_file():
+            v = parse_cann_version(c.read_text(errors="replace"))
+            if v:
+                return v
+    return ""

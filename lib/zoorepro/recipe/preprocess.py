@@ -1,0 +1,368 @@
+"""The recipe's preprocessing, byte for byte: JPEG -> raw HWC uint8 ``<stem>.bin``.
+
+``squeezenet1_1_preprocess.py`` does: PIL ``open().convert('RGB')``; shorter side to 256
+with BILINEAR (long side ``int(256*long/short)``, image untouched when the shorter side is
+already 256); centre crop 224 with offsets ``int(round((dim-224)/2))``; raw bytes.
+No normalisation: AIPP does that inside the model.
+
+Unlike the recipe, every image is processed in natural-sorted order, the work is spread
+over processes, a finished ``.bin`` is never redone (resume), writes are atomic, and every
+failure is reported by name with its reason.  Like the recipe, EXIF orientation is ignored
+(pixels as stored).  Pillow's decompression-bomb limit is applied from the header before any
+decoder runs; a write error (disk full, file too large) or a worker process that dies stops
+the work and keeps what was written.
+"""
+from __future__ import annotations
+
+import os
+import json
+import multiprocessing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from zoorepro.recipe.data import image_key
+from zoorepro.errors import WriteError
+from zoorepro.files import atomic_write_bytes, writing
+
+RESIZE = 256
+CROP = 224
+CHANNELS = 3
+BIN_BYTES = CROP * CROP * CHANNELS  # 150,528
+
+
+def resize_shorter(img: Image.Image, size: int = RESIZE) -> Image.Image:
+    w, h = img.size
+    if (w <= h and w == size) or (h <= w and h == size):
+        return img
+    if w < h:
+        return img.resize((size, int(size * h / w)), Image.BILINEAR)
+    return img.resize((int(size * w / h), size), Image.BILINEAR)
+
+
+def center_crop(img: Image.Image, size: int = CROP) -> Image.Image:
+    w, h = img.size
+    top = int(round((h - size) / 2.0))
+    left = int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+try:  # libjpeg-turbo straight to RGB: the same pixels as PIL's decoder (tested), faster
+    import simplejpeg as _simplejpeg
+except ImportError:  # pragma: no cover - optional speed-up
+    _simplejpeg = None
+
+
+def decoder_note() -> str:
+    if _simplejpeg is None:
+        return "PIL"
+    return (f"simplejpeg {_simplejpeg.__version__} for 3-channel YCbCr JPEGs (pixels identical "
+            f"to PIL's decoder, checked by the tests), PIL for everything else")
+
+
+def check_pixels(width: int, height: int) -> None:
+    """Pillow's decompression-bomb limit (more than twice ``Image.MAX_IMAGE_PIXELS`` is
+    refused), applied from a header before any decoder allocates the pixels."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > 2 * limit:
+        raise Image.DecompressionBombError(
+            f"{width}x{height} = {width * height:,} pixels exceeds the limit of "
+            f"{2 * limit:,} pixels (Pillow's decompression-bomb protection); decoding it would "
+            f"take {width * height * 3 / 2**30:.1f} GiB of memory")
+
+
+def _fast_jpeg(data: bytes):
+    """RGB pixels of a 3-channel YCbCr JPEG via simplejpeg, or None to let PIL decode."""
+    if _simplejpeg is None or data[:2] != b"\xff\xd8":
+        return None
+    try:
+        height, width, colorspace, _ = _simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None   # PIL decides and explains
+    check_pixels(width, height)   # simplejpeg has no limit of its own
+    try:
+        if colorspace != "YCbCr":
+            return None
+        return _simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False,
+                                       fastupsample=False, strict=True)
+    except ValueError:
+        return None   # anything unusual (truncated, odd markers): PIL decides and explains
+
+
+# Modes whose values do not fit 8 bits: convert("RGB") (the recipe's) clips them to 0..255.
+SQUASHED_MODES = {"I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I;16N": "16-bit",
+                  "I": "32-bit integer", "F": "32-bit float"}
+
+
+def conversion_note(mode: str) -> str:
+    """What converting an image of ``mode`` to RGB did, for the report."""
+    if mode in SQUASHED_MODES:
+        return (f"{mode} image converted to RGB as the recipe does, but its "
+                f"{SQUASHED_MODES[mode]} values were squashed into 0..255 (values above 255 "
+                f"become 255: the input is mostly white); convert it to 8-bit RGB first if "
+                f"that is not intended")
+    return f"{mode} image converted to RGB (as the recipe does)"
+
+
+def load_rgb(path: str | os.PathLike, fast: bool = True) -> tuple[Image.Image, str, str]:
+    """Open by content (not extension) and convert to RGB; returns (image, mode, format).
+    EXIF orientation is ignored, as the recipe's ``open().convert('RGB')`` ignores it."""
+    if fast and _simplejpeg is not None:
+        with open(path, "rb") as fh:
+            pixels = _fast_jpeg(fh.read())
+        if pixels is not None:
+            return Image.fromarray(pixels, "RGB"), "RGB", "JPEG"
+    with Image.open(path) as im:
+        mode, fmt = im.mode, im.format or "unknown"
+        return im.convert("RGB"), mode, fmt
+
+
+def preprocess_array(path: str | os.PathLike, fast: bool = True) -> np.ndarray:
+    """The recipe's tensor for one image: uint8 ``[224, 224, 3]`` RGB."""
+    img, _, _ = load_rgb(path, fast)
+    return np.asarray(center_crop(resize_shorter(img)), dtype=np.uint8)
+
+
+def preprocess_bytes(path: str | os.PathLike, fast: bool = True) -> bytes:
+    return preprocess_array(path, fast).tobytes()
+
+
+@dataclass
+class PreprocessResult:
+    out_dir: str
+    total: int = 0
+    written: int = 0
+    reused: int = 0
+    failed: list = field(default_factory=list)      # [(file name, reason)]
+    non_rgb: list = field(default_factory=list)     # [(file name, mode)] converted to RGB
+    not_jpeg: list = field(default_factory=list)    # [(file name, format)] decoded by content
+    stopped: str = ""   # why the work stopped early (disk full, a dead worker); not a record key
+
+    @property
+    def ok(self) -> int:
+        return self.written + self.reused
+
+    def to_dict(self) -> dict:
+        return {"out_dir": self.out_dir, "decoder": decoder_note(), "total": self.total, "written": self.written,
+                "reused": self.reused, "ok": self.ok, "failed": [list(x) for x in self.failed],
+                "non_rgb": [list(x) for x in self.non_rgb],
+                "not_jpeg": [list(x) for x in self.not_jpeg], "bin_bytes": BIN_BYTES}
+
+
+def bin_path_for(image: Path, out_dir: Path) -> Path:
+    return out_dir / f"{image_key(image.name)}.bin"
+
+
+def describe_failure(path: str, exc: BaseException) -> str:
+    """A reason a person can act on, with the exception text kept for reference."""
+    from PIL import UnidentifiedImageError
+    text = f"{type(exc).__name__}: {exc}"
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = -1
+    if size == 0:
+        return "empty file (0 bytes): the copy failed; copy it again or remove it"
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"image too large: {exc}; not an ImageNet photo: remove it or shrink it"
+    if isinstance(exc, UnidentifiedImageError):
+        return f"not a decodable image (corrupt or not an image file); replace or remove it [{text}]"
+    if "truncated" in str(exc).lower() or isinstance(exc, (EOFError, SyntaxError)):
+        return f"truncated image data (incomplete copy); copy it again [{text}]"
+    return text
+
+
+def _header(src: str) -> tuple[str, str]:
+    with Image.open(src) as im:
+        return im.mode, im.format or "unknown"
+
+
+MANIFEST = ".zoorepro-sources.jsonl"   # in the .bin folder: which image made which .bin
+
+
+def source_id(path: str | os.PathLike) -> list:
+    """What identifies an image's content cheaply: absolute path, size, modification time."""
+    st = os.stat(path)
+    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+
+
+def read_manifest(out: Path) -> dict:
+    """``{key: source_id}`` of the .bin files written into ``out`` (a torn last line is skipped)."""
+    entries = {}
+    try:
+        with open(out / MANIFEST, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    entries[rec["key"]] = rec["source"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+    except FileNotFoundError:
+        pass
+    return entries
+
+
+def _work(args: tuple[str, str, bool]) -> tuple[str, str, str, str]:
+    """Worker: returns (name, status, mode, format-or-reason); status in written/reused/
+    checked/failed, or unwritable (a write error: the disk, not the image; stops the work).
+    A finished .bin is reused only when the manifest says this very image made it; an empty
+    ``dst`` only decodes (a check of the input)."""
+    src, dst, trusted = args
+    name = os.path.basename(src)
+    try:
+        if trusted and os.path.exists(dst) and os.path.getsize(dst) == BIN_BYTES:
+            mode, fmt = _header(src)   # header only: keeps the report's lists complete on resume
+            return name, "reused", mode, fmt
+        img, mode, fmt = load_rgb(src)
+        pixels = np.asarray(center_crop(resize_shorter(img)), np.uint8).tobytes()
+        if not dst:
+            return name, "checked", mode, fmt
+        atomic_write_bytes(dst, pixels)
+        return name, "written", mode, fmt
+    except WriteError as exc:
+        return name, "unwritable", "", str(exc)
+    except Exception as exc:  # reported by name, never swallowed
+        return name, "failed", "", describe_failure(src, exc)
+
+
+def _outcomes(jobs: list, workers: int):
+    """``_work`` over ``jobs`` in order, in ``workers`` processes when worth it.  A worker
+    that dies (the out-of-memory killer's SIGKILL) ends the iteration with a last
+    ``("", "died", "", how)`` instead of waiting forever for its images."""
+    if workers == 1 or len(jobs) < 2 * workers:
+        yield from map(_work, jobs)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    chunk = max(1, min(32, len(jobs) // (workers * 8)))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    procs = []
+    try:
+        results = pool.map(_work, jobs, chunksize=chunk)
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        yield from results
+    except BrokenProcessPool:
+        for p in procs:
+            p.join(5)
+        codes = sorted({-p.exitcode for p in procs if p.exitcode and p.exitcode < 0})
+        codes = [c for c in codes if c != 15] or codes   # SIGTERM: the pool ends the others
+        yield "", "died", "", ", ".join(f"signal {c}" for c in codes) or "no exit status"
+    finally:   # stopped early (write error, dead worker): drop the images not started
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _progress(total: int, enabled: bool):
+    from zoorepro.host import progress_bar
+    return progress_bar(total, "preprocess") if enabled else None
+
+
+def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, workers: int = 0,
+                      progress: bool = True, executor=None) -> PreprocessResult:
+    """Preprocess ``images`` into ``out_dir``; resumes, never swallows a failure.  A write
+    error or a dead worker stops the work: what was written is kept, and ``failed`` says why
+    and how many images were not done.  ``executor(jobs, work)``: a generator of
+    ``work(job)`` for each job, in order, run elsewhere (``zoorepro.scale.shards``: Dask tasks);
+    default: ``workers`` local processes."""
+    out = Path(out_dir)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, str] = {}
+    result = PreprocessResult(out_dir=str(out), total=len(images))
+    known = read_manifest(out)
+    jobs, ids = [], {}
+    for img in images:
+        key = image_key(img.name)
+        if key in seen:
+            result.failed.append((img.name, f"same key {key!r} as {seen[key]}: both would write "
+                                            f"{key}.bin; rename or remove one"))
+            continue
+        seen[key] = img.name
+        try:
+            ids[img.name] = source_id(img)
+        except OSError as exc:
+            result.failed.append((img.name, f"cannot be read ({exc.strerror}); check the file"))
+            continue
+        jobs.append((str(img), str(bin_path_for(img, out)), known.get(key) == ids[img.name]))
+    workers = workers or os.cpu_count() or 1
+    bar = _progress(len(jobs), progress)
+    before = len(result.failed)
+    try:
+        with writing(out / MANIFEST):
+            manifest = open(out / MANIFEST, "a", encoding="utf-8")
+        with manifest:
+            def record(name):
+                with writing(out / MANIFEST):
+                    manifest.write(json.dumps({"key": image_key(name), "source": ids[name]})
+                                   + "\n")
+                    manifest.flush()
+            outcomes = executor(jobs, _work) if executor else _outcomes(jobs, workers)
+            try:
+                _collect(outcomes, result, bar, record)
+            except WriteError as exc:   # the manifest beside the .bin files
+                result.stopped = f"{MANIFEST} could not be written: {exc}"
+            finally:
+                outcomes.close()
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.stopped:
+        left = len(jobs) - (result.ok + len(result.failed) - before)
+        result.failed.append((f"{left} image(s) not done", f"preprocessing stopped: "
+                              f"{result.stopped}; the .bin files written are kept and reused "
+                              f"by the next run with this bin_dir"))
+    return result
+
+
+def check_images(images: Sequence[Path], workers: int = 0) -> list[tuple[str, str]]:
+    """Decode every image as preprocessing would, writing nothing: [(name, reason)] of those
+    that cannot be preprocessed (a check of the input before work that stops anyway)."""
+    jobs = [(str(p), "", False) for p in images]
+    return [(n or "(check stopped)", info if n else f"a process checking the images died ({info})")
+            for n, status, _, info in _outcomes(jobs, workers or os.cpu_count() or 1)
+            if status in ("failed", "died")]
+
+
+def _collect(outcomes: Iterable, result: PreprocessResult, bar, record) -> None:
+    """Tally ``outcomes``; a write error stops here."""
+    for name, status, mode, info in outcomes:
+        if status == "died":
+            result.stopped = (f"a preprocessing process died (killed by {info}; the out-of-memory "
+                              f"killer sends signal 9): set workers lower or free memory")
+            break
+        if bar is not None:
+            bar.update(1)
+        if status in ("failed", "unwritable"):
+            result.failed.append((name, info))
+            if status == "unwritable":
+                result.stopped = "a .bin file could not be written: " + info
+                break
+        else:
+            if status == "written":
+                result.written += 1
+                record(name)
+            else:
+                result.reused += 1
+            if mode and mode != "RGB":
+                result.non_rgb.append((name, mode))
+            if info and info != "JPEG":
+                result.not_jpeg.append((name, info))
+
+
+def failure_message(result: PreprocessResult, limit: int = 10) -> str:
+    if result.stopped:
+        return (f"preprocessing stopped after {result.ok} of {result.total} image(s): "
+                f"{result.stopped}.\nThe .bin files written are kept in {result.out_dir}; "
+                f"fix that, then rerun with bin_dir set to that folder (finished .bin files "
+                f"are reused).")
+    lines = [f"{len(result.failed)} of {result.total} image(s) could not be preprocessed:"]
+    lines += [f"  - {n}: {r}" for n, r in result.failed[:limit]]
+    if len(result.failed) > limit:
+        lines.append(f"  ... and {len(result.failed) - limit} more (see records/preprocess.json)")
+    lines.append("Fix or remove these files, or set max_images, then rerun "
+                 "(finished .bin files are reused).")
+    return "\n".join(lines)

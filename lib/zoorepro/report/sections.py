@@ -1,0 +1,276 @@
+"""The report's sections: each gathers what it shows from a run's records and renders its
+template, ``templates/report/<function name>.html.j2``.  No markup is written here; every
+value is escaped by the template environment (:func:`zoorepro.report.core.jinja_env`).
+
+Reached as ``report.<name>`` (``report.verdict(data)``, ...), as the notebooks call them.
+"""
+from __future__ import annotations
+
+import os
+
+from zoorepro.recipe import references as ref
+from zoorepro.files import read_json
+from zoorepro.recipe.preprocess import conversion_note
+from zoorepro.report.plotstyle import plot_throughput, series_groups
+from zoorepro.report.throughput import (THROUGHPUT_HEADERS, bench_records, throughput_notes,
+                                        throughput_rows)
+from zoorepro.report.core import (RunData, ok_accuracy, accuracy_run_note, describe_weights,
+                                  figure_html, fmt, ratio, render, verdict_of)
+
+
+def _section(name: str, **context) -> str:
+    return render(f"report/{name}.html.j2", **context)
+
+
+def failure_banner(data: RunData) -> str:
+    return _section("failure_banner", failure=data.get("failure"))
+
+
+def _mismatch(data: RunData) -> dict | None:
+    d = data.get("dataset") or {}
+    if not (d.get("unlabelled_images") or d.get("labels_without_image")):
+        return None
+    return {"unlabelled": d.get("unlabelled_images", 0),
+            "unlabelled_examples": ", ".join(d.get("unlabelled_examples", [])[:5]),
+            "without_image": d.get("labels_without_image", 0),
+            "without_image_examples": ", ".join(d.get("labels_without_image_examples", [])[:5]),
+            "images": d.get("images")}
+
+
+def mismatch_banner(data: RunData) -> str:
+    return _section("mismatch_banner", mismatch=_mismatch(data))
+
+
+def verdict(data: RunData) -> str:
+    """The headline: failure / label-mismatch banners, then :func:`report.verdict_of` worded."""
+    return _section("verdict", failure=data.get("failure"), mismatch=_mismatch(data),
+                    v=verdict_of(data))
+
+
+def accuracy_table(data: RunData) -> str:
+    rows = []
+    for name, m in (data.get("accuracy") or {}).items():
+        if m.get("status") != "ok":
+            rows.append([f"zoorepro {name}", "not run", "", "", "", "", "", m.get("reason", "")])
+            continue
+        rows.append([f"zoorepro {name}", m.get("device"), m["images"]] +
+                    [f"{m[f'top{i}']:.2f}" for i in range(1, 6)] +
+                    [f"bs {m.get('batch_size')}; weights "
+                     f"{describe_weights(m.get('weights_sha256'), bool(data.get('ingest')))}; "
+                     f"weights sha256 {str(m.get('weights_sha256'))[:12]}; images sha256 "
+                     f"{str(m.get('image_list_sha256'))[:12]}"])
+    for label, (a1, a5) in ref.ACCURACY.items():
+        rows.append([label + " (published)", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}", "", "", "",
+                     f"{a5:.2f}",
+                     ref.TORCHVISION_SOURCE if label.startswith("torchvision") else ref.RECIPE_SOURCE])
+    return _section("accuracy_table", rows=rows)
+
+
+def predictions_sample(data: RunData, limit: int = 12) -> str:
+    """The first images of the headline backend: label and top-1, with class names."""
+    acc = ok_accuracy(data)
+    if not acc:
+        return ""
+    name = next(iter(acc))
+    path = data.root / "results" / name / "predictions.json"
+    if not path.is_file():
+        return ""
+    from zoorepro.recipe.evaluate import PREDICTIONS_MAX_BYTES
+    from zoorepro.recipe.data import class_names, read_labels
+    preds = read_json(path, max_bytes=PREDICTIONS_MAX_BYTES)
+    label_file = (data.get("dataset") or {}).get("label_file")
+    labels = read_labels(label_file) if label_file and os.path.isfile(label_file) else {}
+    names = class_names()
+
+    def named(c):
+        return f"{c} {names[c]}" if c is not None and 0 <= c < len(names) else str(c)
+    rows = [[k, named(labels.get(k)), named(p), "yes" if labels.get(k) == p else "no"]
+            for k, p in list(preds.items())[:limit]]
+    return _section("predictions_sample", backend=name, rows=rows, total=len(preds))
+
+
+def throughput_table(data: RunData) -> str:
+    bench = data.get("bench") or {}
+    return _section("throughput_table", definition=bench.get("definition", ""),
+                    headers=THROUGHPUT_HEADERS, rows=throughput_rows(data),
+                    notes=throughput_notes(bench_records(data)))
+
+
+RECIPE_RATIO_HEADERS = ["backend", "device", "precision", "timing", "batch", "ours img/s",
+                        "310P3 img/s", "ours / 310P3", "310B1 img/s", "ours / 310B1"]
+
+
+def recipe_ratio_rows(data: RunData) -> list:
+    """Our figure beside the recipe's published one at each of its batch sizes, with the
+    ratio -- only for records timed as ais_bench times (device compute only): a GPU figure
+    timed around the call (with its copies) is listed as not comparable."""
+    p3 = ref.THROUGHPUT["recipe Ascend310P3"]
+    b1 = ref.THROUGHPUT["recipe Ascend310B1"]
+    rows = []
+    for r in (data.get("bench") or {}).get("records", []):
+        bs, ours = r.get("batch_size"), r.get("throughput")
+        if bs not in p3 or not ours:
+            continue
+        comparable = r.get("timing") == "device" or str(r.get("device", "")).startswith(("cpu", "npu"))
+        if not comparable:
+            rows.append([r["backend"], r.get("device"), r.get("precision", "fp32"),
+                         r.get("timing") or "call", bs, fmt(ours, 1), fmt(p3[bs], 1),
+                         "not comparable: timed with host-device copies (set timing: device)",
+                         fmt(b1[bs], 1), ""])
+            continue
+        mark = ("" if r.get("valid", True) else " (invalid timing)") + (
+            " (busy host)" if r.get("busy") else "")
+        rows.append([r["backend"], r.get("device"), r.get("precision", "fp32"),
+                     r.get("timing") or "device", bs, fmt(ours, 1) + mark, fmt(p3[bs], 1),
+                     ratio(ours / p3[bs]), fmt(b1[bs], 1), ratio(ours / b1[bs])])
+    return rows
+
+
+def recipe_ratio_table(data: RunData) -> str:
+    """Our throughput against the recipe's published 310P3 / 310B1 table, batch by batch."""
+    return _section("recipe_ratio_table", headers=RECIPE_RATIO_HEADERS,
+                    rows=recipe_ratio_rows(data), source=ref.RECIPE_SOURCE)
+
+
+def e2e_table(data: RunData) -> str:
+    rows = []
+    for name, st in (data.get("infer") or {}).items():
+        if st.get("status") != "ok":
+            rows.append([name, "not run", "", "", "", st.get("reason", "")])
+            continue
+        rows.append([name, st.get("device"), st.get("accuracy_batch_size"),
+                     fmt(st.get("compute_throughput"), 1), fmt(st.get("e2e_throughput"), 1),
+                     st.get("throughput_note") or accuracy_run_note(st)])
+    return _section("e2e_table", rows=rows)
+
+
+THROUGHPUT_FIGURE_TITLE = "Throughput by batch size (ais_bench definition)"
+
+
+def throughput_plot(data: RunData) -> str:
+    """This run's throughput by batch size, per backend (and precision), as an ``<img>``."""
+    fig = plot_throughput(series_groups(bench_records(data)), THROUGHPUT_FIGURE_TITLE)
+    return figure_html(fig, "Throughput by batch size")
+
+
+def preprocess_section(data: RunData) -> str:
+    pre = data.get("preprocess") or {}
+    d = data.get("dataset") or {}
+    rows = [["images", pre.get("total")], ["written", pre.get("written")],
+            ["reused from an earlier run", pre.get("reused")], ["failed", len(pre.get("failed", []))],
+            ["converted to RGB", len(pre.get("non_rgb", []))],
+            ["decoded by content (not JPEG)", len(pre.get("not_jpeg", []))],
+            [".bin folder", pre.get("out_dir")], ["bytes per .bin", pre.get("bin_bytes")],
+            ["image list sha256", d.get("image_list_sha256")]]
+    rows += [[f"failed: {n}", r] for n, r in pre.get("failed", [])[:20]]
+    return _section("preprocess_section", rows=rows)
+
+
+def parity_section(data: RunData) -> str:
+    rows = [[p["a"], p["b"], p["images"], fmt(p["top1_agreement_pct"], 2, " %")
+             + (f" ({p['non_finite_images']} with NaN/inf scores: disagreeing)"
+                if p.get("non_finite_images") else ""),
+             fmt(p["max_abs_logit_diff"], 6)] for p in (data.get("parity") or [])]
+    return _section("parity_section", rows=rows)
+
+
+def export_section(data: RunData) -> str:
+    e = data.get("export")
+    if not e:
+        return _section("export_section", rows=None)
+    p = e.get("parity")
+    rows = [["ONNX opset", e.get("opset")], ["ONNX sha256", e.get("onnx_sha256")],
+            ["AIPP ONNX sha256", e.get("aipp_onnx_sha256")]]
+    if p:
+        rows += [["images compared", p["images"]],
+                 ["max |ONNX − PyTorch| (logits)", f"{p['max_abs_diff']:.3g}"],
+                 ["max |AIPP-ONNX − PyTorch| (logits)", f"{p['max_abs_diff_aipp']:.3g}"],
+                 ["top-1 agreement", f"{100 * p['top1_agreement']:.1f} %"
+                  + (f" ({p['non_finite_images']} image(s) with NaN/inf scores count as "
+                     f"disagreeing)" if p.get("non_finite_images") else "")],
+                 ["max |AIPP − torchvision Normalize| (input tensor)", f"{p['max_norm_diff']:.3g}"]]
+    else:
+        rows.append(["parity", "not run: " + str(e.get("parity_not_run"))])
+    a = e.get("aipp", {})
+    rows.append(["aipp.config", f"min_chn {a.get('min_chn')}, var_reci_chn {a.get('var_reci_chn')}, "
+                                f"mean_chn {a.get('mean_chn')}, crop {a.get('crop')}, "
+                                f"swap {a.get('rbuv_swap_switch')}"])
+    return _section("export_section", rows=rows)
+
+
+def _atc_context(data: RunData) -> dict:
+    a = data.get("atc")
+    if not a:
+        return {"atc": None}
+    return {"atc": {"status": a["status"], "reason": a.get("reason"),
+                    "commands": "\n".join(a.get("commands", [])),
+                    "chip_known": bool(a.get("soc_version"))}}
+
+
+def atc_section(data: RunData) -> str:
+    return _section("atc_section", **_atc_context(data))
+
+
+def npu_section(data: RunData) -> str:
+    infer = data.get("infer") or {}
+    if "ais_bench" in infer and infer["ais_bench"].get("status") == "ok":
+        st = infer["ais_bench"]
+        ing = data.get("ingest") or {}
+        rows = [["device", st.get("device")], ["chip (soc_version)", ing.get("soc_version")],
+                ["CANN", ing.get("cann")], ["NPU device id", ing.get("device_id")],
+                ["source", ing.get("source") or "ais_bench run by zoorepro on this host"],
+                ["throughput definition", (data.get("bench") or {}).get("definition")]]
+        rows += [["note", n] for n in ing.get("notes", [])]
+        return _section("npu_section", ran=True, rows=rows)
+    reason = infer.get("ais_bench", {}).get("reason") or (
+        "ais_bench was not among this run's backends, and no NPU results were ingested")
+    return _section("npu_section", ran=False, reason=reason, **_atc_context(data))
+
+
+def warnings_section(data: RunData) -> str:
+    """Everything odd that did not stop the run, by file name."""
+    items = []
+    for name, st in (data.get("infer") or {}).items():
+        items.extend(f"{name}: {n}" for n in st.get("notes") or [])   # shards, teardown
+        if st.get("foreign_files"):
+            items.append(f"{name}: {len(st['foreign_files'])} file(s) in the .bin folder are not "
+                         f".bin/.npy inputs and were skipped: {', '.join(st['foreign_files'][:10])}")
+    for name, m in (data.get("accuracy") or {}).items():
+        items.extend(f"{name}: {w}" for w in m.get("warnings", []))
+    items.extend((data.get("export") or {}).get("weights_notes") or [])
+    pre = data.get("preprocess") or {}
+    items.extend(f"preprocessing failed for {n}: {r}" for n, r in pre.get("failed", []))
+    items.extend(f"{n}: {conversion_note(m)}" for n, m in pre.get("non_rgb", []))
+    items.extend(f"{n}: a {f} file with an image extension, decoded by content"
+                 for n, f in pre.get("not_jpeg", []))
+    return _section("warnings_section", items=items)
+
+
+def environment_section(data: RunData) -> str:
+    env = data.get("environment") or {}
+    rows = [[k, v] for k, v in env.items() if k != "packages"]
+    rows += [[f"package {k}", v or "not installed"] for k, v in (env.get("packages") or {}).items()]
+    return _section("environment_section", rows=rows)
+
+
+def provenance_section(data: RunData) -> str:
+    d = data.get("dataset") or {}
+    e = data.get("export") or {}
+    rows = [["images", d.get("images")], ["image folder", d.get("data_dir")],
+            ["image list sha256 (name + size)", d.get("image_list_sha256")],
+            ["label file", d.get("label_file")], ["label file sha256", d.get("label_file_sha256")],
+            ["weights", e.get("weights")], ["weights sha256", e.get("weights_sha256")],
+            ["weights identified as", describe_weights(e.get("weights_sha256"), bool(data.get("ingest")))],
+            ["ONNX sha256", e.get("onnx_sha256")], ["aipp.config sha256", e.get("aipp_config_sha256")],
+            ["zoorepro git commit", (data.get("environment") or {}).get("zoorepro_git_commit")]]
+    pre = data.get("preprocess") or {}
+    if pre.get("non_rgb"):
+        rows.append(["converted to RGB", ", ".join(f"{n} ({m})" for n, m in pre["non_rgb"])])
+    if pre.get("not_jpeg"):
+        rows.append(["decoded by content (not JPEG)", ", ".join(f"{n} ({f})" for n, f in pre["not_jpeg"])])
+    return _section("provenance_section", rows=rows, params=data.get("params_text") or "")
+
+
+def notebook_links(data: RunData) -> str:
+    names = [p.name for p in sorted((data.root / "notebooks").glob("*.ipynb"))]
+    return _section("notebook_links", names=names)
