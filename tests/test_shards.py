@@ -90,7 +90,7 @@ def same_files(a: Run, b: Run) -> None:
 
 def sharded_run(tmp_path, **extra) -> Run:
     run = Run.create(config.from_mapping(small_params(tmp_path, **PARAMS, **extra)))
-    stages.ensure(run, "evaluate")
+    stages.ensure(run, "evaluate", shards.executor(run))
     return run
 
 
@@ -100,7 +100,7 @@ def test_in_process_cluster_gives_the_unsharded_bytes(reference, tmp_path):
                                   dashboard_address=":0") as lc:
         run = sharded_run(tmp_path, shards=3, scheduler=lc.scheduler_address)
     same_files(reference, run)
-    rec = shards.read_record(run)
+    rec = run.read(records.ShardsRecord)
     assert rec.shards == 3 and rec.scheduler == lc.scheduler_address and rec.workers == 2
     pre, inf = rec.stages["preprocess"], rec.stages["infer/onnxruntime"]
     assert [(t["first"], t["last"]) for t in pre["tasks"]] == [(0, 1), (2, 3), (4, 6)]
@@ -114,7 +114,7 @@ def test_in_process_cluster_gives_the_unsharded_bytes(reference, tmp_path):
 def test_default_local_cluster_gives_the_unsharded_bytes(reference, tmp_path):
     run = sharded_run(tmp_path, shards=2)
     same_files(reference, run)
-    rec = shards.read_record(run)
+    rec = run.read(records.ShardsRecord)
     assert rec.cluster.startswith("LocalCluster") and rec.workers >= 1
     assert len(rec.stages["preprocess"]["tasks"]) == 2
 
@@ -153,12 +153,22 @@ def test_killed_workers_shards_are_retried_with_identical_output(reference, tmp_
                  run.root / RESULT / f".{key}_0.txt.99999.0.part"]:
         part.parent.mkdir(parents=True, exist_ok=True)
         part.write_bytes(b"half")
-    stages.ensure(run, "evaluate")
+    stages.ensure(run, "evaluate", shards.executor(run))
     assert all(m.is_file() for m in marks)          # a worker died in each stage, mid-shard
     same_files(reference, run)
-    rec = shards.read_record(run)
+    rec = run.read(records.ShardsRecord)
     assert rec.scheduler == address and rec.cluster.startswith("external cluster")
     assert rec.stages["preprocess"]["tasks"][1]["attempts"] == 2
     assert rec.stages["infer/onnxruntime"]["tasks"][0]["attempts"] == 2
     assert "retried after a lost worker" in \
         run.read(records.InferRecord).entries["onnxruntime"].notes[0]
+
+
+def test_shards_without_their_executor_are_refused_never_run_unsharded(tmp_path):
+    """The stages never import scale: a sharded run's executor is passed in, and a sharded
+    run given none is an error naming the way, not an unsharded run in silence."""
+    run = Run.create(config.from_mapping(small_params(tmp_path, **PARAMS, shards=2)))
+    with pytest.raises(ConfigError, match="shards: 2 needs the shards' executor"):
+        stages.ensure(run, "preprocess")
+    assert not run.has(records.PreprocessRecord)
+    assert isinstance(shards.executor(run), shards.Shards)

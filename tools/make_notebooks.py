@@ -31,10 +31,10 @@ def setup(stage: str | None) -> str:
     return ("%matplotlib inline\n"
             "from IPython.display import HTML, display\n"
             "import zoorepro\n"
-            "from zoorepro import report, runner, stages, tables\n"
-            "from zoorepro.scale import shards\n\n"
+            "import zoorepro.scale.shards   # not 'from ... import shards': a parameter's name\n"
+            "from zoorepro import report, runner, stages, tables\n\n"
             f"run = runner.open_from_notebook(globals(), stage={stage!r})\n"
-            "executor = shards.executor(run)   # Dask tasks when the params ask for shards\n"
+            "executor = zoorepro.scale.shards.executor(run)   # Dask tasks if the run has shards\n"
             "print('run folder:', run.root)")
 
 
