@@ -2,8 +2,8 @@
 on the default LocalCluster and on a `dask scheduler` + `dask worker` cluster started here."""
 from __future__ import annotations
 
-import argparse
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -31,12 +31,9 @@ def params_file(tmp_path, **extra) -> Path:
 
 
 def cli(argv) -> int:
-    """The matrix command as the CLI wires it (add_matrix_parser on its subparsers)."""
-    parser = argparse.ArgumentParser(prog="zoorepro")
-    parser.add_argument("-q", "--quiet", action="store_true")
-    matrix.add_matrix_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The matrix command through the CLI (its parser, its logging: progress on stderr)."""
+    from zoorepro import cli as zoorepro_cli
+    return zoorepro_cli.main(argv)
 
 
 def test_grid_values_are_read_as_yaml_and_commas_inside_brackets_stay():
@@ -243,3 +240,23 @@ def test_labels_name_the_validated_values(tmp_path):
     assert [r.label for r in runs] == ["max_images-2_outfmt-NPY", "max_images-3_outfmt-NPY"]
     assert [r.values for r in runs] == [{"max_images": 2.0, "outfmt": "npy"},
                                         {"max_images": 3, "outfmt": "npy"}]
+
+
+def test_a_runs_kernels_draw_no_progress_bars_and_the_worker_keeps_its_environment(
+        tmp_path, monkeypatch):
+    """One matrix run (its task, outside a worker here): run_all with progress off and its
+    stage lines as events; the worker's os.environ is never changed (no switch left set)."""
+    from zoorepro import runner
+    planned = matrix.plan(params_file(tmp_path), matrix.parse_grid(["precision=fp32"]))[0]
+    planned.cfg = planned.cfg.replace(run_dir=str(tmp_path / "reports" / planned.name))
+    seen = {}
+
+    def run_all(cfg=None, kernel=None, resume=None, say=None, progress=True):
+        seen.update(progress=progress, say=say)
+        return runner.RunOutcome(Path(cfg.run_dir), None, None)
+    monkeypatch.setattr(runner, "run_all", run_all)
+    before = dict(os.environ)
+    row = matrix._run_task(planned, {})
+    assert row["status"] == "finished" and seen["progress"] is False and seen["say"] is not None
+    assert dict(os.environ) == before
+    assert not hasattr(runner, "QUIET")

@@ -1,5 +1,6 @@
 """End to end with papermill: notebooks -> run folder -> report.html (a few images)."""
 import json
+import os
 import re
 
 import pytest
@@ -113,9 +114,9 @@ def test_resume_continues_a_failed_run_and_keeps_what_ran(tmp_path, monkeypatch)
     from zoorepro.run import records
     real = runner._execute_recording
 
-    def failing_infer(nb, run, kernel):
+    def failing_infer(nb, run, kernel, progress=True):
         if nb != "03_infer.ipynb":
-            return real(nb, run, kernel)
+            return real(nb, run, kernel, progress)
         failure = records.FailureRecord(notebook=nb, cell="1", error="RuntimeError: injected")
         run.write(failure)
         return failure.to_json()
@@ -125,7 +126,9 @@ def test_resume_continues_a_failed_run_and_keeps_what_ran(tmp_path, monkeypatch)
     kept = (first.run_dir / "records" / "dataset.json").read_bytes()
     monkeypatch.setattr(runner, "_execute_recording", real)
     lines = []
+    before = dict(os.environ)
     second = runner.run_all(resume=Run.open(first.run_dir), say=lines.append)
+    assert dict(os.environ) == before         # the kernels' environment is theirs alone
     assert second.ok and second.run_dir == first.run_dir and Run.open(first.run_dir).finished
     assert "01_preprocess.ipynb: done earlier, kept" in lines
     assert (first.run_dir / "records" / "dataset.json").read_bytes() == kept
@@ -186,7 +189,7 @@ def _fake_notebooks(monkeypatch, seen):
     """Stages that only record who holds the lock while they 'run'."""
     from zoorepro.run import runlock
 
-    def fake(nb, run, kernel):
+    def fake(nb, run, kernel, progress=True):
         seen.append((nb, (runlock.holder(run.root) or {}).get("pid"),
                      runlock.kernel_env(run.root)))
     monkeypatch.setattr(runner, "_execute_recording", fake)
@@ -202,7 +205,7 @@ def test_run_all_holds_the_lock_throughout_and_releases_it(tmp_path, monkeypatch
     assert all(pid == os.getpid() and env for _, pid, env in seen)   # held; token for kernels
     assert not (out.run_dir / ".lock").exists()
 
-    def broken(nb, run, kernel):
+    def broken(nb, run, kernel, progress=True):
         raise DataError("injected")
     monkeypatch.setattr(runner, "_execute_recording", broken)
     with pytest.raises(DataError, match="injected"):
@@ -342,3 +345,47 @@ def test_the_report_notebook_opened_alone_says_which_command_finishes_the_run(
     assert capsys.readouterr().out == ""
     nb = (runner.notebooks_dir() / "05_report.ipynb").read_text()
     assert "runner.finish_hint(run)" in nb
+
+
+def test_each_kernel_gets_its_own_environment_and_ours_is_left_alone(tmp_path, monkeypatch):
+    """The run lock's token and where the progress bars go (``-q``: off) reach the kernel's
+    launch as its env; this process's os.environ is the same before, during and after."""
+    import asyncio
+    import papermill as pm
+    from jupyter_client.manager import AsyncKernelManager
+    from zoorepro.host import PROGRESS_ENV
+    from zoorepro.run import runlock
+    launched, during = [], []
+
+    async def start_kernel(self, **kw):          # what jupyter_client would launch with
+        launched.append(kw["env"])
+
+    def execute_notebook(src, dst, parameters, kernel_manager_class, **kw):
+        during.append(dict(os.environ))
+        asyncio.run(kernel_manager_class(kernel_name="python3").start_kernel(extra_arguments=[]))
+    monkeypatch.setattr(AsyncKernelManager, "start_kernel", start_kernel)
+    monkeypatch.setattr(pm, "execute_notebook", execute_notebook)
+    run = _small_run(tmp_path)
+    before = dict(os.environ)
+    with runlock.hold(run.root):
+        runner.execute("05_report.ipynb", run, progress=False)
+        runner.execute("05_report.ipynb", run)
+        token = runlock.kernel_env(run.root)[runlock.TOKEN_ENV]
+    assert dict(os.environ) == before and during == [before, before]
+    quiet, loud = launched
+    assert (quiet[PROGRESS_ENV], loud[PROGRESS_ENV]) == ("off", "terminal")
+    assert quiet[runlock.TOKEN_ENV] == loud[runlock.TOKEN_ENV] == token
+    assert {k: v for k, v in quiet.items() if k not in (PROGRESS_ENV, runlock.TOKEN_ENV)} == {
+        k: v for k, v in before.items() if k not in (PROGRESS_ENV, runlock.TOKEN_ENV)}
+
+
+def test_run_all_hands_progress_to_every_notebook(tmp_path, monkeypatch):
+    """``progress`` (False: ``zoorepro -q``, the matrix's runs) reaches each notebook's
+    kernel, the report's too; the stage lines go to ``say``."""
+    got, lines = [], []
+    monkeypatch.setattr(runner, "_execute_recording",
+                        lambda nb, run, kernel, progress=True: got.append((nb, progress)))
+    runner.run_all(config.from_mapping(small_params(tmp_path)), say=lines.append,
+                   progress=False)
+    assert len(got) == 5 and not any(progress for _, progress in got)
+    assert lines[0].startswith("run folder: ") and "01_preprocess.ipynb: running" in lines

@@ -14,7 +14,10 @@
     zoorepro matrix PARAMS.yaml --grid KEY=V,V   a grid of runs on Dask, then one compare report
 
 ``run``, ``bench``, ``ingest`` and ``compare`` print the folder they wrote as their last line
-(stdout); progress goes to stderr (``-q``: none, ``-v``: more).
+(stdout); progress goes to stderr (``-q``: none, ``-v``: more).  Progress and warnings are
+records of the ``zoorepro`` logger (each module logs to its own child, ``zoorepro.runner``
+...): :func:`configure_logging` gives it one handler, plain lines on stderr, at WARNING with
+``-q``, INFO by default, DEBUG with ``-v``.
 
 Exit codes: 0 done; 1 a notebook failed (the partial report says where); 2 bad input or a
 problem the message names (params, files, nothing could run); 130 interrupted.
@@ -22,6 +25,7 @@ problem the message names (params, files, nothing could run); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -29,13 +33,42 @@ from pathlib import Path
 from zoorepro import config
 from zoorepro.errors import ZooreproError
 
-VERBOSITY = {"level": 1}     # 0: -q, 1: default, 2: -v
+log = logging.getLogger(__name__)
 
 
-def say(message: str, level: int = 1) -> None:
-    """Progress on stderr (stdout stays for what scripts read: the run folder)."""
-    if VERBOSITY["level"] >= level:
-        print(message, file=sys.stderr, flush=True)
+class StderrHandler(logging.StreamHandler):
+    """Records as they are written, one line each, on ``sys.stderr`` as it is when the record
+    comes (a redirect or a test's capture made after the handler still gets them); stdout
+    stays for what scripts read: the folder a command wrote."""
+
+    def __init__(self, level: int = logging.NOTSET):
+        super().__init__(sys.stderr)
+        self.setLevel(level)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:      # StreamHandler.__init__ sets it: always sys.stderr
+        pass
+
+
+def log_level(quiet: bool = False, verbose: bool = False) -> int:
+    """``-q``: warnings only; ``-v``: debug lines too; else progress (INFO).  ``-q`` wins."""
+    return logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+
+
+def configure_logging(level: int = logging.INFO) -> logging.Logger:
+    """The ``zoorepro`` logger at ``level`` with one :class:`StderrHandler` (added once, however
+    often :func:`main` runs in a process).  Only the command line calls this: the library
+    never configures logging."""
+    logger = logging.getLogger("zoorepro")
+    logger.setLevel(level)
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        logger.addHandler(StderrHandler())
+    return logger
 
 
 def _overrides(pairs) -> dict:
@@ -50,7 +83,7 @@ def _refresh_index(output_root) -> None:
     try:
         index.refresh(output_root)
     except (ZooreproError, OSError) as exc:
-        print(f"warning: {Path(output_root) / 'index.html'} not updated: {exc}", file=sys.stderr)
+        log.warning(f"warning: {Path(output_root) / 'index.html'} not updated: {exc}")
 
 
 def cmd_run(args) -> int:
@@ -61,15 +94,15 @@ def cmd_run(args) -> int:
             raise config.ConfigError("--resume continues a run with its own params.yaml; give "
                                      "no PARAMS and no -p")
         outcome = runner.run_all(resume=Run.open(Path(args.resume).resolve()),
-                                 kernel=args.kernel, say=say)
+                                 kernel=args.kernel, progress=not args.quiet)
     else:
         if not args.params:
             raise config.ConfigError("give a params file (e.g. params/demo.yaml) or --resume RUN")
         cfg = config.load(args.params, _overrides(args.param))
-        outcome = runner.run_all(cfg, kernel=args.kernel, say=say)
+        outcome = runner.run_all(cfg, kernel=args.kernel, progress=not args.quiet)
     _refresh_index(outcome.run_dir.parent)
     if outcome.report:
-        say(f"report: {outcome.report}")
+        log.info(f"report: {outcome.report}")
     if not outcome.ok:
         f = outcome.failure
         print(f"error: notebook {f['notebook']} failed at cell {f['cell']}: {f['error']}\n"
@@ -91,8 +124,8 @@ def cmd_render(args) -> int:
         raise config.ConfigError(f"{run.root}: a finished run already has its report.html; "
                                  f"finished runs are never modified")
     t0 = time.perf_counter()
-    outcome = runner.render_report(run, args.kernel)
-    say(f"report written in {time.perf_counter() - t0:.1f} s")
+    outcome = runner.render_report(run, args.kernel, progress=not args.quiet)
+    log.info(f"report written in {time.perf_counter() - t0:.1f} s")
     _refresh_index(run.root.parent)
     if outcome.report:
         print(f"report: {outcome.report}")
@@ -106,7 +139,7 @@ def cmd_bench(args) -> int:
     run = Run.create(config.load(args.params, _overrides(args.param)))
     records, skipped = stages.run_bench(run)
     for name, st in skipped.items():
-        print(f"note: backend {name} not run: {st.reason}", file=sys.stderr)
+        log.warning(f"note: backend {name} not run: {st.reason}")
     from zoorepro.recipe.references import THROUGHPUT
     p3 = THROUGHPUT["recipe Ascend310P3"]
     cols = ("backend", "precision", "timing", "batch_size", "throughput", "e2e_throughput",
@@ -145,7 +178,7 @@ def cmd_lab(args) -> int:
     """JupyterLab on the user's notebooks, as this very process (zoorepro.lab): every other
     option goes to JupyterLab as it is."""
     from zoorepro import lab
-    lab.start(lab.plan(args.extra), say=say)
+    lab.start(lab.plan(args.extra))
     return 0      # not reached: this process is JupyterLab now
 
 
@@ -164,7 +197,7 @@ def cmd_ingest(args) -> int:
                         soc_version=args.soc_version, manifest=args.manifest,
                         accuracy_summary=args.accuracy_summary, name=args.name)
     if not args.no_report:
-        runner.render_report(run, args.kernel)
+        runner.render_report(run, args.kernel, progress=not args.quiet)
     _refresh_index(run.root.parent)
     run_dir = run.root
     failure = run_dir / "records" / "failure.json"
@@ -189,7 +222,7 @@ def cmd_kit(args) -> int:
 def cmd_compare(args) -> int:
     from zoorepro.report import compare
     folder = compare.compare(args.run_dirs, args.out)
-    say(f"report: {folder / 'report.html'}")
+    log.info(f"report: {folder / 'report.html'}")
     print(folder)
     return 0
 
@@ -249,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--summary", action="append", metavar="FILE",
                      help="a pure-inference (--loop) *_summary.json; repeat for a sweep")
     ing.add_argument("--accuracy-summary", metavar="FILE", default=None,
-                     help="the accuracy run's summary (default: <RESULT_DIR>_summary.json beside it)")
+                     help="the accuracy run's summary (default: <RESULT_DIR>_summary.json "
+                          "beside it)")
     ing.add_argument("--npu-smi", metavar="FILE", help="saved output of 'npu-smi info'")
     ing.add_argument("--cann-version", metavar="TEXT", help="CANN version, e.g. 6.0.RC1")
     ing.add_argument("--soc-version", metavar="TEXT", help="chip, e.g. Ascend310P3 "
@@ -260,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--no-report", action="store_true", help="write records only, no report.html")
     ing.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
     ing.set_defaults(func=cmd_ingest)
-    kt = sub.add_parser("kit", help="write a folder + run_on_npu.sh to run the recipe on an NPU host")
+    kt = sub.add_parser("kit", help="write a folder + run_on_npu.sh to run the recipe on an "
+                                    "NPU host")
     kt.add_argument("params", help="params YAML, e.g. params/squeezenet1_1.yaml")
     kt.add_argument("out_dir", help="new folder for the kit")
     kt.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
@@ -287,10 +322,8 @@ def main(argv=None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "lab":
         args.extra = list(unknown)
-    VERBOSITY["level"] = 0 if args.quiet else 2 if args.verbose else 1
-    if args.quiet:
-        from zoorepro import runner
-        runner.QUIET["on"] = True
+    configure_logging(log_level(args.quiet, args.verbose))
+    log.debug(f"zoorepro {args.command}: {sys.executable}, working directory {Path.cwd()}")
     import signal
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -72,13 +72,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# Where a kernel draws its progress bars: set in the environment of the kernels zoorepro's
+# runner starts (each kernel's own, never the runner's), read here in the kernel.
+PROGRESS_ENV = "ZOOREPRO_PROGRESS"
+
+
 def progress_bar(total: int, desc: str, unit: str = "img"):
-    """A progress bar for a long step, or None.  ``ZOOREPRO_PROGRESS`` says where: ``terminal``
-    (the notebooks run by ``zoorepro run``: the bar goes to the terminal, not into the
-    executed notebook), ``off`` (``-q``), else ``auto`` (a widget in JupyterLab, text on a
-    terminal)."""
+    """A progress bar for a long step, or None.  ``ZOOREPRO_PROGRESS`` in this process's
+    environment says where: ``terminal`` (a kernel started by ``zoorepro run``: the bar goes
+    to the terminal, not into the executed notebook), ``off`` (``zoorepro -q``, the runs of
+    ``zoorepro matrix``), else ``auto`` (a widget in JupyterLab, text on a terminal)."""
     import sys
-    mode = os.environ.get("ZOOREPRO_PROGRESS", "auto")
+    mode = os.environ.get(PROGRESS_ENV, "auto")
     if mode == "off":
         return None
     try:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import filecmp
+import logging
 import os
 import shutil
 import site
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoorepro.errors import LabError
+
+log = logging.getLogger(__name__)
 
 WORKING_FOLDER = "zoorepro-notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -204,16 +207,17 @@ def plan(extra: list, cwd: Path | None = None) -> LabPlan:
                     *extra], root, notes)
 
 
-def start(lab: LabPlan, say=print):
-    """Replace this process with JupyterLab (the same PID: one process to stop)."""
+def start(lab: LabPlan):
+    """Replace this process with JupyterLab (the same PID: one process to stop); its notes
+    and PID first, to this module's logger at INFO (the CLI: stderr, none with ``-q``)."""
     import importlib.util
     if importlib.util.find_spec("jupyterlab") is None:
         raise LabError("JupyterLab is not installed in this environment; install it with "
                        "pip install jupyterlab (or pip install 'zoorepro[lab]')")
     for note in lab.notes:
-        say(note)
-    say(f"JupyterLab runs as this process, pid {os.getpid()}: stop it with Ctrl-C or "
-        f"'kill {os.getpid()}' (its kernels stop with it)")
+        log.info(note)
+    log.info(f"JupyterLab runs as this process, pid {os.getpid()}: stop it with Ctrl-C or "
+             f"'kill {os.getpid()}' (its kernels stop with it)")
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -5,7 +5,8 @@ the frozen config.  A failing notebook, or a kernel that dies, is kept (with its
 in ``<run>/notebooks/`` and recorded in ``records/failure.json``; the report notebook still
 runs, so a partial ``report.html`` shows what did run under a banner saying what failed.
 Notebooks open their run with :func:`open_from_notebook`, on every route (this module,
-papermill's own CLI, JupyterLab).
+papermill's own CLI, JupyterLab).  Each kernel gets an environment of its own
+(:func:`kernel_env`); this process's ``os.environ`` is never changed.
 """
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from zoorepro.run import records, runlock
 from zoorepro import report
 from zoorepro.config import DEFAULTS, FIELD_NAMES, PATH_KEYS, RunConfig, from_namespace
 from zoorepro.errors import ConfigError, DataError
+from zoorepro.host import PROGRESS_ENV
 from zoorepro.run.folder import Run
 from zoorepro.run.stages import REPORT_NOTEBOOK, STAGES
 
-
-QUIET = {"on": False}    # set by the CLI's -q: no progress bars either
+log = logging.getLogger(__name__)
 
 
 def notebooks_dir() -> Path:
@@ -35,9 +36,10 @@ def notebooks_dir() -> Path:
     return Path(str(resources.files("zoorepro.notebooks")))
 
 
-def _kernel_manager_class():
+def _kernel_manager_class(env: dict):
     """Kernels over IPC sockets: local only, and no 'running over TCP without encryption'
-    warning on every notebook."""
+    warning on every notebook; each started with the environment ``env`` (its own:
+    :func:`kernel_env`), not with whatever this process's ``os.environ`` holds then."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IpcKernelManager(AsyncKernelManager):
@@ -51,7 +53,21 @@ def _kernel_manager_class():
             kwargs.setdefault("ip", os.path.join(tempfile.gettempdir(),
                                                  f"zoorepro-kernel-{uuid.uuid4().hex[:16]}"))
             super().__init__(**kwargs)
+
+        async def start_kernel(self, **kw):
+            # jupyter_client's provisioner starts the kernel with kw["env"] (default: a copy
+            # of os.environ); a restart reuses these launch arguments
+            kw["env"] = {**env, **(kw.get("env") or {})}
+            return await super().start_kernel(**kw)
     return IpcKernelManager
+
+
+def kernel_env(run: Run, progress: bool = True) -> dict:
+    """A kernel's environment on ``run``: this process's, the run lock's token when this
+    process holds it (the kernel may open the run: runlock.check), and where its progress
+    bars go (host.progress_bar: the terminal; ``progress`` False: none).  A new dict."""
+    return {**os.environ, **runlock.kernel_env(run.root),
+            PROGRESS_ENV: "terminal" if progress else "off"}
 
 
 @dataclass
@@ -83,41 +99,33 @@ def failing_cell(nb_path: Path) -> str:
     return "?"
 
 
-def execute(nb_name: str, run: Run, kernel: str | None = None) -> Path:
-    """Execute one notebook into the run folder with ``run_dir`` as its only parameter."""
+def execute(nb_name: str, run: Run, kernel: str | None = None, progress: bool = True) -> Path:
+    """Execute one notebook into the run folder with ``run_dir`` as its only parameter, in a
+    kernel of its own environment (:func:`kernel_env`: ``progress`` False, no progress bars;
+    True, they go to the terminal, not into the executed notebook)."""
     import papermill as pm
     src = notebooks_dir() / nb_name
     dst = run.notebooks / nb_name
     run.notebooks.mkdir(parents=True, exist_ok=True)
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    # progress bars of long steps go to the terminal, not into the executed notebooks
-    os.environ["ZOOREPRO_PROGRESS"] = "off" if QUIET["on"] else "terminal"
-    # the kernel is this process's: the run lock's token lets it open the run (runlock.check)
-    token = runlock.kernel_env(run.root)
-    before = {k: os.environ.get(k) for k in (runlock.TOKEN_ENV,)}
-    os.environ.update(token)
-    try:   # an absolute run_dir: the kernel's working directory is notebooks/, not ours
-        pm.execute_notebook(str(src), str(dst), parameters={"run_dir": str(run.root.resolve())},
-                            cwd=str(notebooks_dir()), kernel_name=kernel or "python3",
-                            progress_bar=False, log_output=False,
-                            kernel_manager_class=_kernel_manager_class(),
-                            # a cell's error is kept in the notebook; the kernel's own log
-                            # only adds a ZMQError traceback when an interrupt shuts it down
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    log.debug("%s: executing %s into %s (kernel %s)", nb_name, src, dst, kernel or "python3")
+    # an absolute run_dir: the kernel's working directory is notebooks/, not ours
+    pm.execute_notebook(str(src), str(dst), parameters={"run_dir": str(run.root.resolve())},
+                        cwd=str(notebooks_dir()), kernel_name=kernel or "python3",
+                        progress_bar=False, log_output=False,
+                        kernel_manager_class=_kernel_manager_class(kernel_env(run, progress)),
+                        # a cell's error is kept in the notebook; the kernel's own log
+                        # only adds a ZMQError traceback when an interrupt shuts it down
+                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     return dst
 
 
-def _execute_recording(nb: str, run: Run, kernel: str | None) -> dict | None:
+def _execute_recording(nb: str, run: Run, kernel: str | None,
+                       progress: bool = True) -> dict | None:
     """Execute ``nb``; on failure (an error in a cell, or the kernel dying) record it."""
     import papermill as pm
     try:
-        execute(nb, run, kernel)
+        execute(nb, run, kernel, progress)
     except pm.PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
     except Exception as exc:            # the kernel died (killed, out of memory) or would not start
@@ -132,11 +140,12 @@ def _execute_recording(nb: str, run: Run, kernel: str | None) -> dict | None:
     return failure.to_json()
 
 
-def render_report(run: Run, kernel: str | None = None, failure: dict | None = None) -> RunOutcome:
+def render_report(run: Run, kernel: str | None = None, failure: dict | None = None,
+                  progress: bool = True) -> RunOutcome:
     """The report notebook on ``run``, then ``report.html`` (also after a failure); the
-    run's lock is held meanwhile."""
+    run's lock is held meanwhile.  ``progress``: as for :func:`execute`."""
     with runlock.hold(run.root, "zoorepro render", print):
-        failed = _execute_recording(REPORT_NOTEBOOK, run, kernel)
+        failed = _execute_recording(REPORT_NOTEBOOK, run, kernel, progress)
         failure = failure or failed
         executed = run.notebooks / REPORT_NOTEBOOK
         path = (report.render_html(executed, run.root / "report.html") if executed.is_file()
@@ -153,10 +162,12 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run | None = None,
-            say: Callable[[str], None] = lambda msg: None) -> RunOutcome:
+            say: Callable[[str], None] = log.info, progress: bool = True) -> RunOutcome:
     """Execute every notebook in order into a new run folder (or continue the unfinished run
     ``resume``: the stages whose records are there are not run again), then render.
-    ``say`` gets one line per stage with its elapsed time.  The run's lock
+    ``say`` gets the run folder, then one line per stage with its elapsed time (default: this
+    module's logger at INFO).  ``progress`` False: the kernels draw no progress bars (``-q``;
+    ``zoorepro matrix``, whose runs share one terminal).  The run's lock
     (:mod:`zoorepro.run.runlock`) is held throughout: a run another process works on is refused.
     An interrupt (SIGINT, or SIGTERM raised as :class:`RunInterrupted`) is re-raised as a
     :class:`RunInterrupted` naming the run folder."""
@@ -181,7 +192,7 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
             run = Run.create(cfg)
             stack.enter_context(runlock.hold(run.root, "zoorepro run", say))
         try:
-            return _run_stages(run, kernel, resume is not None, say)
+            return _run_stages(run, kernel, resume is not None, say, progress)
         except RunInterrupted as exc:
             exc.run_dir = exc.run_dir or run.root
             raise
@@ -189,7 +200,8 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
             raise RunInterrupted(run.root, 2) from None
 
 
-def _run_stages(run: Run, kernel: str | None, resuming: bool, say) -> RunOutcome:
+def _run_stages(run: Run, kernel: str | None, resuming: bool, say,
+                progress: bool) -> RunOutcome:
     say(f"run folder: {run.root}")
     failure = None
     for stage in STAGES.values():
@@ -198,14 +210,14 @@ def _run_stages(run: Run, kernel: str | None, resuming: bool, say) -> RunOutcome
             continue
         t0 = time.perf_counter()
         say(f"{stage.notebook}: running")
-        failure = _execute_recording(stage.notebook, run, kernel)
+        failure = _execute_recording(stage.notebook, run, kernel, progress)
         took = time.perf_counter() - t0
         if failure:
             say(f"{stage.notebook}: FAILED after {took:.1f} s")
             break
         say(f"{stage.notebook}: done in {took:.1f} s")
     t0 = time.perf_counter()
-    outcome = render_report(run, kernel, failure)
+    outcome = render_report(run, kernel, failure, progress)
     say(f"{REPORT_NOTEBOOK}: report {'written' if outcome.report else 'not written'} in "
         f"{time.perf_counter() - t0:.1f} s")
     return outcome

@@ -11,8 +11,8 @@ runs), ``index.html`` and ``matrix.json`` (the grid, each run's status, time, wo
 peak memory).  A run that fails keeps its partial report; the others go on.
 
 Each run is one Dask task on a worker *process* of one thread: a run executes its notebooks
-in Jupyter kernels (child processes of the worker), and papermill, the progress switches
-and the environment it sets are per process, so runs never share one.  Without
+in Jupyter kernels (child processes of the worker, each with its own environment: no
+progress bars, the matrix prints one line per stage instead), so runs never share one.  Without
 ``--scheduler`` a ``LocalCluster`` sized to this machine runs them (one worker per physical
 core, fewer when memory or the number of runs is smaller); a run whose ``threads`` and
 ``workers`` are 0 (auto) gets its host's physical cores divided by the runs that host runs
@@ -25,8 +25,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,8 @@ from zoorepro import config
 from zoorepro.addresses import check_scheduler
 from zoorepro.errors import ConfigError
 from zoorepro.names import MAX_LEN, name_problem
+
+log = logging.getLogger(__name__)
 
 TOPIC = "zoorepro-matrix"
 RUN_BYTES = 5 << 29            # memory one run may take (50,000 images: ~2.1 GiB), 2.5 GiB
@@ -207,7 +209,6 @@ def _run_task(planned: Planned, threads_by_host: dict) -> dict:
     from zoorepro.scale import cluster
     from zoorepro import runner
     from zoorepro.run.folder import Run
-    runner.QUIET["on"] = True     # no progress bars from the kernels: the matrix prints lines
     threads = cluster.threads_here(threads_by_host)
     cfg = planned.cfg
     sized = {k: threads for k in ("threads", "workers") if getattr(cfg, k) == 0}
@@ -219,9 +220,9 @@ def _run_task(planned: Planned, threads_by_host: dict) -> dict:
     root = Path(cfg.run_dir)
     with cluster.PeakMemory(children=True, every=0.2) as peak:
         if (root / "records").is_dir() and not Run(root).finished:   # a retry after a lost worker
-            outcome = runner.run_all(resume=Run.open(root), say=say)
-        else:
-            outcome = runner.run_all(cfg, say=say)
+            outcome = runner.run_all(resume=Run.open(root), say=say, progress=False)
+        else:       # no progress bars from the kernels: the matrix prints their lines
+            outcome = runner.run_all(cfg, say=say, progress=False)
     return {"status": "finished" if outcome.ok else "failed", "failure": outcome.failure,
             "report": str(outcome.report) if outcome.report else None,
             "seconds": round(time.perf_counter() - t0, 1), **cluster.here(),
@@ -230,9 +231,10 @@ def _run_task(planned: Planned, threads_by_host: dict) -> dict:
 
 # ------------------------------------------------------------------ the matrix
 def run_matrix(params, grid: list, overrides: dict | None = None, scheduler: str = "",
-               workers: int = 0, say: Callable[[str], None] = lambda msg: None) -> MatrixOutcome:
+               workers: int = 0, say: Callable[[str], None] = log.info) -> MatrixOutcome:
     """Plan, run every run as a Dask task (each its own row, failures kept), then compare
-    them all and write the index and ``matrix.json``; returns the matrix folder."""
+    them all and write the index and ``matrix.json``; returns the matrix folder.  ``say``
+    gets the progress lines (default: this module's logger at INFO)."""
     from zoorepro.scale import cluster
     from zoorepro.files import atomic_write_json
     from zoorepro.run.folder import new_run_dir
@@ -353,22 +355,18 @@ def add_matrix_parser(sub) -> None:
 
 
 def cmd_matrix(args) -> int:
-    """Run the matrix; progress on stderr, the matrix folder as the last line of stdout.
-    Exit 0 when every run finished, 1 when one failed (its partial report is kept)."""
-    quiet = getattr(args, "quiet", False)
-
-    def say(msg: str) -> None:
-        if not quiet:
-            print(msg, file=sys.stderr, flush=True)
+    """Run the matrix; progress to the logger (the CLI: stderr, none with ``-q``), the matrix
+    folder as the last line of stdout.  Exit 0 when every run finished, 1 when one failed
+    (its partial report is kept)."""
     if args.workers < 0:
         raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
     overrides = dict(config.parse_override(k, v) for k, v in (args.param or []))
     outcome = run_matrix(args.params, parse_grid(args.grid), overrides, args.scheduler,
-                         args.workers, say)
+                         args.workers)
     for line in summary_lines(outcome):
-        say(line)
+        log.info(line)
     if outcome.compare:
-        say(f"compare report: {outcome.compare / 'report.html'}")
+        log.info(f"compare report: {outcome.compare / 'report.html'}")
     print(outcome.folder)
     return 0 if outcome.ok else 1
 
