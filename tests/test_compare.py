@@ -12,6 +12,7 @@ from zoorepro.run import stages
 from zoorepro.run.folder import Run
 
 from conftest import small_params
+from test_report import run_data
 
 pytestmark = pytest.mark.e2e   # every test uses two real runs
 
@@ -199,13 +200,13 @@ def test_hostile_values_render_as_text_in_every_part(tmp_path):
         records = {"accuracy": {bad: acc, "x": {"status": "failed", "reason": bad}},
                    "bench": {"definition": bad, "records": [bench]},
                    "infer": {bad: {"status": "failed", "reason": bad}},
-                   "environment": {"cpu": bad, bad: bad, "packages": {bad: bad}},
+                   "environment": {"cpu": bad, "gpu": bad, "packages": {bad: bad}},
                    "dataset": {"images": bad, "image_list_sha256": bad},
                    "ingest": {"soc_version": bad, "cann": bad},
                    "failure": {"notebook": bad, "cell": bad, "error": bad}}
-        entries = [compare.Entry(bad, report.RunData(tmp_path, records), {bad: {bad: 1, "a": 2}},
+        entries = [compare.Entry(bad, run_data(tmp_path, records), {bad: {bad: 1, "a": 2}},
                                  {"x": bad}),
-                   compare.Entry(f"{bad} #2", report.RunData(tmp_path, dict(records, environment={})),
+                   compare.Entry(f"{bad} #2", run_data(tmp_path, dict(records, environment={})),
                                  {bad: {bad: 1, "a": 3}})]
         html = compare.render(entries)
         assert "<script>" not in html and "<img src=x" not in html
@@ -229,7 +230,7 @@ def test_run_names_with_dollar_signs_render_in_the_plot_as_text(tmp_path):
              "batch_size": 1, "throughput": 9.0, "valid": True, "validity": "ok",
              "iterations": 1, "seconds": 1.0,
              **{k: 1.0 for k in ("mean_ms", "median_ms", "p90_ms", "p99_ms")}}
-    entries = [compare.Entry(f"{bad} #{i}", report.RunData(tmp_path, {
+    entries = [compare.Entry(f"{bad} #{i}", run_data(tmp_path, {
         "bench": {"definition": "d", "records": [bench]}})) for i in (1, 2)]
     html = compare.render(entries)
     assert report.esc(f"{bad} #1") in html and "base64," in html
@@ -238,10 +239,9 @@ def test_run_names_with_dollar_signs_render_in_the_plot_as_text(tmp_path):
 def test_parity_pairs_use_the_recipes_arithmetic():
     """23 of 160 images agreeing is 23 / 160 * 100 (14.37 when rounded), as the recipe
     computes a percentage from hits, not 100 * 23 / 160 (14.38)."""
-    from zoorepro import report
     keys = [f"img{i}" for i in range(160)]
-    a = compare.Entry("a", report.RunData(Path("a")), {"ort": {k: 1 for k in keys}})
-    b = compare.Entry("b", report.RunData(Path("b")),
+    a = compare.Entry("a", run_data(Path("a")), {"ort": {k: 1 for k in keys}})
+    b = compare.Entry("b", run_data(Path("b")),
                       {"ort": {k: (1 if i < 23 else 2) for i, k in enumerate(keys)}})
     assert compare.parity_pairs([a, b])[0]["top1_agreement_pct"] == 23 / 160 * 100
 
@@ -256,15 +256,14 @@ def test_a_huge_predictions_file_is_refused_before_it_is_read(runs, tmp_path, mo
 
 
 def test_a_busy_point_of_any_run_is_said_with_its_run(tmp_path):
-    from zoorepro import report
     bench = {"backend": "onnxruntime", "device": "cpu: X", "precision": "fp32", "batch_size": 4,
              "throughput": 9.0, "valid": True, "validity": "ok", "iterations": 200,
              "seconds": 1.0, **{k: 1.0 for k in ("mean_ms", "median_ms", "p90_ms", "p99_ms")}}
     busy = dict(bench, busy=True, others_cpu_share=0.5, host_cores=4, load_before=5.0,
                 load_after=6.0)
-    entries = [compare.Entry("quiet", report.RunData(tmp_path, {"bench": {
+    entries = [compare.Entry("quiet", run_data(tmp_path, {"bench": {
                    "definition": "d", "records": [bench]}})),
-               compare.Entry("loaded", report.RunData(tmp_path, {"bench": {
+               compare.Entry("loaded", run_data(tmp_path, {"bench": {
                    "definition": "d", "records": [busy]}}))]
     html = compare.render(entries)
     assert "<b>Busy host</b>: 1 of 2 sweep point(s)" in html

@@ -238,12 +238,12 @@ def test_ingest_reads_a_zoorepro_run_folder_as_the_run_scored_it(demo_run):
     its figures are the CPU's, see the next test)."""
     from zoorepro.recipe import data, evaluate
     cfg, run = demo_run
-    acc = run.read_json("accuracy")["onnxruntime"]
-    assert acc["status"] == "ok" and acc["images"] == 8
+    acc = run.read(records.AccuracyRecord).entries["onnxruntime"]
+    assert acc.status == "ok" and acc.images == 8
     pred, _ = ingest.read_predictions(run.results / "onnxruntime" / "result_bs1")
     m = evaluate.score(pred, data.read_labels(cfg.label_file))
     for k in ("top1", "top2", "top3", "top4", "top5", "images", "classes"):
-        assert m[k] == acc[k], k
+        assert m[k] == getattr(acc, k), k
 
 
 def test_a_zoorepro_cpu_results_folder_is_not_ingested_as_npu_results(demo_run, tmp_path):
@@ -278,9 +278,9 @@ def test_without_atc_or_ais_bench_the_report_says_the_npu_path_did_not_run(demo_
     if atc.available() or ascend.available():
         pytest.skip("atc or ais_bench is installed here")
     cfg, run = demo_run
-    infer = run.read_json("infer")
-    assert infer["ais_bench"]["status"] == "not run"
-    assert "ais_bench is not installed" in infer["ais_bench"]["reason"]
+    infer = run.read(records.InferRecord).entries
+    assert infer["ais_bench"].status == "not run"
+    assert "ais_bench is not installed" in infer["ais_bench"].reason
     assert run.read(records.AtcRecord).status == "not run"
     data = report.load(run.root)
     text = report.npu_section(data)

@@ -70,7 +70,8 @@ def test_bench_rows_carry_the_host_load_and_older_rows_still_read():
     load = dict(load_before=11.2, load_after=10.8, others_cpu_share=0.43, host_cores=8,
                 busy=True)
     rec = records.BenchRecord.from_json({"definition": "d", "records": [{**old, **load}]})
-    assert {k: rec.records[0][k] for k in load} == load
+    assert {k: getattr(rec.records[0], k) for k in load} == load
+    assert isinstance(rec.records[0], records.BenchRow)
     csv_row = dict(zip(*[line.split(",") for line in rec.csv_text().splitlines()]))
     assert csv_row["busy"] == "True" and csv_row["others_cpu_share"] == "0.43"
     assert csv_row["definition_key"] == records.definition_key("d") and len(csv_row[
@@ -89,8 +90,10 @@ def test_environment_keeps_one_shape_per_origin():
 
 
 def test_parity_has_a_schema_version_and_still_reads_the_bare_list_it_was():
-    pairs = [{"a": "onnxruntime", "b": "torch", "images": 3}]
+    pairs = [{"a": "onnxruntime", "b": "torch", "images": 3, "top1_agreement_pct": None,
+              "max_abs_logit_diff": None}]                # non_finite_images: only when some
     assert records.ParityRecord.from_json(pairs).data() == pairs        # version 0
+    assert records.ParityRecord.from_json(pairs).pairs == [records.ParityPair(**pairs[0])]
     out = records.ParityRecord(pairs).to_json()
     assert out == {"schema_version": records.SCHEMA_VERSION, "pairs": pairs}
     assert records.ParityRecord.from_json(out).data() == pairs
@@ -182,8 +185,8 @@ def test_rates_and_times_have_an_upper_bound(kind, obj, key):
 def test_real_rates_and_a_large_logit_difference_still_read():
     """1e9 is far above any real figure; a logit difference is a measurement, not bounded."""
     fast = {**ROW, "throughput": 2.5e6, "mean_ms": 0.0004, "max_ms": 8.64e7, "seconds": 1e6}
-    assert records.BenchRecord.from_json({"definition": "d", "records": [fast]}).records[0][
-        "throughput"] == 2.5e6
+    assert records.BenchRecord.from_json({"definition": "d", "records": [fast]}).records[
+        0].throughput == 2.5e6
     pair = {**PAIR, "max_abs_logit_diff": 1e30}
-    assert records.ParityRecord.from_json({"pairs": [pair]}).data()[0]["max_abs_logit_diff"] \
+    assert records.ParityRecord.from_json({"pairs": [pair]}).pairs[0].max_abs_logit_diff \
         == 1e30

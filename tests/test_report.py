@@ -1,4 +1,5 @@
 """Report sections: escaping, verdict wording, rendering to self-contained HTML."""
+import dataclasses
 import re
 
 import pytest
@@ -16,6 +17,53 @@ EVIL = "<script>alert(1)</script>"
 EVIL_FILE = "<img src=x onerror=alert(1)>"   # '/' cannot be in a file name; same attack
 
 
+# ------------------------------------------------------------ typed records from partial data
+# What a test leaves out of a record: the required fields, with neutral values.
+FILL = {
+    "preprocess": dict(out_dir="bin", decoder="PIL", total=0, written=0, reused=0, ok=0,
+                       failed=[], non_rgb=[], not_jpeg=[], bin_bytes=0),
+    "dataset": dict(data_dir="images", images=0, image_list_sha256=None, label_file="labels",
+                    label_file_sha256="0" * 64, keys=[], bin_dir="bin"),
+    "export": dict(onnx="m.onnx", onnx_sha256="0" * 64, opset=11, aipp={},
+                   aipp_config_sha256="0" * 64),
+    "atc": dict(status="ok", soc_version=None, commands=[]),
+    "failure": dict(notebook="n", cell="1", error="e"),
+    "ingest": dict(source="s", result_dir="r", labels="l", device="npu"),
+}
+ROW = dict(backend="onnxruntime", device="cpu: X", batch_size=1, iterations=1, throughput=None,
+           throughput_definition="d", valid=True, validity="ok")
+
+
+def bench_row(**kw) -> records.BenchRow:
+    """A sweep point from the fields a test names (the others neutral); unchecked, so a
+    test may put any value in any field."""
+    return records.BenchRow(**{**ROW, **kw})
+
+
+def typed(name: str, obj):
+    """The record ``name`` from a test's partial data (objects pass as they are), built by
+    its class's constructor without the read check, as a stage builds one."""
+    if isinstance(obj, records.Record):
+        return obj
+    cls = records.ALL[name]
+    if name in ("infer", "accuracy"):
+        return cls({k: v if isinstance(v, cls.ENTRY) else cls.ENTRY(**v) for k, v in obj.items()})
+    if name == "bench":
+        return cls(definition=obj.get("definition", "d"),
+                   records=[r if isinstance(r, records.BenchRow) else bench_row(**r)
+                            for r in obj.get("records", [])])
+    if name == "parity":
+        return cls([records.ParityPair(**p) for p in obj])
+    return cls(**{**FILL.get(name, {}), **obj})
+
+
+def run_data(root, recs: dict | None = None) -> report.RunData:
+    """``report.RunData`` of typed records made from ``recs`` (``params_text``: the params)."""
+    recs = dict(recs or {})
+    text = recs.pop("params_text", None)
+    return report.RunData(root, {k: typed(k, v) for k, v in recs.items()}, text)
+
+
 def test_table_escapes_every_cell():
     from markupsafe import Markup
     html = report.table(["a", EVIL], [[EVIL, 1], [Markup("<b>x</b>"), None]])
@@ -24,7 +72,7 @@ def test_table_escapes_every_cell():
 
 
 def test_sections_escape_strings_from_files(tmp_path):
-    data = report.RunData(tmp_path, {
+    data = run_data(tmp_path, {
         "preprocess": {"failed": [[f"{EVIL}.JPEG", f"reason {EVIL}"]], "non_rgb": [[f"{EVIL}.JPEG", "L"]],
                        "not_jpeg": [], "total": 1},
         "dataset": {"images": 1, "data_dir": EVIL, "unlabelled_images": 1,
@@ -42,14 +90,14 @@ def test_sections_escape_strings_from_files(tmp_path):
 def test_demo_verdict_wording(tmp_path):
     m = {"status": "ok", "images": 100, "top1": 65.0, "top5": 87.0, "device": "cpu: X",
          "weights_sha256": None}
-    data = report.RunData(tmp_path, {"accuracy": {"onnxruntime": m}})
+    data = run_data(tmp_path, {"accuracy": {"onnxruntime": m}})
     assert "Not comparable" in report.verdict(data)
     full = dict(m, images=references.FULL_VAL_IMAGES, top1=57.9, top5=80.3, weights_sha256="f364aa15" + "0" * 56)
-    v = report.verdict(report.RunData(tmp_path, {"accuracy": {"onnxruntime": full},
+    v = report.verdict(run_data(tmp_path, {"accuracy": {"onnxruntime": full},
                                                  "params_text": "reference_tolerance_pct: 1.0\n"}))
     assert "REPRODUCED" in v and "NOT" not in v and "recipe&#x27;s weights" in v
     off = dict(full, top1=50.0)
-    assert "NOT reproduced" in report.verdict(report.RunData(tmp_path, {"accuracy": {"onnxruntime": off}}))
+    assert "NOT reproduced" in report.verdict(run_data(tmp_path, {"accuracy": {"onnxruntime": off}}))
 
 
 @pytest.mark.e2e
@@ -71,20 +119,20 @@ def test_file_names_from_disk_render_as_text(tmp_path, demo_images):
 
 
 def test_throughput_table_headers_match_rows(tmp_path):
-    rec = {k: 1.0 for k in records.BENCH_CSV_FIELDS}
+    rec = {k: 1.0 for k in records.BENCH_CSV_FIELDS if k.endswith(("_ms", "throughput"))}
     rec.update(backend="onnxruntime", device="cpu: X", batch_size=8, iterations=50, valid=True,
                validity="ok", precision="fp32")
-    data = report.RunData(tmp_path, {"bench": {"records": [rec], "definition": "d"}})
+    data = run_data(tmp_path, {"bench": {"records": [rec], "definition": "d"}})
     rows = report.throughput_rows(data)
     assert len(rows[0]) == len(report.THROUGHPUT_HEADERS)
     assert rows[0][report.THROUGHPUT_HEADERS.index("batch")] == 8
 
 
 def test_streams_are_named_where_figures_depend_on_them(tmp_path):
-    rec = {k: 1.0 for k in records.BENCH_CSV_FIELDS}
+    rec = {k: 1.0 for k in records.BENCH_CSV_FIELDS if k.endswith(("_ms", "throughput"))}
     rec.update(backend="onnxruntime", device="cpu: X", batch_size=8, iterations=50, valid=True,
                validity="ok", precision="fp32", e2e_streams=2)
-    data = report.RunData(tmp_path, {
+    data = run_data(tmp_path, {
         "bench": {"records": [rec], "definition": "d"},
         "infer": {"onnxruntime": {"status": "ok", "device": "cpu: X", "accuracy_batch_size": 1,
                                   "compute_throughput": 170.0, "e2e_throughput": 150.0,
@@ -93,7 +141,7 @@ def test_streams_are_named_where_figures_depend_on_them(tmp_path):
     assert "in the accuracy run&#x27;s concurrent streams (end-to-end streams column)" in table
     e2e = report.e2e_table(data)
     assert "2 concurrent streams (2+1 threads)" in e2e and "summed over streams" in e2e
-    one = report.RunData(tmp_path, {"infer": {"onnxruntime": {
+    one = run_data(tmp_path, {"infer": {"onnxruntime": {
         "status": "ok", "device": "cpu: X", "accuracy_batch_size": 1, "streams": 1}}})
     assert "concurrent" not in report.e2e_table(one)
 
@@ -105,7 +153,7 @@ def test_streams_are_their_own_columns(tmp_path):
                iterations=50, throughput=100.0, e2e_throughput=150.0, e2e_streams=2,
                valid=True, validity="ok")
     no_e2e = dict(rec, e2e_throughput=None, e2e_streams=None)
-    data = report.RunData(tmp_path, {"bench": {"records": [rec, no_e2e], "definition": "d"}})
+    data = run_data(tmp_path, {"bench": {"records": [rec, no_e2e], "definition": "d"}})
     rows = report.throughput_rows(data)
     col = {h: [r[i] for r in rows] for i, h in enumerate(report.THROUGHPUT_HEADERS)}
     assert col["compute img/s"] == ["100.0", "100.0"] and col["compute streams"] == [1, 1]
@@ -124,7 +172,7 @@ def test_ratio_keeps_significant_digits():
 def test_a_slow_cpu_against_the_npu_is_never_0_000x(tmp_path):
     rows = [dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=8,
                  throughput=55.4, timing="device", valid=True)]
-    got = report.recipe_ratio_rows(report.RunData(tmp_path, {"bench": {"records": rows,
+    got = report.recipe_ratio_rows(run_data(tmp_path, {"bench": {"records": rows,
                                                                        "definition": "d"}}))
     assert got[0][7] == "2.60e-3×" and got[0][7] == report.ratio(55.4 / 21301.5)
 
@@ -134,7 +182,7 @@ def _bench_data(tmp_path, **kw):
                iterations=50, throughput=100.0, mean_ms=1.0, median_ms=1.0, p90_ms=1.5,
                p99_ms=2.0, seconds=0.5, valid=True, validity="ok")
     rec.update(kw)
-    return report.RunData(tmp_path, {"bench": {"records": [rec], "definition": "d"}})
+    return run_data(tmp_path, {"bench": {"records": [rec], "definition": "d"}})
 
 
 def test_percentiles_from_few_iterations_are_marked(tmp_path):
@@ -173,9 +221,10 @@ def test_busy_host_is_said_in_the_row_and_a_banner(tmp_path):
 
 def test_figure_batch_axis_shows_numbers():
     """Batch sizes 1 ... 64 as numbers on the log2 axis, never 2^k."""
-    rec = {"backend": "onnxruntime", "device": "cpu: X", "precision": "fp32", "batch_size": 4,
-           "throughput": 10.0, "valid": True}
-    fig = report.plot_throughput({"s": [rec, dict(rec, batch_size=3, throughput=9.0)]}, "t")
+    rec = dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=4,
+               throughput=10.0, valid=True)
+    fig = report.plot_throughput({"s": [bench_row(**rec),
+                                        bench_row(**dict(rec, batch_size=3, throughput=9.0))]}, "t")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig).draw()
     ax = fig.axes[0]
@@ -186,7 +235,8 @@ def test_figure_batch_axis_shows_numbers():
     assert ax.get_xscale() == "log"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "measured on a busy host" not in legend and "timing not valid" not in " ".join(legend)
-    fig = report.plot_throughput({"s": [dict(rec, busy=True), dict(rec, valid=False)]}, "t")
+    fig = report.plot_throughput({"s": [bench_row(**rec, busy=True),
+                                        bench_row(**dict(rec, valid=False))]}, "t")
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert {"measured on a busy host", "timing not valid (spread too large)"} <= set(legend)
 
@@ -195,17 +245,17 @@ def test_one_colour_per_series_in_every_figure(tmp_path):
     """The recipe's series always have their colours; a series of ours has the same colour
     in the report's figure, the notebook's (tables) and a comparison's."""
     from zoorepro.report import compare, plotstyle
-    rec = {"backend": "onnxruntime", "device": "cpu: X", "precision": "fp32", "batch_size": 4,
-           "throughput": 10.0, "valid": True}
-    data = report.RunData(tmp_path, {"bench": {"definition": "d", "records": [rec]}})
+    rec = bench_row(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=4,
+                    throughput=10.0, valid=True)
+    data = run_data(tmp_path, {"bench": {"definition": "d", "records": [rec]}})
 
     def colours(fig):
         return {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()
                 if not line.get_label().startswith("_")}
     from zoorepro.report.plotstyle import series_groups
     mine = colours(report.plot_throughput(series_groups([rec]), "t"))
-    other = dict(rec, backend="torch")
-    entries = [compare.Entry("b", report.RunData(tmp_path, {"bench": {"definition": "d",
+    other = dataclasses.replace(rec, backend="torch")
+    entries = [compare.Entry("b", run_data(tmp_path, {"bench": {"definition": "d",
                                                                       "records": [other]}})),
                compare.Entry("a", data), compare.Entry("c", data)]
     theirs = colours(compare.throughput_figure(entries))
@@ -260,7 +310,8 @@ def _hostile_records(bad: str) -> dict:
                    "parity_not_run": bad, "aipp": {"min_chn": bad, "crop": bad}},
         "preprocess": {"total": bad, "out_dir": bad, "failed": [[bad, bad]], "non_rgb": [[bad, bad]],
                        "not_jpeg": [[bad, bad]]},
-        "environment": {"cpu": bad, bad: bad, "zoorepro_git_commit": bad, "packages": {bad: bad}},
+        "environment": {"cpu": bad, "gpu": bad, "zoorepro_git_commit": bad,
+                        "packages": {bad: bad}},
         "ingest": {"soc_version": bad, "cann": bad, "notes": [bad], "source": bad},
         "params_text": f"name: '{bad}'\n",
     }
@@ -271,10 +322,10 @@ def test_every_section_renders_hostile_values_as_text(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / f"{EVIL_FILE}.ipynb").write_text("{}")
     for bad in HOSTILE:
-        data = report.RunData(tmp_path, _hostile_records(bad))
+        data = run_data(tmp_path, _hostile_records(bad))
         ran = dict(data.records, infer={"ais_bench": {"status": "ok", "device": bad}})
         for name in report.SECTIONS:
-            for d in (data, report.RunData(tmp_path, ran)):
+            for d in (data, run_data(tmp_path, ran)):
                 out = getattr(report, name)(d)
                 assert "<script" not in out and "<img src=x" not in out, name
                 assert "onerror=" not in out.replace("&lt;img src=x onerror=alert(1)&gt;", ""), name
@@ -296,7 +347,7 @@ def test_verdict_is_data(tmp_path):
     from conftest import DEMO_WEIGHTS
 
     def verdict_of(acc, **records):
-        return report.verdict_of(report.RunData(tmp_path, {"accuracy": {"onnxruntime": acc}, **records}))
+        return report.verdict_of(run_data(tmp_path, {"accuracy": {"onnxruntime": acc}, **records}))
 
     v = verdict_of(_acc(), params_text="reference_tolerance_pct: 1.0\n")
     assert (v.kind, v.word, v.tolerance) == (report.REPRODUCED, "REPRODUCED", 1.0)
@@ -313,22 +364,22 @@ def test_verdict_is_data(tmp_path):
     assert verdict_of(dict(demo, images=12)).kind == report.DEMO_NOT_CHECKED
     v = verdict_of(_acc(images=1234, weights_sha256=None))
     assert (v.kind, v.word, v.images) == (report.NOT_COMPARABLE, "", 1234)
-    assert report.verdict_of(report.RunData(tmp_path, {})).kind == report.NO_ACCURACY
+    assert report.verdict_of(run_data(tmp_path, {})).kind == report.NO_ACCURACY
     assert {report.REPRODUCED, report.NOT_COMPARABLE} <= set(report.VERDICT_KINDS)
 
 
 def test_verdict_wording_from_the_template(tmp_path):
-    html = report.verdict(report.RunData(tmp_path, {"accuracy": {"onnxruntime": _acc()}}))
+    html = report.verdict(run_data(tmp_path, {"accuracy": {"onnxruntime": _acc()}}))
     assert html == (
         '<div class="zr-banner"><b>onnxruntime</b> on cpu: X: Acc@1 <b>57.90 %</b>, Acc@5 '
         '<b>80.30 %</b> on 50,000 images (weights: torchvision squeezenet1_1-f364aa15.pth (the '
         'recipe&#x27;s weights)).<br>Verdict: <b>REPRODUCED</b> within ±1.0 points of the recipe '
         '(57.32 / 80.06) or torchvision (58.178 / 80.624).</div>')
-    html = report.verdict(report.RunData(tmp_path, {"accuracy": {"onnxruntime": _acc(
+    html = report.verdict(run_data(tmp_path, {"accuracy": {"onnxruntime": _acc(
         images=1234, weights_sha256=None)}}))
     assert ("<br>Not comparable with the recipe's 57.32 / 80.06: 1,234 images (the recipe scores "
             "all 50,000).</div>") in html
-    assert "No accuracy result" in report.verdict(report.RunData(tmp_path, {}))
+    assert "No accuracy result" in report.verdict(run_data(tmp_path, {}))
 
 
 def test_template_environment_escapes_by_default():
@@ -364,7 +415,7 @@ def test_report_inlines_the_one_stylesheet(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
     nb = new_notebook(cells=[new_code_cell("x", outputs=[new_output(
-        "display_data", data={"text/html": report.verdict(report.RunData(tmp_path, {}))})])])
+        "display_data", data={"text/html": report.verdict(run_data(tmp_path, {}))})])])
     nbformat.write(nb, str(tmp_path / "r.ipynb"))
     html = report.render_html(tmp_path / "r.ipynb", tmp_path / "report.html").read_text()
     css = (report.TEMPLATE_DIR / "zoorepro.css").read_text()
@@ -377,10 +428,10 @@ MATH = "run $x^$ on a$b$ / $\\frac$"   # mathtext that matplotlib cannot parse
 
 def test_figure_text_is_literal_never_mathtext(tmp_path):
     """A $...$ pair in a device, chip or run name crashed the plot; now it is plain text."""
-    rec = {"backend": MATH, "device": MATH, "precision": "fp32", "batch_size": 4,
-           "throughput": 10.0, "valid": True}
-    data = report.RunData(tmp_path, {"bench": {"definition": "d", "records": [
-        rec, dict(rec, batch_size=8, throughput=12.0, valid=False)]}})
+    rec = bench_row(backend=MATH, device=MATH, precision="fp32", batch_size=4, throughput=10.0,
+                    valid=True)
+    data = run_data(tmp_path, {"bench": {"definition": "d", "records": [
+        rec, dataclasses.replace(rec, batch_size=8, throughput=12.0, valid=False)]}})
     html = report.throughput_plot(data)
     assert html.startswith("<") and "base64," in html
     fig = report.plot_throughput({MATH: [rec]}, MATH)
@@ -389,7 +440,7 @@ def test_figure_text_is_literal_never_mathtext(tmp_path):
 
 
 def test_squashed_16_bit_conversion_is_a_warning_naming_the_file(tmp_path):
-    data = report.RunData(tmp_path, {"preprocess": {"non_rgb": [["depth.png", "I;16"],
+    data = run_data(tmp_path, {"preprocess": {"non_rgb": [["depth.png", "I;16"],
                                                                 ["gray.JPEG", "L"]]}})
     html = report.warnings_section(data)
     assert "depth.png: I;16 image converted to RGB as the recipe does, but its 16-bit values " \
@@ -408,7 +459,7 @@ def test_recipe_ratio_table_compares_like_with_like(tmp_path):
                  throughput=579.71, timing="device", valid=True),
             dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=3,
                  throughput=100.0, timing="device", valid=True)]
-    data = report.RunData(tmp_path, {"bench": {"records": rows, "definition": "d"}})
+    data = run_data(tmp_path, {"bench": {"records": rows, "definition": "d"}})
     got = report.recipe_ratio_rows(data)
     assert len(got) == 3                                  # batch 3 is not one of the recipe's
     assert got[0][4:8] == [8, "42,603.0", "21,301.5", "2.00×"] and got[0][9] == "11.0×"
@@ -422,6 +473,6 @@ def test_notebook_links_are_quoted_relative_paths(tmp_path):
     """Links are built from a quoted path segment behind ./, never from a raw name."""
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "javascript:alert(1) #x.ipynb").write_text("{}")
-    out = report.notebook_links(report.RunData(tmp_path))
+    out = report.notebook_links(run_data(tmp_path))
     assert 'href="./notebooks/javascript%3Aalert%281%29%20%23x.ipynb"' in out
     assert ">javascript:alert(1) #x.ipynb</a>" in out

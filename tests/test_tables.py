@@ -41,7 +41,7 @@ def test_bench_csv_states_each_definition_once(run):
     bench, defs = t.bench, t.bench_definitions
     assert "throughput_definition" not in bench and bench["definition_key"].str.len().eq(8).all()
     assert list(defs.columns) == ["definition_key", "definition"] and len(defs) == 1
-    text = run.read(records.BenchRecord).records[0]["throughput_definition"]
+    text = run.read(records.BenchRecord).records[0].throughput_definition
     assert defs.loc[0, "definition"] == text
     merged = bench.merge(defs, on="definition_key", how="left")
     assert (merged["definition"] == text).all() and len(merged) == len(bench)

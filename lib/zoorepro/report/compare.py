@@ -44,7 +44,7 @@ class Entry:
 
     @property
     def ingested(self) -> bool:
-        return bool(self.data.get("ingest"))
+        return self.data.ingested
 
 
 # ------------------------------------------------------------ loading
@@ -73,7 +73,7 @@ def load_run(run) -> report.RunData:
         data = report.load(run)
     except RecordError as exc:
         raise CompareError(f"{exc}: rerun that run, or leave it out of the comparison") from None
-    if not any(data.get(n) for n in ("accuracy", "bench", "environment", "infer")):
+    if not (data.accuracy_entries or data.bench or data.environment or data.infer_entries):
         raise CompareError(f"{run.records_dir}: no accuracy, bench, infer or environment "
                            f"record; the run stopped before producing results: rerun it, or "
                            f"leave it out")
@@ -109,8 +109,8 @@ def load_entries(runs) -> list[Entry]:
     entries = []
     for label, data in zip(_labels(roots), datas):
         e = Entry(label, data)
-        for backend, m in (data.get("accuracy") or {}).items():
-            if m.get("status") != "ok":
+        for backend, m in data.accuracy_entries.items():
+            if m.status != "ok":
                 continue
             preds, why = _read_predictions(data.root, backend)
             if preds is None:
@@ -126,12 +126,11 @@ def load_entries(runs) -> list[Entry]:
 def runs_rows(entries: list[Entry]) -> list[list]:
     rows = []
     for e in entries:
-        d = e.data.get("dataset") or {}
-        f = e.data.get("failure")
-        status = (f"failed in {f.get('notebook')}, cell {f.get('cell')}: {f.get('error')}" if f
-                  else "complete")
-        backends = ", ".join(f"{b} ({st.get('status')})" for b, st in (e.data.get("infer") or {}).items())
-        rows.append([e.label, str(e.root.resolve()), backends or "—", d.get("images"),
+        d = e.data.dataset
+        f = e.data.failure
+        status = f"failed in {f.notebook}, cell {f.cell}: {f.error}" if f else "complete"
+        backends = ", ".join(f"{b} ({st.status})" for b, st in e.data.infer_entries.items())
+        rows.append([e.label, str(e.root.resolve()), backends or "—", d and d.images,
                      "ingested from an NPU host" if e.ingested else "run by zoorepro", status])
     return rows
 
@@ -139,18 +138,19 @@ def runs_rows(entries: list[Entry]) -> list[list]:
 def accuracy_rows(entries: list[Entry]) -> list[list]:
     rows = []
     for e in entries:
-        acc = e.data.get("accuracy") or {}
+        acc = e.data.accuracy_entries
         if not acc:
-            rows.append([e.label, "—", "", "", "", "", "", "", "", "no accuracy record: evaluation did not run"])
+            rows.append([e.label, "—", "", "", "", "", "", "", "",
+                         "no accuracy record: evaluation did not run"])
         for backend, m in acc.items():
-            if m.get("status") != "ok":
-                rows.append([e.label, backend, "not run", "", "", "", "", "", "", m.get("reason", "")])
+            if m.status != "ok":
+                rows.append([e.label, backend, "not run", "", "", "", "", "", "", m.reason or ""])
                 continue
-            rows.append([e.label, backend, m.get("device"), fmt(m.get("images"))] +
-                        [fmt(m.get(f"top{i}")) for i in range(1, 6)] +
-                        [f"{report.describe_weights(m.get('weights_sha256'), e.ingested)}; weights "
-                         f"sha256 {str(m.get('weights_sha256'))[:12]}; images sha256 "
-                         f"{str(m.get('image_list_sha256'))[:12]}; bs {m.get('batch_size')}"])
+            rows.append([e.label, backend, m.device, fmt(m.images)] +
+                        [fmt(getattr(m, f"top{i}")) for i in range(1, 6)] +
+                        [f"{report.describe_weights(m.weights_sha256, e.ingested)}; weights "
+                         f"sha256 {str(m.weights_sha256)[:12]}; images sha256 "
+                         f"{str(m.image_list_sha256)[:12]}; bs {m.batch_size}"])
     for label, (a1, a5) in ref.ACCURACY.items():
         rows.append([label + " (published)", "", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}", "",
                      "", "", f"{a5:.2f}",
@@ -165,7 +165,7 @@ def throughput_figure(entries: list[Entry]):
     from zoorepro.report.plotstyle import series_groups
     groups: dict = {}
     for e in entries:
-        recs = [r for r in (e.data.get("bench") or {}).get("records", []) if r.get("throughput")]
+        recs = [r for r in e.data.bench_rows if r.throughput]
         for key, group in series_groups(recs, prefix=f"{e.label}: ").items():
             groups[f"{e.label}: {key}" if key in groups else key] = group
     return report.plot_throughput(groups, "Throughput by batch size, all runs (ais_bench definition)")
@@ -176,12 +176,12 @@ def throughput_data(entries: list[Entry]) -> dict:
     host, percentiles from few iterations) and the definitions."""
     rows, defs, recs, runs = [], [], [], []
     for e in entries:
-        bench = e.data.get("bench") or {}
-        if bench.get("definition"):
-            defs.append([e.label, bench["definition"]])
+        bench = e.data.bench
+        if bench and bench.definition:
+            defs.append([e.label, bench.definition])
         rows.extend([e.label] + r for r in report.throughput_rows(e.data))
-        recs.extend(bench.get("records", []))
-        runs.extend([e.label] * len(bench.get("records", [])))
+        recs.extend(e.data.bench_rows)
+        runs.extend([e.label] * len(e.data.bench_rows))
     plot = report.figure_html(throughput_figure(entries),
                               "Throughput by batch size of every run, with the recipe's published series")
     return {"plot": plot, "headers": ["run"] + report.THROUGHPUT_HEADERS, "rows": rows,
@@ -221,22 +221,22 @@ def parity_data(entries: list[Entry], pairs: list[dict]) -> dict:
 def _env_rows(e: Entry) -> dict:
     """Flat {item: value} describing what produced a run."""
     d = e.data
-    env = d.get("environment") or {}
+    env = d.environment.data() if d.environment else {}     # every field it records
     rows = {k: v for k, v in env.items() if k != "packages"}
-    rows.update({f"package {k}": v or "not installed" for k, v in (env.get("packages") or {}).items()})
-    for b, st in (d.get("infer") or {}).items():
-        rows[f"device of {b}"] = st.get("device") if st.get("status") == "ok" else f"not run: {st.get('reason', '')}"
-    ing = d.get("ingest") or {}
+    rows.update({f"package {k}": v or "not installed"
+                 for k, v in (env.get("packages") or {}).items()})
+    for b, st in d.infer_entries.items():
+        rows[f"device of {b}"] = st.device if st.status == "ok" else f"not run: {st.reason or ''}"
     for k in ("soc_version", "cann", "device_id"):
-        if ing.get(k) is not None:
-            rows[f"NPU {k}"] = ing.get(k)
-    ds = d.get("dataset") or {}
-    ex = d.get("export") or {}
-    rows.update({"images": ds.get("images"), "image list sha256": ds.get("image_list_sha256"),
-                 "label file sha256": ds.get("label_file_sha256"),
-                 "weights sha256": ex.get("weights_sha256"),
-                 "weights identified as": report.describe_weights(ex.get("weights_sha256"), e.ingested),
-                 "ONNX sha256": ex.get("onnx_sha256")})
+        if d.ingest and getattr(d.ingest, k) is not None:
+            rows[f"NPU {k}"] = getattr(d.ingest, k)
+    ds, ex = d.dataset, d.export
+    rows.update({"images": ds and ds.images, "image list sha256": ds and ds.image_list_sha256,
+                 "label file sha256": ds and ds.label_file_sha256,
+                 "weights sha256": ex and ex.weights_sha256,
+                 "weights identified as": report.describe_weights(ex and ex.weights_sha256,
+                                                                  e.ingested),
+                 "ONNX sha256": ex and ex.onnx_sha256})
     return rows
 
 
@@ -267,8 +267,8 @@ def summary_data(entries: list[Entry], pairs: list[dict]) -> dict:
     for e in entries:
         b = report.best_throughput(e.data)
         if b:
-            best.append({"label": e.label, "throughput": b["throughput"], "backend": b["backend"],
-                         "batch_size": b["batch_size"], "device": b["device"]})
+            best.append({"label": e.label, "throughput": b.throughput, "backend": b.backend,
+                         "batch_size": b.batch_size, "device": b.device})
     return {"agreement": agreement, "best": best}
 
 

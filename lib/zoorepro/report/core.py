@@ -114,25 +114,61 @@ def table(headers, rows, cls: str = "zr-table") -> str:
 
 @dataclass
 class RunData:
+    """A run's records, typed (:mod:`zoorepro.run.records` objects, by name; one given as
+    JSON data is read by its class), and its ``params.yaml`` text.  Each record is an
+    attribute (``data.accuracy``, ``data.bench``, ...), None when the run has none."""
     root: Path
     records: dict = field(default_factory=dict)
+    params_text: str | None = None
 
-    def get(self, name, default=None):
-        return self.records.get(name, default)
+    def __post_init__(self):
+        from zoorepro.run import records
+        self.records = {k: v if isinstance(v, records.Record) else
+                        records.ALL[k].from_json(v, f"{self.root}/records/{k}.json")
+                        for k, v in self.records.items()}
 
+    def _get(self, name):
+        return self.records.get(name)
 
+    environment = property(lambda self: self._get("environment"))
+    dataset = property(lambda self: self._get("dataset"))
+    preprocess = property(lambda self: self._get("preprocess"))
+    export = property(lambda self: self._get("export"))
+    atc = property(lambda self: self._get("atc"))
+    infer = property(lambda self: self._get("infer"))
+    bench = property(lambda self: self._get("bench"))
+    accuracy = property(lambda self: self._get("accuracy"))
+    parity = property(lambda self: self._get("parity"))
+    ingest = property(lambda self: self._get("ingest"))
+    failure = property(lambda self: self._get("failure"))
+    shards = property(lambda self: self._get("shards"))
+
+    @property
+    def infer_entries(self) -> dict:
+        """``{backend: records.InferEntry}`` ({} without an infer record)."""
+        return self.infer.entries if self.infer else {}
+
+    @property
+    def accuracy_entries(self) -> dict:
+        """``{backend: records.AccuracyEntry}`` ({} without an accuracy record)."""
+        return self.accuracy.entries if self.accuracy else {}
+
+    @property
+    def bench_rows(self) -> list:
+        """The sweep's ``records.BenchRow`` s ([] without a bench record)."""
+        return self.bench.records if self.bench else []
+
+    @property
+    def ingested(self) -> bool:
+        return self.ingest is not None
 
 
 def load(run) -> RunData:
-    """The records of a run (a :class:`zoorepro.run.folder.Run` or its folder), each checked by its
-    record class on the way, plus ``params.yaml`` as text."""
+    """The records of a run (a :class:`zoorepro.run.folder.Run` or its folder), each read and
+    checked by its record class, plus ``params.yaml`` as text."""
     from zoorepro.run.folder import Run
     run = run if isinstance(run, Run) else Run.open(run)
-    recs = run.all_records()
-    text = run.params_text()
-    if text is not None:
-        recs["params_text"] = text
-    return RunData(run.root, recs)
+    return RunData(run.root, run.all_records(), run.params_text())
 
 
 def describe_weights(sha: str | None, ingested: bool = False) -> str:
@@ -149,18 +185,20 @@ def describe_weights(sha: str | None, ingested: bool = False) -> str:
 
 
 def ok_accuracy(data: RunData) -> dict:
-    return {k: v for k, v in (data.get("accuracy") or {}).items() if v.get("status") == "ok"}
+    """``{backend: records.AccuracyEntry}`` of the backends that ran."""
+    return {k: v for k, v in data.accuracy_entries.items() if v.status == "ok"}
 
 
 def read_params(data: RunData) -> dict | None:
     import yaml
-    text = data.get("params_text")
+    text = data.params_text
     return yaml.safe_load(text) if text else None
 
 
-def best_throughput(data: RunData) -> dict | None:
-    recs = [r for r in (data.get("bench") or {}).get("records", []) if r.get("valid") and r.get("throughput")]
-    return max(recs, key=lambda r: r["throughput"]) if recs else None
+def best_throughput(data: RunData):
+    """The valid ``records.BenchRow`` with the highest throughput, or None."""
+    rows = [r for r in data.bench_rows if r.valid and r.throughput]
+    return max(rows, key=lambda r: r.throughput) if rows else None
 
 
 # ------------------------------------------------------------ the verdict, as data
@@ -184,7 +222,7 @@ class Verdict:
     recipe: tuple = ()
     figures: tuple = ()
     full_set: bool = False
-    best: dict | None = field(default=None, hash=False, compare=False)
+    best: object = field(default=None, hash=False, compare=False)   # a records.BenchRow
 
 
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
@@ -200,17 +238,17 @@ def verdict_of(data: RunData) -> Verdict:
     if not acc:
         return Verdict(NO_ACCURACY)
     name, m = next(iter(acc.items()))
-    weights = describe_weights(m.get("weights_sha256"), bool(data.get("ingest")))
-    n = m["images"]
+    weights = describe_weights(m.weights_sha256, data.ingested)
+    n = m.images
     tol = (read_params(data) or {}).get("reference_tolerance_pct", 1.0)
-    base = dict(backend=name, device=m.get("device"), top1=m["top1"], top5=m["top5"], images=n,
+    base = dict(backend=name, device=m.device, top1=m.top1, top5=m.top5, images=n,
                 weights=weights, tolerance=tol, recipe=tuple(ref.ACCURACY["recipe Ascend310P3"]),
                 full_set=n == ref.FULL_VAL_IMAGES, best=best_throughput(data))
     if n == ref.FULL_VAL_IMAGES and not weights.startswith("demo"):
         r1, r5 = ref.ACCURACY["recipe Ascend310P3"]
         t1, t5 = ref.ACCURACY["torchvision fp32"]
-        ok_r = abs(m["top1"] - r1) <= tol and abs(m["top5"] - r5) <= tol
-        ok_t = abs(m["top1"] - t1) <= tol and abs(m["top5"] - t5) <= tol
+        ok_r = abs(m.top1 - r1) <= tol and abs(m.top5 - r5) <= tol
+        ok_t = abs(m.top1 - t1) <= tol and abs(m.top5 - t5) <= tol
         ok = ok_r or ok_t
         return Verdict(REPRODUCED if ok else NOT_REPRODUCED, "REPRODUCED" if ok else "NOT reproduced",
                        figures=((r1, r5), (t1, t5)), **base)
@@ -219,18 +257,19 @@ def verdict_of(data: RunData) -> Verdict:
         figures = (exp["top1"], exp["top5"], exp["images"])
         if n != exp["images"]:
             return Verdict(DEMO_NOT_CHECKED, figures=figures, **base)
-        same = abs(m["top1"] - exp["top1"]) < 1e-9 and abs(m["top5"] - exp["top5"]) < 1e-9
+        same = abs(m.top1 - exp["top1"]) < 1e-9 and abs(m.top5 - exp["top5"]) < 1e-9
         return Verdict(DEMO_MATCHED if same else DEMO_NOT_MATCHED,
                        "matched" if same else "NOT matched", figures=figures, **base)
     return Verdict(NOT_COMPARABLE, **base)
 
 
 # ------------------------------------------------------------ throughput
-def accuracy_run_note(st: dict) -> str:
-    n = st.get("streams") or 1
+def accuracy_run_note(st) -> str:
+    """How the accuracy run of ``st`` (a ``records.InferEntry``) was made, in words."""
+    n = st.streams or 1
     if n <= 1:
         return "accuracy run over the whole folder"
-    per = st.get("stream_threads") or []
+    per = st.stream_threads or []
     return (f"accuracy run over the whole folder in {n} concurrent streams"
             + (f" ({'+'.join(map(str, per))} threads)" if per else "")
             + "; compute img/s = ais_bench's formula per stream, summed over streams")

@@ -70,12 +70,11 @@ def _figures(run: Run, row: dict) -> None:
     elif run.config is not None:
         row["backends"] = ", ".join(run.config.backends)
     if run.has(records.BenchRecord):
-        valid = [r for r in run.read(records.BenchRecord).records
-                 if r.get("valid") and r.get("throughput")]
+        valid = [r for r in run.read(records.BenchRecord).records if r.valid and r.throughput]
         if valid:
-            best = max(valid, key=lambda r: r["throughput"])
-            row["best"] = (f"{best['throughput']:,.1f} img/s ({best['backend']}, batch "
-                           f"{best['batch_size']})")
+            best = max(valid, key=lambda r: r.throughput)
+            row["best"] = (f"{best.throughput:,.1f} img/s ({best.backend}, batch "
+                           f"{best.batch_size})")
 
 
 def _run_folders(root: Path) -> list[Run]:

@@ -27,9 +27,10 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#17becf", "#e377c2", "#7f7f7f", "#b
 BACKEND_SLOTS = {"onnxruntime": 0, "torch": 1, "ais_bench": 2}
 
 
-def series_key(rec: dict) -> str:
-    """What identifies one of our series: ``backend precision (device)``."""
-    return f"{rec.get('backend')} {rec.get('precision') or 'fp32'} ({rec.get('device')})"
+def series_key(rec) -> str:
+    """What identifies one of our series (``rec``: a ``records.BenchRow``):
+    ``backend precision (device)``."""
+    return f"{rec.backend} {rec.precision or 'fp32'} ({rec.device})"
 
 
 def _slot(key: str) -> int:
@@ -96,7 +97,7 @@ def batch_axis(ax, batch_sizes) -> None:
 
 
 def series_groups(recs, prefix: str = "zoorepro ") -> dict:
-    """``{series key: (legend label, [bench records])}`` of bench records, the label being
+    """``{series key: (legend label, [bench rows])}`` of ``records.BenchRow`` s, the label being
     ``prefix`` + the key (the report: "zoorepro ", a comparison: "<run>: ")."""
     out: dict = {}
     for r in recs:
@@ -106,7 +107,7 @@ def series_groups(recs, prefix: str = "zoorepro ") -> dict:
 
 
 def plot_throughput(groups: dict, title: str):
-    """Throughput vs batch size: ``groups`` is ``{series key: (label, [bench records])}``
+    """Throughput vs batch size: ``groups`` is ``{series key: (label, [records.BenchRow])}``
     (:func:`series_groups`; a bare list of records: the key is the label), with the recipe's
     published series dashed; a point whose timing is not valid is marked with a cross, a
     point measured on a busy host with an open circle."""
@@ -117,29 +118,29 @@ def plot_throughput(groups: dict, title: str):
     colours = colours_for([*groups, *ref.THROUGHPUT])
     drawn = []
     for key, (label, recs) in groups.items():
-        recs = sorted((r for r in recs if r.get("throughput")), key=lambda r: r["batch_size"])
-        xs = [r["batch_size"] for r in recs]
+        recs = sorted((r for r in recs if r.throughput), key=lambda r: r.batch_size)
+        xs = [r.batch_size for r in recs]
         drawn += xs
-        ax.plot(xs, [r["throughput"] for r in recs], "o-", color=colours[key], label=label[:80])
-        for which, style in ((lambda r: not r.get("valid"), dict(marker="x", markersize=10,
-                                                               color=INVALID_COLOUR)),
-                             (lambda r: r.get("busy"), dict(marker="o", markersize=13,
-                                                            markerfacecolor="none",
-                                                            color=colours[key]))):
+        ax.plot(xs, [r.throughput for r in recs], "o-", color=colours[key], label=label[:80])
+        for which, style in ((lambda r: not r.valid, dict(marker="x", markersize=10,
+                                                         color=INVALID_COLOUR)),
+                             (lambda r: r.busy, dict(marker="o", markersize=13,
+                                                     markerfacecolor="none",
+                                                     color=colours[key]))):
             odd = [r for r in recs if which(r)]
             if odd:
-                ax.plot([r["batch_size"] for r in odd], [r["throughput"] for r in odd],
+                ax.plot([r.batch_size for r in odd], [r.throughput for r in odd],
                         linestyle="none", **style)
     for label, series in ref.THROUGHPUT.items():
         bss = sorted(series)
         drawn += bss
         ax.plot(bss, [series[b] for b in bss], "--", alpha=0.6, color=colours[label],
                 label=f"{label} (published)")
-    every = [r for _, recs in groups.values() for r in recs if r.get("throughput")]
-    if any(not r.get("valid") for r in every):     # what the marks mean, in the legend
+    every = [r for _, recs in groups.values() for r in recs if r.throughput]
+    if any(not r.valid for r in every):     # what the marks mean, in the legend
         ax.plot([], [], "x", color=INVALID_COLOUR, markersize=10,
                 label="timing not valid (spread too large)")
-    if any(r.get("busy") for r in every):
+    if any(r.busy for r in every):
         ax.plot([], [], "o", color="#444444", markerfacecolor="none", markersize=13,
                 label="measured on a busy host")
     batch_axis(ax, drawn)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from zoorepro.backends.registry import runs_on_npu
 from zoorepro.recipe import references as ref
 from zoorepro.files import read_json
 from zoorepro.recipe.preprocess import conversion_note
@@ -23,18 +24,18 @@ def _section(name: str, **context) -> str:
 
 
 def failure_banner(data: RunData) -> str:
-    return _section("failure_banner", failure=data.get("failure"))
+    return _section("failure_banner", failure=data.failure)
 
 
 def _mismatch(data: RunData) -> dict | None:
-    d = data.get("dataset") or {}
-    if not (d.get("unlabelled_images") or d.get("labels_without_image")):
+    d = data.dataset
+    if d is None or not (d.unlabelled_images or d.labels_without_image):
         return None
-    return {"unlabelled": d.get("unlabelled_images", 0),
-            "unlabelled_examples": ", ".join(d.get("unlabelled_examples", [])[:5]),
-            "without_image": d.get("labels_without_image", 0),
-            "without_image_examples": ", ".join(d.get("labels_without_image_examples", [])[:5]),
-            "images": d.get("images")}
+    return {"unlabelled": d.unlabelled_images,
+            "unlabelled_examples": ", ".join(d.unlabelled_examples[:5]),
+            "without_image": d.labels_without_image,
+            "without_image_examples": ", ".join(d.labels_without_image_examples[:5]),
+            "images": d.images}
 
 
 def mismatch_banner(data: RunData) -> str:
@@ -43,22 +44,22 @@ def mismatch_banner(data: RunData) -> str:
 
 def verdict(data: RunData) -> str:
     """The headline: failure / label-mismatch banners, then :func:`report.verdict_of` worded."""
-    return _section("verdict", failure=data.get("failure"), mismatch=_mismatch(data),
+    return _section("verdict", failure=data.failure, mismatch=_mismatch(data),
                     v=verdict_of(data))
 
 
 def accuracy_table(data: RunData) -> str:
     rows = []
-    for name, m in (data.get("accuracy") or {}).items():
-        if m.get("status") != "ok":
-            rows.append([f"zoorepro {name}", "not run", "", "", "", "", "", m.get("reason", "")])
+    for name, m in data.accuracy_entries.items():
+        if m.status != "ok":
+            rows.append([f"zoorepro {name}", "not run", "", "", "", "", "", m.reason or ""])
             continue
-        rows.append([f"zoorepro {name}", m.get("device"), m["images"]] +
-                    [f"{m[f'top{i}']:.2f}" for i in range(1, 6)] +
-                    [f"bs {m.get('batch_size')}; weights "
-                     f"{describe_weights(m.get('weights_sha256'), bool(data.get('ingest')))}; "
-                     f"weights sha256 {str(m.get('weights_sha256'))[:12]}; images sha256 "
-                     f"{str(m.get('image_list_sha256'))[:12]}"])
+        rows.append([f"zoorepro {name}", m.device, m.images] +
+                    [f"{getattr(m, f'top{i}'):.2f}" for i in range(1, 6)] +
+                    [f"bs {m.batch_size}; weights "
+                     f"{describe_weights(m.weights_sha256, data.ingested)}; "
+                     f"weights sha256 {str(m.weights_sha256)[:12]}; images sha256 "
+                     f"{str(m.image_list_sha256)[:12]}"])
     for label, (a1, a5) in ref.ACCURACY.items():
         rows.append([label + " (published)", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}", "", "", "",
                      f"{a5:.2f}",
@@ -78,7 +79,7 @@ def predictions_sample(data: RunData, limit: int = 12) -> str:
     from zoorepro.recipe.evaluate import PREDICTIONS_MAX_BYTES
     from zoorepro.recipe.data import class_names, read_labels
     preds = read_json(path, max_bytes=PREDICTIONS_MAX_BYTES)
-    label_file = (data.get("dataset") or {}).get("label_file")
+    label_file = data.dataset.label_file if data.dataset else None
     labels = read_labels(label_file) if label_file and os.path.isfile(label_file) else {}
     names = class_names()
 
@@ -90,8 +91,7 @@ def predictions_sample(data: RunData, limit: int = 12) -> str:
 
 
 def throughput_table(data: RunData) -> str:
-    bench = data.get("bench") or {}
-    return _section("throughput_table", definition=bench.get("definition", ""),
+    return _section("throughput_table", definition=data.bench.definition if data.bench else "",
                     headers=THROUGHPUT_HEADERS, rows=throughput_rows(data),
                     notes=throughput_notes(bench_records(data)))
 
@@ -107,21 +107,20 @@ def recipe_ratio_rows(data: RunData) -> list:
     p3 = ref.THROUGHPUT["recipe Ascend310P3"]
     b1 = ref.THROUGHPUT["recipe Ascend310B1"]
     rows = []
-    for r in (data.get("bench") or {}).get("records", []):
-        bs, ours = r.get("batch_size"), r.get("throughput")
+    for r in data.bench_rows:
+        bs, ours = r.batch_size, r.throughput
         if bs not in p3 or not ours:
             continue
-        comparable = r.get("timing") == "device" or str(r.get("device", "")).startswith(("cpu", "npu"))
+        comparable = r.timing == "device" or str(r.device).startswith(("cpu", "npu"))
         if not comparable:
-            rows.append([r["backend"], r.get("device"), r.get("precision", "fp32"),
-                         r.get("timing") or "call", bs, fmt(ours, 1), fmt(p3[bs], 1),
+            rows.append([r.backend, r.device, r.precision, r.timing or "call", bs, fmt(ours, 1),
+                         fmt(p3[bs], 1),
                          "not comparable: timed with host-device copies (set timing: device)",
                          fmt(b1[bs], 1), ""])
             continue
-        mark = ("" if r.get("valid", True) else " (invalid timing)") + (
-            " (busy host)" if r.get("busy") else "")
-        rows.append([r["backend"], r.get("device"), r.get("precision", "fp32"),
-                     r.get("timing") or "device", bs, fmt(ours, 1) + mark, fmt(p3[bs], 1),
+        mark = ("" if r.valid else " (invalid timing)") + (" (busy host)" if r.busy else "")
+        rows.append([r.backend, r.device, r.precision,
+                     r.timing or "device", bs, fmt(ours, 1) + mark, fmt(p3[bs], 1),
                      ratio(ours / p3[bs]), fmt(b1[bs], 1), ratio(ours / b1[bs])])
     return rows
 
@@ -134,13 +133,12 @@ def recipe_ratio_table(data: RunData) -> str:
 
 def e2e_table(data: RunData) -> str:
     rows = []
-    for name, st in (data.get("infer") or {}).items():
-        if st.get("status") != "ok":
-            rows.append([name, "not run", "", "", "", st.get("reason", "")])
+    for name, st in data.infer_entries.items():
+        if st.status != "ok":
+            rows.append([name, "not run", "", "", "", st.reason or ""])
             continue
-        rows.append([name, st.get("device"), st.get("accuracy_batch_size"),
-                     fmt(st.get("compute_throughput"), 1), fmt(st.get("e2e_throughput"), 1),
-                     st.get("throughput_note") or accuracy_run_note(st)])
+        rows.append([name, st.device, st.accuracy_batch_size, fmt(st.compute_throughput, 1),
+                     fmt(st.e2e_throughput, 1), st.throughput_note or accuracy_run_note(st)])
     return _section("e2e_table", rows=rows)
 
 
@@ -154,33 +152,33 @@ def throughput_plot(data: RunData) -> str:
 
 
 def preprocess_section(data: RunData) -> str:
-    pre = data.get("preprocess") or {}
-    d = data.get("dataset") or {}
-    rows = [["images", pre.get("total")], ["written", pre.get("written")],
-            ["reused from an earlier run", pre.get("reused")], ["failed", len(pre.get("failed", []))],
-            ["converted to RGB", len(pre.get("non_rgb", []))],
-            ["decoded by content (not JPEG)", len(pre.get("not_jpeg", []))],
-            [".bin folder", pre.get("out_dir")], ["bytes per .bin", pre.get("bin_bytes")],
-            ["image list sha256", d.get("image_list_sha256")]]
-    rows += [[f"failed: {n}", r] for n, r in pre.get("failed", [])[:20]]
+    pre, d = data.preprocess, data.dataset
+    failed = pre.failed if pre else []
+    rows = [["images", pre and pre.total], ["written", pre and pre.written],
+            ["reused from an earlier run", pre and pre.reused], ["failed", len(failed)],
+            ["converted to RGB", len(pre.non_rgb if pre else [])],
+            ["decoded by content (not JPEG)", len(pre.not_jpeg if pre else [])],
+            [".bin folder", pre and pre.out_dir], ["bytes per .bin", pre and pre.bin_bytes],
+            ["image list sha256", d and d.image_list_sha256]]
+    rows += [[f"failed: {n}", r] for n, r in failed[:20]]
     return _section("preprocess_section", rows=rows)
 
 
 def parity_section(data: RunData) -> str:
-    rows = [[p["a"], p["b"], p["images"], fmt(p["top1_agreement_pct"], 2, " %")
-             + (f" ({p['non_finite_images']} with NaN/inf scores: disagreeing)"
-                if p.get("non_finite_images") else ""),
-             fmt(p["max_abs_logit_diff"], 6)] for p in (data.get("parity") or [])]
+    rows = [[p.a, p.b, p.images, fmt(p.top1_agreement_pct, 2, " %")
+             + (f" ({p.non_finite_images} with NaN/inf scores: disagreeing)"
+                if p.non_finite_images else ""),
+             fmt(p.max_abs_logit_diff, 6)] for p in (data.parity.pairs if data.parity else [])]
     return _section("parity_section", rows=rows)
 
 
 def export_section(data: RunData) -> str:
-    e = data.get("export")
+    e = data.export
     if not e:
         return _section("export_section", rows=None)
-    p = e.get("parity")
-    rows = [["ONNX opset", e.get("opset")], ["ONNX sha256", e.get("onnx_sha256")],
-            ["AIPP ONNX sha256", e.get("aipp_onnx_sha256")]]
+    p = e.parity         # evaluate's parity figures: a plain mapping
+    rows = [["ONNX opset", e.opset], ["ONNX sha256", e.onnx_sha256],
+            ["AIPP ONNX sha256", e.aipp_onnx_sha256]]
     if p:
         rows += [["images compared", p["images"]],
                  ["max |ONNX − PyTorch| (logits)", f"{p['max_abs_diff']:.3g}"],
@@ -190,8 +188,8 @@ def export_section(data: RunData) -> str:
                      f"disagreeing)" if p.get("non_finite_images") else "")],
                  ["max |AIPP − torchvision Normalize| (input tensor)", f"{p['max_norm_diff']:.3g}"]]
     else:
-        rows.append(["parity", "not run: " + str(e.get("parity_not_run"))])
-    a = e.get("aipp", {})
+        rows.append(["parity", "not run: " + str(e.parity_not_run)])
+    a = e.aipp          # the aipp.config's fields: a plain mapping
     rows.append(["aipp.config", f"min_chn {a.get('min_chn')}, var_reci_chn {a.get('var_reci_chn')}, "
                                 f"mean_chn {a.get('mean_chn')}, crop {a.get('crop')}, "
                                 f"swap {a.get('rbuv_swap_switch')}"])
@@ -199,12 +197,11 @@ def export_section(data: RunData) -> str:
 
 
 def _atc_context(data: RunData) -> dict:
-    a = data.get("atc")
+    a = data.atc
     if not a:
         return {"atc": None}
-    return {"atc": {"status": a["status"], "reason": a.get("reason"),
-                    "commands": "\n".join(a.get("commands", [])),
-                    "chip_known": bool(a.get("soc_version"))}}
+    return {"atc": {"status": a.status, "reason": a.reason, "commands": "\n".join(a.commands),
+                    "chip_known": bool(a.soc_version)}}
 
 
 def atc_section(data: RunData) -> str:
@@ -212,17 +209,17 @@ def atc_section(data: RunData) -> str:
 
 
 def npu_section(data: RunData) -> str:
-    infer = data.get("infer") or {}
-    if "ais_bench" in infer and infer["ais_bench"].get("status") == "ok":
-        st = infer["ais_bench"]
-        ing = data.get("ingest") or {}
-        rows = [["device", st.get("device")], ["chip (soc_version)", ing.get("soc_version")],
-                ["CANN", ing.get("cann")], ["NPU device id", ing.get("device_id")],
-                ["source", ing.get("source") or "ais_bench run by zoorepro on this host"],
-                ["throughput definition", (data.get("bench") or {}).get("definition")]]
-        rows += [["note", n] for n in ing.get("notes", [])]
+    npu = {k: st for k, st in data.infer_entries.items() if runs_on_npu(k)}
+    ran = next((st for st in npu.values() if st.status == "ok"), None)
+    if ran is not None:
+        ing = data.ingest
+        rows = [["device", ran.device], ["chip (soc_version)", ing and ing.soc_version],
+                ["CANN", ing and ing.cann], ["NPU device id", ing and ing.device_id],
+                ["source", ing and ing.source or "ais_bench run by zoorepro on this host"],
+                ["throughput definition", data.bench and data.bench.definition]]
+        rows += [["note", n] for n in (ing.notes if ing else [])]
         return _section("npu_section", ran=True, rows=rows)
-    reason = infer.get("ais_bench", {}).get("reason") or (
+    reason = next((st.reason for st in npu.values() if st.reason), None) or (
         "ais_bench was not among this run's backends, and no NPU results were ingested")
     return _section("npu_section", ran=False, reason=reason, **_atc_context(data))
 
@@ -230,45 +227,46 @@ def npu_section(data: RunData) -> str:
 def warnings_section(data: RunData) -> str:
     """Everything odd that did not stop the run, by file name."""
     items = []
-    for name, st in (data.get("infer") or {}).items():
-        items.extend(f"{name}: {n}" for n in st.get("notes") or [])   # shards, teardown
-        if st.get("foreign_files"):
-            items.append(f"{name}: {len(st['foreign_files'])} file(s) in the .bin folder are not "
-                         f".bin/.npy inputs and were skipped: {', '.join(st['foreign_files'][:10])}")
-    for name, m in (data.get("accuracy") or {}).items():
-        items.extend(f"{name}: {w}" for w in m.get("warnings", []))
-    items.extend((data.get("export") or {}).get("weights_notes") or [])
-    pre = data.get("preprocess") or {}
-    items.extend(f"preprocessing failed for {n}: {r}" for n, r in pre.get("failed", []))
-    items.extend(f"{n}: {conversion_note(m)}" for n, m in pre.get("non_rgb", []))
-    items.extend(f"{n}: a {f} file with an image extension, decoded by content"
-                 for n, f in pre.get("not_jpeg", []))
+    for name, st in data.infer_entries.items():
+        items.extend(f"{name}: {n}" for n in st.notes or [])   # shards, teardown
+        if st.foreign_files:
+            items.append(f"{name}: {len(st.foreign_files)} file(s) in the .bin folder are not "
+                         f".bin/.npy inputs and were skipped: {', '.join(st.foreign_files[:10])}")
+    for name, m in data.accuracy_entries.items():
+        items.extend(f"{name}: {w}" for w in m.warnings)
+    items.extend((data.export and data.export.weights_notes) or [])
+    pre = data.preprocess
+    if pre:
+        items.extend(f"preprocessing failed for {n}: {r}" for n, r in pre.failed)
+        items.extend(f"{n}: {conversion_note(m)}" for n, m in pre.non_rgb)
+        items.extend(f"{n}: a {f} file with an image extension, decoded by content"
+                     for n, f in pre.not_jpeg)
     return _section("warnings_section", items=items)
 
 
 def environment_section(data: RunData) -> str:
-    env = data.get("environment") or {}
+    env = data.environment.data() if data.environment else {}   # every field it records
     rows = [[k, v] for k, v in env.items() if k != "packages"]
     rows += [[f"package {k}", v or "not installed"] for k, v in (env.get("packages") or {}).items()]
     return _section("environment_section", rows=rows)
 
 
 def provenance_section(data: RunData) -> str:
-    d = data.get("dataset") or {}
-    e = data.get("export") or {}
-    rows = [["images", d.get("images")], ["image folder", d.get("data_dir")],
-            ["image list sha256 (name + size)", d.get("image_list_sha256")],
-            ["label file", d.get("label_file")], ["label file sha256", d.get("label_file_sha256")],
-            ["weights", e.get("weights")], ["weights sha256", e.get("weights_sha256")],
-            ["weights identified as", describe_weights(e.get("weights_sha256"), bool(data.get("ingest")))],
-            ["ONNX sha256", e.get("onnx_sha256")], ["aipp.config sha256", e.get("aipp_config_sha256")],
-            ["zoorepro git commit", (data.get("environment") or {}).get("zoorepro_git_commit")]]
-    pre = data.get("preprocess") or {}
-    if pre.get("non_rgb"):
-        rows.append(["converted to RGB", ", ".join(f"{n} ({m})" for n, m in pre["non_rgb"])])
-    if pre.get("not_jpeg"):
-        rows.append(["decoded by content (not JPEG)", ", ".join(f"{n} ({f})" for n, f in pre["not_jpeg"])])
-    return _section("provenance_section", rows=rows, params=data.get("params_text") or "")
+    d, e, env, pre = data.dataset, data.export, data.environment, data.preprocess
+    rows = [["images", d and d.images], ["image folder", d and d.data_dir],
+            ["image list sha256 (name + size)", d and d.image_list_sha256],
+            ["label file", d and d.label_file], ["label file sha256", d and d.label_file_sha256],
+            ["weights", e and e.weights], ["weights sha256", e and e.weights_sha256],
+            ["weights identified as", describe_weights(e and e.weights_sha256, data.ingested)],
+            ["ONNX sha256", e and e.onnx_sha256],
+            ["aipp.config sha256", e and e.aipp_config_sha256],
+            ["zoorepro git commit", env and env.zoorepro_git_commit]]
+    if pre and pre.non_rgb:
+        rows.append(["converted to RGB", ", ".join(f"{n} ({m})" for n, m in pre.non_rgb)])
+    if pre and pre.not_jpeg:
+        rows.append(["decoded by content (not JPEG)",
+                     ", ".join(f"{n} ({f})" for n, f in pre.not_jpeg)])
+    return _section("provenance_section", rows=rows, params=data.params_text or "")
 
 
 def notebook_links(data: RunData) -> str:

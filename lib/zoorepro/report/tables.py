@@ -79,7 +79,7 @@ class RunTables:
         texts: dict = {}
         if self.run.has(records.BenchRecord):
             for r in self.run.read(records.BenchRecord).records:
-                text = r.get("throughput_definition")
+                text = r.throughput_definition
                 if text:
                     texts.setdefault(definition_key(text), text)
         return pd.DataFrame({"definition_key": list(texts), "definition": list(texts.values())})
@@ -110,8 +110,8 @@ def throughput_figure(run: Run):
     matplotlib Figure: zoom, rescale, save it)."""
     from zoorepro.report.plotstyle import series_groups
     from zoorepro.report.sections import THROUGHPUT_FIGURE_TITLE
-    recs = (report.load(run).get("bench") or {}).get("records", [])
-    return report.plot_throughput(series_groups(recs), THROUGHPUT_FIGURE_TITLE)
+    return report.plot_throughput(series_groups(report.load(run).bench_rows),
+                                  THROUGHPUT_FIGURE_TITLE)
 
 
 def bin_beside_jpeg(run: Run, index: int = 0):

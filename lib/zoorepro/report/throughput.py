@@ -44,44 +44,46 @@ def percentile_cell(value, q: float, iterations) -> str:
 BUSY_MARK = "busy host"      # in the validity cell; what made it busy is in the banner
 
 
-def validity_text(r: dict) -> str:
-    text = "valid" if r.get("valid") else f"INVALID: {r.get('validity')}"
-    return f"{text}; {BUSY_MARK}" if r.get("busy") else text
+def validity_text(r) -> str:
+    """The validity cell of ``r`` (a ``records.BenchRow``)."""
+    text = "valid" if r.valid else f"INVALID: {r.validity}"
+    return f"{text}; {BUSY_MARK}" if r.busy else text
 
 
 def bench_records(data: RunData) -> list:
-    return (data.get("bench") or {}).get("records", [])
+    """The sweep's ``records.BenchRow`` s."""
+    return data.bench_rows
 
 
 def throughput_rows(data: RunData) -> list:
     rows = []
     for r in bench_records(data):
-        e2e = r.get("e2e_throughput")
-        rows.append([r["backend"], r["device"], r.get("precision", "fp32"), r["batch_size"],
-                     fmt(r["throughput"], 1), 1, fmt(e2e, 1),
-                     (r.get("e2e_streams") or 1) if e2e else "—",
-                     fmt(r.get("mean_ms"), 3), fmt(r.get("median_ms"), 3),
-                     percentile_cell(r.get("p90_ms"), 90, r.get("iterations")),
-                     percentile_cell(r.get("p99_ms"), 99, r.get("iterations")),
-                     r["iterations"], fmt(r.get("seconds"), 2), validity_text(r)])
+        e2e = r.e2e_throughput
+        rows.append([r.backend, r.device, r.precision, r.batch_size,
+                     fmt(r.throughput, 1), 1, fmt(e2e, 1), (r.e2e_streams or 1) if e2e else "—",
+                     fmt(r.mean_ms, 3), fmt(r.median_ms, 3),
+                     percentile_cell(r.p90_ms, 90, r.iterations),
+                     percentile_cell(r.p99_ms, 99, r.iterations),
+                     r.iterations, fmt(r.seconds, 2), validity_text(r)])
     return rows
 
 
 def throughput_notes(recs: list, runs: list | None = None) -> dict:
     """What the footnote and the banner under a throughput table say, as data:
     ``few``: the marked percentiles (``{"p90": 10, "p99": 100, "counts": "2, 3"}``) or None;
+    ``recs``: ``records.BenchRow`` s.
     ``busy``: ``{"points": n, "of": m, "share_pct": 25, "details": [...]}`` or None, one
     detail per busy point (``runs``: each record's run label, on the compare page)."""
-    counts = sorted({r.get("iterations") for r in recs
-                     if r.get("p99_ms") is not None and few_for(99, r.get("iterations"))
-                     or r.get("p90_ms") is not None and few_for(90, r.get("iterations"))})
+    counts = sorted({r.iterations for r in recs
+                     if r.p99_ms is not None and few_for(99, r.iterations)
+                     or r.p90_ms is not None and few_for(90, r.iterations)})
     few = None
     if counts:
         few = {f"p{q}": min_iterations(q) for q in MARKED_PERCENTILES}
         few["counts"] = ", ".join(map(str, counts))
-    details = [f"{run + ': ' if run else ''}{r.get('backend')} batch {r.get('batch_size')} "
-               f"({busy_detail(r)})" for r, run in zip(recs, runs or [None] * len(recs))
-               if r.get("busy")]
+    details = [f"{run + ': ' if run else ''}{r.backend} batch {r.batch_size} "
+               f"({busy_detail(vars(r))})" for r, run in zip(recs, runs or [None] * len(recs))
+               if r.busy]
     return {"few": few, "mark": FEW_MARK,
             "busy": {"points": len(details), "of": len(recs), "details": details,
                      "share_pct": round(100 * BUSY_SHARE)} if details else None}

@@ -204,11 +204,6 @@ class Run:
                               f"output root") from None
         return cls.from_json(obj, str(path))
 
-    def read_json(self, kind):
-        """A record as plain JSON data (without ``schema_version``), checked by its class on
-        the way."""
-        return self.read(kind).data()
-
     def write(self, record: records.Record) -> Path:
         """Write ``record`` after checking every value (a RecordError, nothing written)."""
         path = self.record_path(type(record))
@@ -229,8 +224,8 @@ class Run:
         return out
 
     def all_records(self) -> dict:
-        """Every record present, as checked JSON data, by name."""
-        return {name: self.read_json(name) for name in records.ALL if self.has(name)}
+        """Every record present, typed and checked by its class, by name."""
+        return {name: self.read(name) for name in records.ALL if self.has(name)}
 
 
 def _name(kind) -> str:

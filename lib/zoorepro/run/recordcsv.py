@@ -9,6 +9,7 @@ hash, so the same definition has the same key in every run and stacked files sta
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 
@@ -33,13 +34,13 @@ def definition_key(text: str | None) -> str:
 
 
 def bench_csv(rows: list, run_fields: dict | None = None) -> str:
-    """``bench.csv`` of the sweep's rows (dicts shaped as ``records.BenchRow``)."""
+    """``bench.csv`` of the sweep's rows (``records.BenchRow`` s), one line each."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=BENCH_CSV_FIELDS + BENCH_CSV_RUN_FIELDS,
                        extrasaction="ignore")
     w.writeheader()
-    w.writerows({**r, "definition_key": definition_key(r.get("throughput_definition")),
-                 **(run_fields or {})} for r in rows)
+    w.writerows({**dataclasses.asdict(r), "definition_key": definition_key(
+        r.throughput_definition), **(run_fields or {})} for r in rows)
     return buf.getvalue()
 
 

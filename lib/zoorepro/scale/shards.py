@@ -14,7 +14,7 @@ shard rewrites its files with the same bytes.
 Tasks get paths and small records, never arrays: each returns its outcomes (names and
 statuses) or its timings and file listing.  Each task's memory is bounded by construction
 (one image, or one batch per stream, at a time) and its peak is recorded in
-``records/shards.json`` (:class:`ShardsRecord`) with the cluster, its workers, and where,
+``records/shards.json`` (:class:`zoorepro.run.records.ShardsRecord`) with the cluster, its workers, and where,
 how long and how often each shard ran.
 """
 from __future__ import annotations
@@ -23,9 +23,7 @@ import os
 import signal
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 from zoorepro.scale import cluster
 from zoorepro.run import records
@@ -46,27 +44,6 @@ SHARDED_DEFINITION = (
     "the sharded accuracy run (Dask scheduling and each shard's model loading included)")
 
 
-@dataclass
-class ShardsRecord(records.Record):
-    """``records/shards.json``: how a sharded run ran.  ``stages``: "preprocess" and
-    "infer/<backend>" -> {images, seconds, tasks: [{shard, first, last, images, worker,
-    host, pid, threads, seconds, peak_rss_mib, start_rss_mib, attempts}]}.
-    (To move into :mod:`zoorepro.run.records` and ``records.ALL``; read until then by
-    :func:`read_record`.)"""
-    NAME: ClassVar[str] = "shards"
-    shards: int
-    scheduler: str
-    cluster: str
-    workers: int
-    worker_threads: int
-    hosts: dict = field(default_factory=dict)
-    stages: dict = field(default_factory=dict)
-
-
-def read_record(run: Run) -> ShardsRecord | None:
-    return run.read(ShardsRecord) if run.has(ShardsRecord) else None   # size, schema, values
-
-
 def split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
     """Contiguous ``[start, stop)`` ranges covering ``range(n)`` in order, as even as
     possible in whole units of ``align`` items (a batch), none empty."""
@@ -83,17 +60,17 @@ def _connect(run: Run, tasks: int):
 
 
 def _save(run: Run, stage: str, cl: dict, facts: list, attempts: dict, keys: list,
-          images: int, seconds: float) -> ShardsRecord:
+          images: int, seconds: float) -> records.ShardsRecord:
     """Add ``stage`` to ``records/shards.json`` (the cluster as it was for this stage)."""
     for fact, key in zip(facts, keys):
         fact["attempts"] = attempts.get(key, 1)
-    old = read_record(run)
-    record = ShardsRecord(shards=run.config.shards, scheduler=cl["scheduler"],
-                          cluster=cl["cluster"], workers=cl["workers"],
-                          worker_threads=cl["worker_threads"], hosts=cl["hosts"],
-                          stages={**(old.stages if old else {}),
-                                  stage: {"images": images, "seconds": round(seconds, 3),
-                                          "tasks": facts}})
+    old = run.read(records.ShardsRecord) if run.has(records.ShardsRecord) else None
+    record = records.ShardsRecord(shards=run.config.shards, scheduler=cl["scheduler"],
+                                  cluster=cl["cluster"], workers=cl["workers"],
+                                  worker_threads=cl["worker_threads"], hosts=cl["hosts"],
+                                  stages={**(old.stages if old else {}),
+                                          stage: {"images": images, "seconds": round(seconds, 3),
+                                                  "tasks": facts}})
     run.write(record)
     return record
 
@@ -306,9 +283,9 @@ def _remove_parts(folder: Path, names: set | None = None) -> None:
 
 def note(run: Run, stage: str) -> str:
     """One line for the infer record: scheduler, workers, shards, peak memory per task."""
-    rec = read_record(run)
-    if rec is None:
+    if not run.has(records.ShardsRecord):
         return ""
+    rec = run.read(records.ShardsRecord)
     parts = []
     for name, st in rec.stages.items():
         if name in ("preprocess", stage):
