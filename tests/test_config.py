@@ -387,3 +387,67 @@ def test_params_files_read_yaml_1_2(tmp_path):
     p.write_text("bench_min_seconds: 1e-1\nname: 2024-01-01\nmax_images: 10\n")
     cfg = config.load(p, check_paths=False)
     assert (cfg.bench_min_seconds, cfg.name, cfg.max_images) == (0.1, "2024-01-01", 10)
+
+
+# ------------------------------------------------------------------ one declaration per key
+def test_each_key_is_declared_once_and_the_rest_derived_from_it():
+    """configspec.Params holds each key's type, default and Spec; the tables are read off it."""
+    import dataclasses
+
+    from zoorepro import configspec
+    specs = {f.name: f.metadata["spec"] for f in dataclasses.fields(config.RunConfig)}
+    assert tuple(specs) == config.FIELD_NAMES and all(s.help for s in specs.values())
+    assert config.HELP == {k: s.help for k, s in specs.items()}
+    assert config.PATH_KEYS == tuple(k for k, s in specs.items() if s.path)
+    assert set(config.REQUIRED_EXISTING) <= set(config.PATH_KEYS)
+    assert set(config.EMPTY_MEANS) == {k for k, d in config.DEFAULTS.items() if d == ""} - {
+        "output_root"}
+    for key, s in specs.items():
+        numeric = type(config.DEFAULTS[key]) in (int, float)
+        assert (s.minimum is not None) == (s.maximum is not None), key   # both bounds or none
+        assert numeric <= (s.maximum is not None), f"{key}: a number with no bounds"
+        if s.maximum is not None:
+            assert config.MAXIMA[key] == s.maximum
+    assert config.MAXIMA["list"] == configspec.LIST_MAX and config.MAXIMA["file"] == 1 << 20
+
+
+def test_choices_come_from_their_single_sources(tmp_path):
+    from zoorepro.backends import registry
+    from zoorepro.outputs import FORMATS
+    assert config.SPECS["outfmt"].allowed() == FORMATS
+    assert config.SPECS["backends"].allowed() == registry.names()
+    for key, value, needle in (
+            ("outfmt", "csv", "outfmt: must be one of TXT, NPY, BIN, got 'csv'"),
+            ("precision", "fp64", "precision: must be fp32 or fp16, got 'fp64'"),
+            ("device", "tpu", "device: must be auto, cpu or cuda, got 'tpu'"),
+            ("timing", "wall", "timing: must be device (compute only, as ais_bench) or call "
+                               "(around each synchronous call), got 'wall'")):
+        with pytest.raises(config.ConfigError) as e:
+            config.from_mapping(small_params(tmp_path, **{key: value}))
+        assert needle in str(e.value) and "1 problem(s)" in str(e.value)
+
+
+@pytest.mark.parametrize("key,value,line", [
+    ("batch_sizes", "[1, 8", "batch_sizes: '[1, 8' is not a YAML list such as [1, 8]"),
+    ("run_dir", " ", "run_dir: an empty value (' '); give a value, or leave the key out for "
+                     "the default ''"),
+    ("max_images", "2.5", "max_images: expected an integer, got '2.5' (not a whole number)"),
+])
+def test_one_reading_of_a_value_on_every_route(tmp_path, key, value, line):
+    """The file, -p, a mapping and a notebook's parameters read a value the same way."""
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump({key: value}))
+    routes = {"file": lambda: config.load(p, check_paths=False),
+              "override": lambda: config.load(None, {key: value}, check_paths=False),
+              "mapping": lambda: config.from_mapping({key: value}, check_paths=False),
+              "notebook": lambda: config.from_namespace({key: value}, check_paths=False)}
+    for route, call in routes.items():
+        with pytest.raises(config.ConfigError) as e:
+            call()
+        assert line in str(e.value) and "1 problem(s)" in str(e.value), (route, str(e.value))
+
+
+def test_a_lower_case_outfmt_is_kept_upper_case_on_every_route(tmp_path):
+    assert config.from_mapping(small_params(tmp_path, outfmt="npy")).outfmt == "NPY"
+    assert config.from_namespace({"outfmt": "bin"}, check_paths=False).outfmt == "BIN"
+    assert config.load(None, {"outfmt": "txt"}, check_paths=False).outfmt == "TXT"

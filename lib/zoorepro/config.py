@@ -15,60 +15,24 @@ from typing import Any, Mapping
 
 import yaml
 from zoorepro.addresses import scheduler_problem
-from zoorepro.configspec import EMPTY_MEANS, HELP, MAXIMA, coerce  # noqa: F401 (EMPTY_MEANS)
+from zoorepro.configspec import (  # noqa: F401 (re-exported: the params' keys, declared there)
+    DEFAULTS, EMPTY_MEANS, FIELD_NAMES, HELP, MAXIMA, PATH_KEYS, REQUIRED_EXISTING, SPECS,
+    FILE_MAX,
+    VALID_KEYS, Params, check_rules, coerce, unknown_key)
 from zoorepro.configspec import show as _show
 from zoorepro.errors import ConfigError  # noqa: F401  (raised here; defined in errors)
 from zoorepro.files import load_yaml
-from zoorepro.backends import registry
 from zoorepro.names import name_problem
-from zoorepro.outputs import FORMATS as OUTFMTS
 
-# Keys whose values are filesystem paths (resolved to absolute paths on load).
-PATH_KEYS = ("data_dir", "label_file", "weights", "aipp_config", "output_root", "bin_dir",
-             "run_dir", "onnx_model")
 # A chip name as 'npu-smi info' prints it (Ascend310P3, 310B1); run_on_npu.sh.j2 checks the
 # same pattern in bash (tests/test_kit.py holds the two equal).
 SOC_VERSION_RE = re.compile(r"^(Ascend)?[0-9A-Za-z]{2,32}$")
-# Paths that must exist when the run starts.
-REQUIRED_EXISTING = ("data_dir", "label_file", "weights", "aipp_config")
-
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything one run needs.  Field order is the notebooks' ``parameters`` signature."""
-
-    name: str = "demo"
-    data_dir: str = "demo/imagenet-sample-100/images"
-    label_file: str = "demo/imagenet-sample-100/val_label.txt"
-    weights: str = "demo/weights/squeezenet1_1_caffe_folded.pth"
-    aipp_config: str = "aipp.config"
-    batch_sizes: tuple = (1, 4, 8, 16, 32, 64)
-    accuracy_batch_size: int = 1
-    backends: tuple = ("onnxruntime", "torch")
-    device: str = "auto"          # auto | cpu | cuda
-    precision: str = "fp32"       # fp32 | fp16 (fp16: torch on CUDA; ATC's default is fp16)
-    timing: str = "device"        # device: compute only, as ais_bench's NPU_compute_time; call
-    outfmt: str = "TXT"
-    opset: int = 11
-    bench_iterations: int = 10    # timed iterations per batch size (the recipe's --loop is 50)
-    bench_min_seconds: float = 0.2
-    warmup: int = 1
-    threads: int = 0              # inference threads in all; 0: physical cores
-    infer_streams: int = 0        # concurrent inference streams; 0: auto (CPU ORT: one per core)
-    workers: int = 0              # preprocessing and output-reading processes; 0: all cores
-    max_images: int = 0           # 0: every image in data_dir
-    output_root: str = "reports"
-    bin_dir: str = ""             # "": <run_dir>/bin
-    run_dir: str = ""             # "": a new folder under output_root
-    onnx_model: str = ""          # "": export from weights
-    soc_version: str = ""         # e.g. Ascend310P3; "": detect with npu-smi
-    device_id: int = 0
-    atc_extra_args: tuple = ()
-    reference_tolerance_pct: float = 1.0
-    allow_label_mismatch: bool = False   # evaluate the images that have labels; report the rest
-    shards: int = 1               # > 1: preprocessing and the accuracy run as Dask tasks
-    scheduler: str = ""           # Dask scheduler address for shards; "": a LocalCluster here
+class RunConfig(Params):
+    """Everything one run needs: the keys of :class:`~zoorepro.configspec.Params` (each field's
+    type, default and rules are declared there), validated together."""
 
     # ----------------------------------------------------------------- helpers
     def to_dict(self) -> dict:
@@ -91,18 +55,9 @@ class RunConfig:
         return sorted(set(self.batch_sizes) | {self.accuracy_batch_size})
 
 
-FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
-DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
-
-
-def _valid_keys_text() -> str:
-    return "valid keys: " + ", ".join(FIELD_NAMES)
-
-
-def _coerce(raw: Mapping[str, Any], base_dir: Path, problems: list, prefix: str = "") -> dict:
-    """The keys of ``raw`` that coerce to their field's type (configspec.coerce); the rest are
-    lines in ``problems`` and are left out (never replaced by a default)."""
-    return coerce(raw, DEFAULTS, PATH_KEYS, base_dir, problems, prefix)
+def _against(base: Path):
+    """Relative paths against ``base`` (a params file's folder, or the current directory)."""
+    return lambda value: str((base / value).resolve())
 
 
 # options the recipe's ATC command sets (atc.atc_command); extra args may not repeat them
@@ -111,32 +66,25 @@ RECIPE_ATC_OPTIONS = ("model", "framework", "output", "input_shape", "log", "soc
 
 
 def _validate(v: dict, problems: list, check_paths: bool) -> None:
-    bss = v["batch_sizes"]
+    """Every rule on typed values ``v`` (every key): the :class:`Spec`'s bounds and choices
+    (configspec.check_rules), then the rules of a few keys that need more words."""
+    check_rules(v, problems)
+    bss, top = v["batch_sizes"], SPECS["batch_sizes"].maximum
     if not bss:
         problems.append("batch_sizes: must list at least one batch size")
     bad = [bs for bs in bss if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0]
     if bad:
         problems.append(f"batch_sizes: every batch size must be an integer > 0, "
                         f"got {_show(bad[0])}")
-    elif bss and max(bss) > MAXIMA["batch_sizes"]:
-        problems.append(f"batch_sizes: {max(bss)} is above {MAXIMA['batch_sizes']} (one batch "
-                        f"would need {max(bss) * 5 / 1024:.0f} GiB or more; the recipe sweeps "
-                        f"1..64)")
+    elif bss and max(bss) > top:
+        problems.append(f"batch_sizes: {max(bss)} is above {top} (one batch would need "
+                        f"{max(bss) * 5 / 1024:.0f} GiB or more; the recipe sweeps 1..64)")
     else:
         twice = sorted({bs for bs in bss if bss.count(bs) > 1})
         if twice:
             problems.append("batch_sizes: " + ", ".join(f"{bs} listed {bss.count(bs)} times"
                             for bs in twice) + "; list each batch size once (one sweep point)")
-    for key, minimum in (("accuracy_batch_size", 1), ("bench_iterations", 1), ("warmup", 0),
-                         ("threads", 0), ("infer_streams", 0), ("workers", 0),
-                         ("max_images", 0), ("opset", 7), ("device_id", 0),
-                         ("bench_min_seconds", 0), ("reference_tolerance_pct", 0), ("shards", 1)):
-        x, top = v[key], MAXIMA.get(key, 255)
-        if isinstance(x, (int, float)) and not isinstance(x, bool) and not minimum <= x <= top:
-            problems.append(f"{key}: must be " + (
-                f">= {minimum}" if x < minimum else f"<= {top:,}" if x > top
-                else f"from {minimum} to {top:,}") + f", got {_show(x)}")  # the last: NaN
-    known = registry.names()      # the built-in backends and any registered since
+    known = SPECS["backends"].allowed()
     if not v["backends"]:
         problems.append("backends: list at least one of " + ", ".join(known))
     for b in v["backends"]:
@@ -144,17 +92,8 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
             problems.append(f"backends: unknown backend {_show(b)} (known: {', '.join(known)})")
     if len({_show(b) for b in v["backends"]}) != len(v["backends"]):
         problems.append("backends: a backend is listed twice")
-    if isinstance(v["outfmt"], str) and v["outfmt"].upper() not in OUTFMTS:
-        problems.append(f"outfmt: must be one of {', '.join(OUTFMTS)}, got {_show(v['outfmt'])}")
-    if v["precision"] not in ("fp32", "fp16"):
-        problems.append(f"precision: must be fp32 or fp16, got {_show(v['precision'])}")
-    if v["timing"] not in ("device", "call"):
-        problems.append(f"timing: must be device (compute only, as ais_bench) or call (around "
-                        f"each synchronous call), got {v['timing']!r}")
     if scheduler_problem(v["scheduler"]):
         problems.append(scheduler_problem(v["scheduler"]))
-    if v["device"] not in ("auto", "cpu", "cuda"):
-        problems.append(f"device: must be auto, cpu or cuda, got {_show(v['device'])}")
     soc = v.get("soc_version")
     if soc and (not isinstance(soc, str) or not SOC_VERSION_RE.fullmatch(soc)):
         problems.append(f"soc_version: {_show(soc)} is not a chip name such as Ascend310P3 "
@@ -189,8 +128,7 @@ def _finish(values: dict, problems: list, source: str, check_paths: bool) -> Run
     if problems:
         unknown = any(p.split(": ", 1)[-1].startswith("unknown key") for p in problems)
         raise ConfigError(f"{source}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
-                          + ("\n" + _valid_keys_text() if unknown else ""))
-    values["outfmt"] = values["outfmt"].upper()
+                          + ("\n" + VALID_KEYS if unknown else ""))
     return RunConfig(**values)
 
 
@@ -199,10 +137,10 @@ def from_mapping(raw: Mapping[str, Any], base_dir: Path | str | None = None, *,
     """Validate ``raw`` into a :class:`RunConfig`; a :class:`ConfigError` lists all problems."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping of key: value, got {type(raw).__name__}.\n"
-                          + _valid_keys_text())
+                          + VALID_KEYS)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     problems: list[str] = []
-    return _finish(_coerce(raw, base, problems), problems, source, check_paths)
+    return _finish(coerce(raw, _against(base), problems), problems, source, check_paths)
 
 
 def read_yaml(text: str, source: str = "params") -> Any:
@@ -239,9 +177,9 @@ def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | N
         if not p.is_file():
             raise ConfigError(f"{p}: params file not found (give a YAML file such as "
                               f"params/demo.yaml)")
-        if p.stat().st_size > MAXIMA["file"]:
+        if p.stat().st_size > FILE_MAX:
             raise ConfigError(f"{p}: {p.stat().st_size:,} bytes is no params file (at most "
-                              f"{MAXIMA['file']:,}); give a YAML file such as params/demo.yaml")
+                              f"{FILE_MAX:,}); give a YAML file such as params/demo.yaml")
         try:
             loaded = read_yaml(p.read_bytes().decode("utf-8-sig"), str(p))
         except UnicodeDecodeError as exc:
@@ -250,10 +188,10 @@ def load(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | N
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of key: value at top level.\n"
-                              + _valid_keys_text())
-        values = _coerce(loaded, p.resolve().parent, problems)
+                              + VALID_KEYS)
+        values = coerce(loaded, _against(p.resolve().parent), problems)
     if overrides:
-        values.update(_coerce(dict(overrides), Path.cwd(), problems, prefix="override: "))
+        values.update(coerce(overrides, _against(Path.cwd()), problems, prefix="override: "))
         source += " with overrides"
     return _finish(values, problems, source, check_paths)
 
@@ -274,29 +212,25 @@ def resolve_notebook_path(value: str, cwd: Path | None = None) -> str:
     return str((cwd / value).resolve())
 
 
-def _yaml_list(key: str, text: str):
-    try:
-        value = load_yaml(text[:10_000])    # no aliases: no bombs
-    except (yaml.YAMLError, RecursionError):
-        raise ConfigError(f"{key}: {text[:80]!r} is not a YAML list such as [1, 8]") from None
-    return value
-
-
 def from_namespace(namespace: Mapping[str, Any], *, check_paths: bool = True,
                    base: Mapping[str, Any] | None = None) -> RunConfig:
     """Build the config from a notebook's parameters (its globals): the keys it has, over
-    ``base`` (another config's values) or the defaults."""
-    raw = dict(base or {})
-    raw.update({k: resolve_notebook_path(DEFAULTS[k]) for k in PATH_KEYS   # keys it lacks
-                if k not in namespace and k not in raw and DEFAULTS.get(k)})
-    for k in FIELD_NAMES:
-        if k in namespace:
-            v = namespace[k]
-            if isinstance(DEFAULTS[k], tuple) and isinstance(v, str) and v.lstrip().startswith("["):
-                v = _yaml_list(k, v)          # papermill -p KEY "[1, 8]" passes a string
-            raw[k] = resolve_notebook_path(v) if k in PATH_KEYS and isinstance(v, str) else v
-    return from_mapping(raw, base_dir=Path.cwd(), source="notebook parameters",
-                        check_paths=check_paths)
+    ``base`` (another config's values) or the defaults; relative paths as
+    :func:`resolve_notebook_path` reads them."""
+    raw = {k: DEFAULTS[k] for k in PATH_KEYS if DEFAULTS[k]}      # the path keys it lacks
+    raw.update(base or {})
+    raw.update((k, namespace[k]) for k in FIELD_NAMES if k in namespace)
+    problems: list[str] = []
+    return _finish(coerce(raw, resolve_notebook_path, problems), problems,
+                   "notebook parameters", check_paths)
+
+
+def notebook_value(key: str, value: Any) -> Any:
+    """``value`` of ``key`` as a notebook's parameters cell writes it: a list for a tuple, a
+    relative path from ``notebooks/`` (``../``), since a notebook runs in that folder."""
+    if SPECS[key].path and isinstance(value, str) and value and not os.path.isabs(value):
+        return "../" + value
+    return list(value) if isinstance(value, tuple) else value
 
 
 def notebook_parameters_source(keys=None, cfg: RunConfig | None = None) -> str:
@@ -304,17 +238,13 @@ def notebook_parameters_source(keys=None, cfg: RunConfig | None = None) -> str:
     ``keys`` (default: all), so that ``papermill --help-notebook`` explains each one.
     Values are ``cfg``'s (default: the demo); paths are relative to ``notebooks/``."""
     cfg = cfg or RunConfig()
-    keys = [f.name for f in fields(RunConfig)] if keys is None else list(keys)
+    keys = FIELD_NAMES if keys is None else list(keys)
     types = {f.name: f.type for f in fields(RunConfig)}
     lines = ["# Parameters: papermill and zoorepro set these; the defaults run the embedded",
              "# demo. Relative paths: against the working directory, else its notebooks/ "
              "(never the installed package)."]
     for key in keys:
-        value = getattr(cfg, key)
-        if key in PATH_KEYS and isinstance(value, str) and value and not os.path.isabs(value):
-            value = "../" + value
-        if isinstance(value, tuple):
-            value = list(value)
+        value = notebook_value(key, getattr(cfg, key))
         kind = {"tuple": "list"}.get(str(types[key]), str(types[key]))
         lines.append(f"{key}: {kind} = {value!r}  # {HELP[key]}")
     return "\n".join(lines)
