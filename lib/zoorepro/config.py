@@ -25,7 +25,7 @@ from zoorepro.files import load_yaml
 from zoorepro.names import name_problem
 
 # A chip name as 'npu-smi info' prints it (Ascend310P3, 310B1); run_on_npu.sh.j2 checks the
-# same pattern in bash (tests/test_kit.py holds the two equal).
+# same pattern in bash (tests/test_shell.py holds the two equal).
 SOC_VERSION_RE = re.compile(r"^(Ascend)?[0-9A-Za-z]{2,32}$")
 
 
