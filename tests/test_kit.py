@@ -37,6 +37,11 @@ def test_kit_contents(kit_dir):
     man = json.loads((kit_dir / "kit.json").read_text())
     assert man["images"] == 6 and len(man["keys"]) == 6 and man["batch_sizes"] == ALL_BS
     assert man["export"]["weights_sha256"] and man["export"]["onnx_sha256"]
+    from zoorepro.run import records          # the kit's records, read by the same classes
+    exp = records.ExportRecord.from_json(man["export"], "kit.json (export)")
+    assert exp.to_json() == man["export"] and exp.opset == man["params"]["opset"]
+    pre = records.PreprocessRecord.from_json(man["preprocess"], "kit.json (preprocess)")
+    assert pre.to_json() == man["preprocess"] and pre.ok == 6
     assert os.access(kit_dir / "run_on_npu.sh", os.X_OK)
 
 

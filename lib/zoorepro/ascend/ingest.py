@@ -17,6 +17,7 @@ computes an NPU figure: every number comes from the files given.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import re
@@ -326,12 +327,13 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         unlabelled_examples=man.get("unlabelled_examples") or [],
         label_mismatch_allowed=bool((man.get("params") or {}).get("allow_label_mismatch")),
         max_images=man.get("max_images"), bin_dir="on the NPU host", keys=list(pred.keys)))
-    export = man.get("export")
-    if export:
-        run.write(records.ExportRecord.from_json(
-            {**export, "parity": None, "parity_not_run": "ingested NPU results: ONNX/PyTorch "
-                                                         "parity is checked by a local zoorepro run"},
-            f"{manifest} (export)"))
+    export = None           # the kit's records, read by the classes that wrote them
+    if man.get("export"):
+        export = dataclasses.replace(
+            records.ExportRecord.from_json(man["export"], f"{manifest} (export)"), parity=None,
+            parity_not_run="ingested NPU results: ONNX/PyTorch parity is checked by a local "
+                           "zoorepro run")
+        run.write(export)
     if man.get("preprocess"):
         run.write(records.PreprocessRecord.from_json(man["preprocess"], f"{manifest} (preprocess)"))
     if man.get("atc_commands"):
@@ -350,8 +352,8 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         source="ingested")}))
     run.write(records.AccuracyRecord({NAME: records.AccuracyEntry(
         status="ok", **metrics, backend=NAME, device=device, batch_size=acc_bs,
-        weights_sha256=(export or {}).get("weights_sha256"),
-        onnx_sha256=(export or {}).get("onnx_sha256"),
+        weights_sha256=export.weights_sha256 if export else None,
+        onnx_sha256=export.onnx_sha256 if export else None,
         image_list_sha256=man.get("image_list_sha256"),
         label_file_sha256=data.sha256_file(labels_path),
         warnings=read_warnings + notes, source="ingested from an NPU host")}))

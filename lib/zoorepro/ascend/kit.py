@@ -9,7 +9,9 @@ installed there)::
       aipp.config
       prep_dataset/*.bin     the recipe's preprocessed inputs (or made there, --no-bins)
       val_label.txt
-      kit.json               what was sent: params, hashes, image keys, the exact commands
+      kit.json               what was sent: params, hashes, image keys, the exact commands;
+                             its "export" and "preprocess" are records (records.ExportRecord,
+                             records.PreprocessRecord) as a run folder holds them
 
 ``run_on_npu.sh`` writes ``npu_results/`` and prints the ``zoorepro ingest`` command that
 turns it into a run folder and report back home.  Its ATC and ais_bench lines are built by
@@ -27,7 +29,7 @@ from zoorepro.errors import KitError  # noqa: F401  (raised here; defined in err
 from zoorepro.recipe import aipp as aipp_mod
 from zoorepro.ascend import aiscommands, aisformat, atc, shell
 from zoorepro.recipe import data, export, preprocess
-from zoorepro.run import provenance
+from zoorepro.run import provenance, records
 from zoorepro.recipe.inputs import check_free_space, run_images
 from zoorepro.config import RunConfig
 from zoorepro.files import atomic_write_json, atomic_write_text, writing
@@ -208,7 +210,7 @@ def _make_kit(cfg: RunConfig, out: Path, bins: bool, params_source: str, progres
                         unlabelled_images=len(unlabelled), unlabelled_examples=unlabelled[:20],
                         labels_without_image=len(missing),
                         image_list_sha256=data.image_list_hash(images),
-                        preprocess=result.to_dict())
+                        preprocess=records.PreprocessRecord(**result.to_dict()).to_json())
     else:
         manifest.update(images=None, keys=None, image_list_sha256=None,
                         bins_note="prep_dataset/ is made on the NPU host by the recipe's "
@@ -225,13 +227,12 @@ def _make_kit(cfg: RunConfig, out: Path, bins: bool, params_source: str, progres
         "bins": "included" if bins else "made on the NPU host",
         **manifest,
         "label_file_sha256": data.sha256_file(cfg.label_file),
-        "export": {
-            "onnx": ONNX_REL, "onnx_sha256": data.sha256_file(onnx_dst),
-            "weights": cfg.weights if weights_ok else None,
-            "weights_sha256": data.sha256_file(cfg.weights) if weights_ok else None,
-            "opset": cfg.opset, "aipp": a.to_dict(),
-            "aipp_config_sha256": data.sha256_file(cfg.aipp_config),
-        },
+        "export": records.ExportRecord(   # read back by ingest with the same class
+            onnx=ONNX_REL, onnx_sha256=data.sha256_file(onnx_dst),
+            weights=cfg.weights if weights_ok else None,
+            weights_sha256=data.sha256_file(cfg.weights) if weights_ok else None,
+            opset=cfg.opset, aipp=a.to_dict(),
+            aipp_config_sha256=data.sha256_file(cfg.aipp_config)).to_json(),
         "atc_commands": [atc_line(bs, cfg.atc_extra_args) for bs in batch_sizes],
         "device_note": "DEVICE_ID may list several NPUs (e.g. 0,1): the accuracy run then "
                        "splits the images over them (--divide_input); the sweep uses the first",
