@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, small_params
+from conftest import FINISHED_PARAMS, ROOT, small_params
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -203,27 +203,23 @@ def broken_cells_at_widths(drv, html_path: Path) -> dict:
 
 # ------------------------------------------------------------ pages under test
 @pytest.fixture(scope="module")
-def report_run(tmp_path_factory):
-    """A real report: every notebook executed by papermill on 8 demo images, two backends."""
-    from zoorepro import config
-    from zoorepro import runner
-    tmp = tmp_path_factory.mktemp("browser-run")
-    cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "torch"], max_images=8,
-                                           batch_sizes=[1, 4]))
-    outcome = runner.run_all(cfg)
-    assert outcome.ok, outcome.failure
-    return outcome.run_dir
+def report_run(finished_run):
+    """A real report: the suite's shared run (every notebook executed by papermill on 12 demo
+    images, two backends)."""
+    return finished_run
 
 
 @pytest.fixture(scope="module")
 def compare_report(report_run, tmp_path_factory):
-    """The comparison of that run with a second, cheaper run (onnxruntime, batch 1)."""
+    """The comparison of that run with a second, cheaper run (onnxruntime, batch 1, the same
+    images)."""
     from zoorepro.report import compare
     from zoorepro import config
     from zoorepro.run import stages
     from zoorepro.run.folder import Run
     tmp = tmp_path_factory.mktemp("browser-compare")
-    cfg = config.from_mapping(small_params(tmp, name="ort-only", batch_sizes=[1]))
+    cfg = config.from_mapping(small_params(tmp, name="ort-only", batch_sizes=[1],
+                                           max_images=FINISHED_PARAMS["max_images"]))
     run = Run.create(cfg)
     stages.ensure(run, "evaluate")
     return compare.compare([report_run, run.root], tmp / "out") / "report.html"

@@ -17,6 +17,9 @@ become ``<MACHINE>``; thread and stream counts are pinned by the golden run's pa
 machine tests below prove it: the same comparison on the run rewritten as if another
 machine (a made-up CPU name, 64 cores) had made it, and a whole run made under a faked CPU
 (tests/fakehost/).
+
+The golden run is the suite's one shared run (conftest's ``finished_run``, made once per
+session and read-only; test_browser reads it too).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, small_params
+from conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 pytestmark = pytest.mark.e2e
@@ -123,18 +126,11 @@ def report_text(path: Path, root: Path) -> list[str]:
     return lines
 
 
-@pytest.fixture(scope="module")
-def golden_run(tmp_path_factory):
-    from zoorepro import config
-    from zoorepro import runner
-    tmp = tmp_path_factory.mktemp("golden")
-    # threads and streams pinned: the run is the same whatever the machine's core count
-    cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "torch"], max_images=12,
-                                           batch_sizes=[1, 4], accuracy_batch_size=4,
-                                           threads=2, infer_streams=2))
-    out = runner.run_all(cfg)
-    assert out.ok, out.failure
-    return out.run_dir
+@pytest.fixture
+def golden_run(finished_run):
+    """The golden run is the suite's shared finished run (conftest.FINISHED_PARAMS: 12 demo
+    images, two backends, batch sizes 1 and 4, threads and streams pinned)."""
+    return finished_run
 
 
 def _records(root: Path) -> dict:

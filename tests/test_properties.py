@@ -4,7 +4,8 @@ Whatever the bytes, a reader gives a result or one of zoorepro's errors (a Zoore
 naming the file): never a traceback, never a hang.
 
 Inputs are random and also near-valid (a real file with one part replaced), so that the
-checks past the first line are reached."""
+checks past the first line are reached. How many examples each test draws is the hypothesis
+profile's (tests/conftest.py: 'ci' 100 for 'make test', 'dev' 10 for 'make quick')."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from zoorepro.recipe import aipp, data
@@ -27,8 +28,6 @@ from zoorepro.errors import ZooreproError
 from conftest import AIPP_CONFIG
 from npu_fixtures import perf_args, summary
 
-SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
 WORK = Path(tempfile.mkdtemp(prefix="zoorepro-properties-"))
 
 json_values = st.recursive(
@@ -73,7 +72,6 @@ label_lines = st.lists(st.one_of(
     st.text(max_size=30)), max_size=8).map("\n".join)
 
 
-@SETTINGS
 @given(st.one_of(st.binary(max_size=200), label_lines,
                  label_lines.map(lambda t: "\ufeff" + t), label_lines.map(lambda t: t.encode("utf-16"))))
 def test_label_files(content):
@@ -92,7 +90,6 @@ yaml_values = st.one_of(yaml_scalars, st.lists(yaml_scalars, max_size=4).map(
     lambda xs: "[" + ", ".join(json.dumps(x) if not isinstance(x, str) else x for x in xs) + "]"))
 
 
-@SETTINGS
 @given(st.one_of(
     st.text(max_size=200),
     st.dictionaries(st.sampled_from(config.FIELD_NAMES + ("unknown", "1")), yaml_values,
@@ -106,14 +103,12 @@ def test_params_yaml(text):
         assert math.isfinite(cfg.bench_min_seconds) and cfg.bench_min_seconds <= 3600
 
 
-@SETTINGS
 @given(st.sampled_from(config.FIELD_NAMES), st.text(max_size=40))
 def test_params_overrides(key, text):
     k, value = config.parse_override(key, text)
     result_or_our_error(lambda: config.load(None, {k: value}, check_paths=False))
 
 
-@SETTINGS
 @given(st.dictionaries(st.one_of(st.sampled_from(config.FIELD_NAMES), st.text(max_size=5)),
                        json_values, max_size=6))
 def test_params_from_any_mapping(raw):
@@ -125,7 +120,6 @@ def txt_of(scores) -> str:
     return "".join(f"{v:f} " for v in scores) + "\n"
 
 
-@SETTINGS
 @given(st.one_of(
     st.binary(max_size=300),
     st.text(max_size=300),
@@ -141,7 +135,6 @@ def test_txt_outputs(content):
         assert vec.dtype == np.float32 and vec.size in aisformat.CLASSES
 
 
-@SETTINGS
 @given(st.one_of(
     st.binary(max_size=5000),
     st.sampled_from([np.float32, np.float16, np.int8, np.float64, np.complex64, "U3", bool]).flatmap(
@@ -178,7 +171,6 @@ def read_and_use(path: Path):
     assert all(math.isfinite(t) and t >= 0 for t in times)
 
 
-@SETTINGS
 @given(st.one_of(
     json_values,
     st.dictionaries(st.sampled_from(SUMMARY_KEYS), json_values, max_size=4),
@@ -201,7 +193,6 @@ def test_summaries(change):
     result_or_our_error(read_and_use, path)
 
 
-@SETTINGS
 @given(st.binary(max_size=200))
 def test_summary_bytes(raw):
     result_or_our_error(read_and_use, write("perf_bs8_summary.json", raw))
@@ -212,7 +203,6 @@ AIPP_TEXT = AIPP_CONFIG.read_text()
 AIPP_LINES = AIPP_TEXT.splitlines()
 
 
-@SETTINGS
 @given(st.one_of(
     st.text(max_size=300),
     st.tuples(st.integers(0, len(AIPP_LINES) - 1), st.text(max_size=30)).map(
@@ -229,7 +219,6 @@ def test_aipp_config(text):
 
 
 # ------------------------------------------------------------ kit.json
-@SETTINGS
 @given(st.one_of(json_values, st.dictionaries(st.sampled_from(sorted(ingest.MANIFEST_TYPES)),
                                               json_values, max_size=4)))
 def test_kit_manifest(obj):
