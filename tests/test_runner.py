@@ -14,16 +14,9 @@ from conftest import small_params
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    cfg = config.from_mapping(small_params(tmp, backends=["onnxruntime", "torch"]))
-    return runner.run_all(cfg)
-
-
-def test_run_folder_layout(outcome):
-    root = outcome.run_dir
-    assert outcome.ok, outcome.failure
+def test_run_folder_layout(finished_run):
+    """The shared finished run (conftest: onnxruntime and torch, batch sizes 1 and 4)."""
+    root = finished_run
     for name in ("report.html", "result.json", "metrics.json", "params.yaml"):
         assert (root / name).is_file(), name
     assert not (root / ".lock").exists()          # held while its own kernels ran, then released
@@ -36,8 +29,8 @@ def test_run_folder_layout(outcome):
         ("onnxruntime", 1), ("onnxruntime", 4), ("torch", 1), ("torch", 4)}
 
 
-def test_report_is_self_contained_and_complete(outcome):
-    html = (outcome.run_dir / "report.html").read_text()
+def test_report_is_self_contained_and_complete(finished_run):
+    html = (finished_run / "report.html").read_text()
     assert not re.search(r'<script[^>]+src=', html)
     assert not re.search(r'(src|href)="https?://', html)
     assert re.search(r'<img alt="Throughput by batch size" class="zr-plot" src="data:image/png;base64,', html)

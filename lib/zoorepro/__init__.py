@@ -8,9 +8,13 @@ before the packages) still works: those names are looked up here, lazily.
 from __future__ import annotations
 
 import importlib
+import logging
 
 __version__ = "0.1.0"
 __all__ = ["load_run", "__version__"]
+
+# the library logs to "zoorepro" (and its children); only the CLI gives it a handler
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # names the notebooks import from the package itself -> the module that holds them now
 _FACADE = {"stages": "zoorepro.run.stages",

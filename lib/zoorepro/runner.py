@@ -20,7 +20,8 @@ from typing import Callable
 
 from zoorepro.run import records, runlock
 from zoorepro import report
-from zoorepro.config import DEFAULTS, FIELD_NAMES, PATH_KEYS, RunConfig, from_namespace
+from zoorepro.config import (DEFAULTS, FIELD_NAMES, PATH_KEYS, VALID_KEYS, RunConfig,
+                             from_namespace, notebook_value, resolve_notebook_path)
 from zoorepro.errors import ConfigError, DataError
 from zoorepro.host import PROGRESS_ENV
 from zoorepro.run.folder import Run
@@ -248,24 +249,13 @@ def _latest_unfinished(cfg: RunConfig, stage: str) -> Run | None:
 def _notebook_default(key: str):
     """The value a notebook's parameters cell gives ``key`` (config.notebook_parameters_source:
     relative paths written from notebooks/), also for the keys a notebook does not declare."""
-    value = DEFAULTS[key]
-    if key in PATH_KEYS and isinstance(value, str) and value and not os.path.isabs(value):
-        return "../" + value
-    return list(value) if isinstance(value, tuple) else value
+    return notebook_value(key, DEFAULTS[key])
 
 
 def resolve_path(value):
-    """A relative path a notebook is given (its defaults, papermill's ``-p``/``-y``/``-f``):
-    against the working directory; where nothing is there, against its ``notebooks/``
-    (``-f params/demo.yaml`` from the project root: that file's paths are written from
-    ``params/``, a sibling of ``notebooks/``).  Never against the installed package."""
-    if not isinstance(value, str) or not value or os.path.isabs(value):
-        return value
-    here = Path.cwd()
-    for base in (here, here / "notebooks"):
-        if (base / value).exists():
-            return str((base / value).resolve())
-    return str((here / value).resolve())
+    """A relative path a notebook is given (its defaults, papermill's ``-p``/``-y``/``-f``),
+    as :func:`zoorepro.config.resolve_notebook_path` resolves it; other values as they are."""
+    return resolve_notebook_path(value) if isinstance(value, str) else value
 
 
 def _parameters(namespace, keys) -> dict:
@@ -285,8 +275,7 @@ def refuse_unknown_parameters(namespace) -> None:
     unknown = sorted(_injected_names(namespace) - set(FIELD_NAMES))
     if unknown:
         raise ConfigError("papermill parameters: " + "; ".join(
-            unknown_key(k, FIELD_NAMES) for k in unknown) + "; valid keys: "
-            + ", ".join(FIELD_NAMES))
+            unknown_key(k, FIELD_NAMES) for k in unknown) + "; " + VALID_KEYS)
 
 
 def _injected_names(namespace) -> set:
