@@ -65,7 +65,7 @@ def open_run(run_dir) -> Run:
     return Run.open(root)
 
 
-def load_run(run) -> report.RunData:
+def run_data(run) -> report.RunData:
     """A run's records, each checked by its record class; a damaged record is an error that
     says to rerun that run or leave it out."""
     run = open_run(run)
@@ -105,7 +105,7 @@ def load_entries(runs) -> list[Entry]:
     """The comparison's entries from :class:`Run` objects (or their folders)."""
     runs = [open_run(r) for r in runs]
     roots = [r.root for r in runs]
-    datas = [load_run(r) for r in runs]
+    datas = [run_data(r) for r in runs]
     entries = []
     for label, data in zip(_labels(roots), datas):
         e = Entry(label, data)
@@ -299,5 +299,5 @@ def compare(run_dirs, out_dir: str | os.PathLike, name: str = "compare") -> Path
     return folder
 
 
-__all__ = ["CompareError", "Entry", "compare", "load_entries", "load_run", "parity_pairs",
+__all__ = ["CompareError", "Entry", "compare", "load_entries", "parity_pairs", "run_data",
            "render"]
