@@ -132,7 +132,8 @@ def plain_pil(args):
     img = Image.open(src).convert("RGB")
     w, h = img.size
     if not ((w <= h and w == 256) or (h <= w and h == 256)):
-        img = img.resize((256, int(256 * h / w)) if w < h else (int(256 * w / h), 256), Image.BILINEAR)
+        img = img.resize((256, int(256 * h / w)) if w < h else (int(256 * w / h), 256),
+                         Image.BILINEAR)
     w, h = img.size
     top, left = int(round((h - 224) / 2.0)), int(round((w - 224) / 2.0))
     img = img.crop((left, top, left + 224, top + 224))
@@ -208,10 +209,12 @@ def main() -> int:
             if bs is None:
                 t0 = time.perf_counter()
                 pre[name]()
-                speeds.setdefault(("pre", name, None), []).append(len(images) / (time.perf_counter() - t0))
+                speeds.setdefault(("pre", name, None), []).append(
+                    len(images) / (time.perf_counter() - t0))
             else:
                 x = np.ascontiguousarray(samples[np.arange(bs) % len(samples)])
-                speeds.setdefault(("inf", name, bs), []).append(time_infer(inf[name], x, args.images))
+                speeds.setdefault(("inf", name, bs), []).append(
+                    time_infer(inf[name], x, args.images))
     med = {k: statistics.median(v) for k, v in speeds.items()}
 
     def paired(a, b, kind, bs):
@@ -236,7 +239,8 @@ def main() -> int:
           " | ".join(f"{a} / {b}, paired (range)" for a, b in ratios) + " |")
     print("|" + "---|" * (len(names) + 1 + len(ratios)))
     for bs in BATCHES:
-        cells = [f"{med[('inf', n, bs)]:.1f} ±{100 * spread[('inf', n, bs)]:.0f}% ({best[('inf', n, bs)]:.1f})"
+        cells = [f"{med[('inf', n, bs)]:.1f} ±{100 * spread[('inf', n, bs)]:.0f}% "
+                 f"({best[('inf', n, bs)]:.1f})"
                  for n in names]
         cells += [paired(a, b, "inf", bs) for a, b in ratios]
         print(f"| {bs} | " + " | ".join(cells) + " |")

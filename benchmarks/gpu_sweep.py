@@ -98,8 +98,10 @@ def main() -> int:
         be = backends.create("torch", arts, device="cuda", precision=precision)
         s = bench.run_folder(be, tmp / "bin", tmp / f"res_{precision}", "result_bs64", 64, "TXT",
                              warmup=2, progress=False)
-        m = evaluate.score(evaluate.read_result_folder(tmp / f"res_{precision}" / "result_bs64"), labels)
-        results["accuracy"][precision] = {"top1": m["top1"], "top5": m["top5"], "images": m["images"],
+        m = evaluate.score(evaluate.read_result_folder(tmp / f"res_{precision}" / "result_bs64"),
+                           labels)
+        results["accuracy"][precision] = {"top1": m["top1"], "top5": m["top5"],
+                                          "images": m["images"],
                                           "e2e_img_s": s["e2e_throughput"]}
         print(f"{precision}: Acc@1 {m['top1']:.2f} Acc@5 {m['top5']:.2f} on {m['images']} images",
               flush=True)

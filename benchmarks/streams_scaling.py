@@ -64,7 +64,8 @@ def main() -> int:
             shutil.copyfile(demo_bins[i % len(demo_bins)], inputs / f"img_{i:06d}.bin")
         be = backends.create("onnxruntime", backends.Artifacts(aipp_onnx=model), device="cpu",
                              threads=cores)
-        combos = [(bs, st) for bs in map(int, args.batches.split(",")) for st in stream_counts(cores)]
+        combos = [(bs, st) for bs in map(int, args.batches.split(","))
+                  for st in stream_counts(cores)]
         e2e: dict = {c: [] for c in combos}
         comp: dict = {c: [] for c in combos}
         for _ in range(args.rounds):
@@ -77,7 +78,8 @@ def main() -> int:
                 comp[(bs, st)].append(s["throughput"])
     print(f"# {host.cpu_name()}, {cores} physical cores, {platform.python_version()}, "
           f"{be.info()['version']}; {args.images} images per point, {args.rounds} rounds")
-    print("| batch | streams x threads | end-to-end img/s, median (best) | compute img/s (sum over streams) | vs 1 stream |")
+    print("| batch | streams x threads | end-to-end img/s, median (best) "
+          "| compute img/s (sum over streams) | vs 1 stream |")
     print("|---|---|---|---|---|")
     for bs, st in sorted(e2e):
         med = statistics.median(e2e[(bs, st)])

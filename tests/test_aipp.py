@@ -77,20 +77,26 @@ def test_swap_and_crop_variant():
     manual[..., 0] = (manual[..., 0] - 11.5)
     manual[..., 2] = manual[..., 2] * 0.5
     np.testing.assert_allclose(ref, manual.transpose(0, 3, 1, 2), atol=1e-5)
-    np.testing.assert_allclose(run_onnx(aipp.prepend_to_onnx(identity_model(), a), x), ref, atol=1e-6)
+    np.testing.assert_allclose(run_onnx(aipp.prepend_to_onnx(identity_model(), a), x), ref,
+                               atol=1e-6)
     np.testing.assert_allclose(aipp.torch_module(a)(torch.from_numpy(x)).numpy(), ref, atol=1e-6)
 
 
 @pytest.mark.parametrize("text,needle", [
-    (RECIPE.replace("crop: false", "crop: false\n    colour_boost : 1"), "aipp.config:9: unknown AIPP field 'colour_boost'"),
-    (RECIPE.replace("aipp_mode:static", "aipp_mode:dynamic"), "aipp.config:2: aipp_mode 'dynamic' is not supported"),
+    (RECIPE.replace("crop: false", "crop: false\n    colour_boost : 1"),
+     "aipp.config:9: unknown AIPP field 'colour_boost'"),
+    (RECIPE.replace("aipp_mode:static", "aipp_mode:dynamic"),
+     "aipp.config:2: aipp_mode 'dynamic' is not supported"),
     (RECIPE.replace("crop: false", "crop false"), "aipp.config:8: expected 'field : value'"),
     (RECIPE.replace("}", ""), "never closed"),
     (RECIPE.replace("RGB888_U8", "YUV420SP_U8"), "input_format YUV420SP_U8 is not supported"),
     (RECIPE.replace("crop: false", "crop: maybe"), "crop must be true or false"),
-    (RECIPE.replace("min_chn_1 : 116.28", "min_chn_1 : abc"), "aipp.config:11: min_chn_1 must be a number"),
-    (RECIPE.replace("crop: false", "crop: false\n    matrix_r0c0 : 298"), "matrix_r0c0 is valid ATC AIPP but not supported"),
-    (RECIPE.replace("min_chn_0 : 123.675", "min_chn_0 : 123.675\n    min_chn_0 : 1"), "given twice"),
+    (RECIPE.replace("min_chn_1 : 116.28", "min_chn_1 : abc"),
+     "aipp.config:11: min_chn_1 must be a number"),
+    (RECIPE.replace("crop: false", "crop: false\n    matrix_r0c0 : 298"),
+     "matrix_r0c0 is valid ATC AIPP but not supported"),
+    (RECIPE.replace("min_chn_0 : 123.675", "min_chn_0 : 123.675\n    min_chn_0 : 1"),
+     "given twice"),
 ])
 def test_errors_name_line_and_field(text, needle):
     with pytest.raises(aipp.AippError) as e:
@@ -99,7 +105,8 @@ def test_errors_name_line_and_field(text, needle):
 
 
 def test_size_mismatch_with_model():
-    a = aipp.parse(RECIPE.replace("src_image_size_w : 224", "src_image_size_w : 256"), "aipp.config")
+    a = aipp.parse(RECIPE.replace("src_image_size_w : 224", "src_image_size_w : 256"),
+                   "aipp.config")
     with pytest.raises(aipp.AippError, match="AIPP output is 224x256 .* model takes 224x224"):
         a.check_model_input(224, 224)
 

@@ -33,7 +33,8 @@ def test_accuracy_argv_golden():
 def test_perf_argv_golden(bs):
     argv = aiscommands.perf_argv(f"squeezenet1_1_bs{bs}.om", bs, device_id=1)
     assert aiscommands.shell_line(argv) == (
-        f"python3 -m ais_bench --model=squeezenet1_1_bs{bs}.om --loop=50 --batchsize={bs} --device 1")
+        f"python3 -m ais_bench --model=squeezenet1_1_bs{bs}.om --loop=50 --batchsize={bs} "
+        f"--device 1")
     with_out = aiscommands.perf_argv(f"squeezenet1_1_bs{bs}.om", bs, device_id=1, output="perf")
     assert aiscommands.shell_line(with_out) == (
         f"python3 -m ais_bench --model=squeezenet1_1_bs{bs}.om --loop=50 --batchsize={bs} "

@@ -338,7 +338,8 @@ def test_kit_round_trip_through_the_real_front_end(kit_dir, tmp_path, umask, mon
     assert all(b["iterations"] == 50 and b["throughput"] > 0 for b in bench)
     acc = records(run, "accuracy")["ais_bench"]
     assert acc["device"] == "npu: Ascend310P3 (CANN 6.0.RC1)"
-    assert acc["weights_sha256"] == json.loads((work / "kit.json").read_text())["export"]["weights_sha256"]
+    kit = json.loads((work / "kit.json").read_text())
+    assert acc["weights_sha256"] == kit["export"]["weights_sha256"]
     assert records(run, "atc")["commands"][0].count("Ascend310P3") == 1
     assert records(run, "ingest")["device_id"] == 1
     # a second run refuses to mix with the first one's results

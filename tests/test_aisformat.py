@@ -81,7 +81,8 @@ def test_write_summary_needs_ais_bench_keys(tmp_path):
 
 
 @pytest.mark.parametrize("change,match", [
-    (lambda s: s["NPU_compute_time"].update(min=-400.0), r"NPU_compute_time.min is '-400.0', not a time"),
+    (lambda s: s["NPU_compute_time"].update(min=-400.0),
+     r"NPU_compute_time.min is '-400.0', not a time"),
     (lambda s: s["NPU_compute_time"].update(median="fast"), "NPU_compute_time.median is 'fast'"),
     (lambda s: s["H2D_latency"].update(count=-1), "H2D_latency.count is '-1', not a count"),
     (lambda s: s["D2H_latency"].update(mean=float("nan")), "D2H_latency.mean is 'nan'"),

@@ -127,7 +127,8 @@ def test_the_ais_bench_contract_imports_only_the_base(graph):
 
 
 def test_only_scale_and_the_app_import_the_report(graph):
-    assert importers(graph, lambda m: m.split(".")[0] == "report") <= {"runner", "scale.matrix"} | APP
+    assert (importers(graph, lambda m: m.split(".")[0] == "report")
+            <= {"runner", "scale.matrix"} | APP)
 
 
 def test_only_the_cli_imports_scale(graph):

@@ -50,7 +50,8 @@ def test_batches_padding_and_natural_order(tmp_path):
                 "npu_compute_time_list", "pid", "backend", "device"):
         assert key in summary
     st = summary["NPU_compute_time"]
-    assert set(st) >= {"min", "max", "mean", "median", "percentile(99%)", "count"} and st["count"] == 2
+    assert set(st) >= {"min", "max", "mean", "median", "percentile(99%)", "count"}
+    assert st["count"] == 2
     assert summary["throughput"] == pytest.approx(1000 * 4 / st["mean"])
     assert summary["filesinfo"]["1"]["outfiles"][-1].endswith("img10_0.txt")
 
@@ -97,7 +98,8 @@ def test_measure_validity_rules():
     class Steady(Recorder):
         def infer(self, batch):
             return np.zeros((batch.shape[0], 1000), np.float32)
-    samples = np.arange(3, dtype=np.uint8)[:, None, None, None] * np.ones((3, 224, 224, 3), np.uint8)
+    samples = (np.arange(3, dtype=np.uint8)[:, None, None, None]
+               * np.ones((3, 224, 224, 3), np.uint8))
     s = bench.SweepSettings((1, 4), iterations=5, min_seconds=0.0, warmup=1)
     recs = bench.sweep(Steady(), samples, s)
     assert [r["batch_size"] for r in recs] == [1, 4]
@@ -132,9 +134,11 @@ def test_subset_of_a_shared_input_folder(tmp_path):
     make_bins(tmp_path / "in", 5)
     be = Recorder()
     files = [tmp_path / "in" / "img2.bin", tmp_path / "in" / "img4.bin"]
-    s = bench.run_folder(be, tmp_path / "in", tmp_path / "out", "r", 2, "TXT", 0, False, files=files)
+    s = bench.run_folder(be, tmp_path / "in", tmp_path / "out", "r", 2, "TXT", 0, False,
+                         files=files)
     assert be.calls == [[2, 4]]
-    assert sorted(p.name for p in (tmp_path / "out" / "r").iterdir()) == ["img2_0.txt", "img4_0.txt"]
+    assert (sorted(p.name for p in (tmp_path / "out" / "r").iterdir())
+            == ["img2_0.txt", "img4_0.txt"])
     assert s["other_inputs"] == 3
 
 

@@ -49,7 +49,8 @@ def test_known_topk(tmp_path):
 def test_1001_class_outputs_use_label_plus_one(tmp_path):
     folder, labels = build(tmp_path, [0, 1, 5], n=1001)
     m = evaluate.score(evaluate.read_result_folder(folder), labels)
-    assert m["classes"] == 1001 and m["top1"] == pytest.approx(100 / 3) and m["top5"] == pytest.approx(200 / 3)
+    assert m["classes"] == 1001 and m["top1"] == pytest.approx(100 / 3)
+    assert m["top5"] == pytest.approx(200 / 3)
 
 
 def test_ties_break_to_lower_class(tmp_path):
@@ -66,7 +67,8 @@ def test_ties_break_to_lower_class(tmp_path):
 def test_outputs_of_another_run_are_refused(tmp_path):
     folder, labels = build(tmp_path, [0, 0, 0])
     expected = list(labels)[:2]
-    with pytest.raises(evaluate.EvaluationError, match="1 output\\(s\\) are for images that are not part of this run"):
+    with pytest.raises(evaluate.EvaluationError,
+                       match="1 output\\(s\\) are for images that are not part of this run"):
         evaluate.score(evaluate.read_result_folder(folder), labels, expected=expected)
 
 
@@ -89,7 +91,9 @@ def test_foreign_file_warns_not_crashes(tmp_path):
 def test_missing_prediction_says_how_many(tmp_path):
     folder, labels = build(tmp_path, [0, 0, 0])
     expected = list(labels) + ["ILSVRC2012_val_00000099"]
-    with pytest.raises(evaluate.EvaluationError, match="1 of 4 image\\(s\\) have no prediction, e.g. ILSVRC2012_val_00000099"):
+    with pytest.raises(evaluate.EvaluationError,
+                       match="1 of 4 image\\(s\\) have no prediction, "
+                             "e.g. ILSVRC2012_val_00000099"):
         evaluate.score(evaluate.read_result_folder(folder), labels, expected=expected)
 
 

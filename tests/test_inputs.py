@@ -17,7 +17,8 @@ def test_disk_space_credits_finished_bins_and_counts_outputs(tmp_path, monkeypat
     Usage = namedtuple("Usage", "total used free")
     need_bins = 4 * (preprocess.BIN_BYTES + inputs.MANIFEST_LINE_BYTES)
     need_txt = 2 * 10 * (inputs.OUTPUT_BYTES["TXT"] + inputs.LISTING_BYTES) + inputs.RUN_FILES_BYTES
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(0, 0, int((need_bins + need_txt) * 1.06)))
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda p: Usage(0, 0, int((need_bins + need_txt) * 1.06)))
     inputs.check_free_space(bins, imgs, tmp_path / "results", 2, "TXT")     # just enough
     monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(0, 0, int(need_bins * 1.06)))
     inputs.check_free_space(bins, imgs)                                     # bins only: fits

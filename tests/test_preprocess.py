@@ -9,7 +9,8 @@ from zoorepro.recipe import preprocess
 
 def torchvision_reference(path) -> bytes:
     """Independent: torchvision Resize(256, BILINEAR) + CenterCrop(224) on PIL, as uint8."""
-    t = transforms.Compose([transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR),
+    t = transforms.Compose([transforms.Resize(256,
+                                              interpolation=transforms.InterpolationMode.BILINEAR),
                             transforms.CenterCrop(224)])
     with Image.open(path) as im:
         return np.asarray(t(im.convert("RGB")), dtype=np.uint8).tobytes()
@@ -22,8 +23,9 @@ def test_demo_images_match_torchvision_bytes(demo_images):
         assert got == torchvision_reference(p), p.name
 
 
-@pytest.mark.parametrize("size,mode", [((256, 300), "RGB"), ((300, 256), "RGB"), ((257, 411), "RGB"),
-                                       ((500, 333), "L"), ((333, 500), "CMYK"), ((225, 225), "RGB"),
+@pytest.mark.parametrize("size,mode", [((256, 300), "RGB"), ((300, 256), "RGB"),
+                                       ((257, 411), "RGB"), ((500, 333), "L"),
+                                       ((333, 500), "CMYK"), ((225, 225), "RGB"),
                                        ((1000, 301), "P")])
 def test_synthetic_sizes_and_modes(tmp_path, size, mode):
     rng = np.random.default_rng(sum(size))
@@ -35,7 +37,8 @@ def test_synthetic_sizes_and_modes(tmp_path, size, mode):
 
 
 def test_crop_offsets_follow_int_round():
-    img = Image.fromarray(np.arange(257 * 300 * 3, dtype=np.uint32).reshape(300, 257, 3).astype(np.uint8))
+    img = Image.fromarray(
+        np.arange(257 * 300 * 3, dtype=np.uint32).reshape(300, 257, 3).astype(np.uint8))
     out = preprocess.center_crop(img, 224)
     # (257-224)/2 = 16.5 -> round() = 16 (banker's rounding, as torchvision's legacy code)
     assert np.array_equal(np.asarray(out), np.asarray(img)[38:262, 16:240])
@@ -103,10 +106,13 @@ def test_every_bad_kind_is_named_with_reason_and_fix(tmp_path, demo_images):
     assert dict(r.not_jpeg) == {"png_inside.JPEG": "PNG"}
     assert r.written == 4
     # CMYK / grayscale are converted as the recipe does
-    assert (tmp_path / "bin" / "gray.bin").read_bytes() == torchvision_reference(tmp_path / "src" / "gray.JPEG")
+    assert ((tmp_path / "bin" / "gray.bin").read_bytes()
+            == torchvision_reference(tmp_path / "src" / "gray.JPEG"))
     # on resume the lists stay complete
-    r2 = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", 1, False)
-    assert r2.reused == 4 and dict(r2.non_rgb) == dict(r.non_rgb) and dict(r2.not_jpeg) == dict(r.not_jpeg)
+    r2 = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", 1,
+                                      False)
+    assert r2.reused == 4 and dict(r2.non_rgb) == dict(r.non_rgb)
+    assert dict(r2.not_jpeg) == dict(r.not_jpeg)
 
 
 def test_same_key_twice_is_a_named_failure(tmp_path, demo_images):

@@ -96,10 +96,12 @@ def test_disk_space_checked_before_work(tmp_path, monkeypatch):
 def test_shared_bin_dir_scores_only_this_runs_images(tmp_path):
     """A bin_dir shared with a larger earlier run: inference and accuracy cover this run only."""
     shared = tmp_path / "bins"
-    big = config.from_mapping(small_params(tmp_path, bin_dir=str(shared), max_images=6, batch_sizes=[1]))
+    big = config.from_mapping(small_params(tmp_path, bin_dir=str(shared), max_images=6,
+                                           batch_sizes=[1]))
     run_big = Run.create(big)
     stages.run_preprocess(run_big)
-    small = config.from_mapping(small_params(tmp_path, bin_dir=str(shared), max_images=3, batch_sizes=[1]))
+    small = config.from_mapping(small_params(tmp_path, bin_dir=str(shared), max_images=3,
+                                             batch_sizes=[1]))
     run = Run.create(small)
     acc = stages.run_evaluate(run)
     assert acc.entries["onnxruntime"].images == 3

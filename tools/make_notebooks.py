@@ -84,7 +84,8 @@ BODY = {
         "then compiles one static-batch model per batch size with Huawei's ATC, which inserts "
         "the normalisation described by `aipp.config` in front of the network (AIPP):\n\n"
         "```\natc --model=squeezenet1_1.onnx --framework=5 --output=squeezenet1_1_bs${bs} \\\n"
-        "    --input_shape=\"image:${bs},3,224,224\" --log=error --soc_version=Ascend${chip_name} \\\n"
+        "    --input_shape=\"image:${bs},3,224,224\" --log=error "
+        "--soc_version=Ascend${chip_name} \\\n"
         "    --enable_small_channel=1 --insert_op_conf=aipp.config\n```\n\n"
         "Without ATC (no CANN here), zoorepro builds the portable equivalent: the same "
         "`aipp.config` prepended to the ONNX graph as nodes, taking the `.bin` bytes (uint8 "
@@ -125,7 +126,8 @@ BODY = {
         "The recipe's `squeezenet1_1_postprocess.py` reads the first line of each result "
         "file, ranks the scores and counts a hit when the label (0-based; +1 for 1001-class "
         "models) is among the first k:\n\n"
-        "```\npython3 squeezenet1_1_postprocess.py result/result_bs${bs} ./val_label.txt ./ result.json\n```\n\n"
+        "```\npython3 squeezenet1_1_postprocess.py result/result_bs${bs} ./val_label.txt ./ "
+        "result.json\n```\n\n"
         "zoorepro scores the same way (ties go to the lower class index, so the result is "
         "deterministic), refuses non-finite scores and outputs of images that are not this "
         "run's, and writes `result.json` in the recipe's format."),
@@ -135,7 +137,8 @@ BODY = {
         "whether the label is first or among them (`results/<backend>/predictions.csv`)."),
         "preds = tables.load_run(run).predictions\npreds.head(10)",
         md("## Where the headline backend is wrong"),
-        "wrong = preds[(preds['backend'] == preds['backend'].iloc[0]) & (preds['correct@1'] == 0)]\n"
+        "wrong = preds[(preds['backend'] == preds['backend'].iloc[0]) "
+        "& (preds['correct@1'] == 0)]\n"
         "wrong[['image', 'label', 'top1', 'top2', 'top3', 'correct@5']]",
     ]),
     "05_report.ipynb": (None, [
@@ -149,7 +152,8 @@ BODY = {
         "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",
         md("## Throughput by batch size\nThe sweep of every backend, with the recipe's NPU "
         "series for reference; the tables give each point's timing and validity."),
-        "display(tables.throughput_figure(run), metadata={'image/png': {'alt': 'Throughput by batch size'}})",
+        "display(tables.throughput_figure(run), "
+        "metadata={'image/png': {'alt': 'Throughput by batch size'}})",
         "display(HTML(report.throughput_table(data)))\ndisplay(HTML(report.e2e_table(data)))",
         md("### Against the recipe's published throughput\nOur compute img/s beside the recipe's "
         "Ascend 310P3 and 310B1 figures at each of its batch sizes, with the ratio."),
@@ -189,7 +193,8 @@ def build(name: str):
         cells.append(new_markdown_cell(text) if isinstance(text, Markdown)
                      else new_code_cell(text))
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 

@@ -113,13 +113,15 @@ def read_prediction(path: str | os.PathLike) -> np.ndarray:
         vec = _read_txt(path)
     elif ext == ".npy":
         try:
-            arr = np.load(path, allow_pickle=False) if path.stat().st_size <= MAX_OUTPUT_BYTES else None
+            arr = (np.load(path, allow_pickle=False) if path.stat().st_size <= MAX_OUTPUT_BYTES
+                   else None)
             if arr is None or arr.dtype.kind not in "fiu":   # too big to be scores; not numbers
-                raise ValueError(f"{path.stat().st_size:,} bytes" if arr is None else f"dtype {arr.dtype}")
+                raise ValueError(f"{path.stat().st_size:,} bytes" if arr is None
+                                 else f"dtype {arr.dtype}")
             vec = arr.astype(np.float32).reshape(-1)
         except (ValueError, TypeError, EOFError, OSError) as exc:
-            raise EvaluationError(f"{path}: not an ais_bench NPY output of scores ({str(exc)[:100]}); "
-                                  f"remove it or rerun inference") from None
+            raise EvaluationError(f"{path}: not an ais_bench NPY output of scores "
+                                  f"({str(exc)[:100]}); remove it or rerun inference") from None
     else:
         size = path.stat().st_size
         dtype = BIN_DTYPES.get(size)

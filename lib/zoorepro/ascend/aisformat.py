@@ -126,10 +126,12 @@ def read_summary(path: str | os.PathLike) -> dict:
         for field in s[key]:
             stat(s, key, field, path)          # every figure: a number in range, or an error
     t, args = s["throughput"], s.get("args", [])
-    bad_t = t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 1e12)
+    bad_t = t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
+                               or not 0 <= t < 1e12)
     if bad_t or not isinstance(args, list):
-        raise IngestError(f"{path}: " + (f"throughput is {str(t)[:40]!r}" if bad_t else f"args is a "
-                          f"{type(args).__name__}") + ", not what ais_bench writes; the summary is "
+        raise IngestError(f"{path}: " + (f"throughput is {str(t)[:40]!r}" if bad_t
+                                         else f"args is a {type(args).__name__}")
+                          + ", not what ais_bench writes; the summary is "
                           "damaged: copy it again or rerun ais_bench")
     return s
 

@@ -99,7 +99,8 @@ def build_all(onnx: str, batch_sizes: Sequence[int], soc_version: str, aipp_conf
             raise AtcError(f"atc failed for batch size {bs} (exit {proc.returncode}); see {log}. "
                            f"Check soc_version ({soc_version}) against 'npu-smi info' and that "
                            f"CANN's set_env.sh was sourced")
-        results.append({"batch_size": bs, "om": str(om), "log": str(log), "command": shell_line(argv)})
+        results.append({"batch_size": bs, "om": str(om), "log": str(log),
+                        "command": shell_line(argv)})
     return results
 
 

@@ -171,7 +171,8 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
     replicas = replicas_for(backend, streams)
     check_memory(backend, batch_size, len(replicas))
     if warmup:
-        first = np.stack([load_input(files[p]) for p in next(batches(range(len(files)), batch_size))[1]])
+        first = np.stack([load_input(files[p])
+                          for p in next(batches(range(len(files)), batch_size))[1]])
         warm(replicas, first, warmup)
     bar = progress_bar(len(files), f"{backend.name} bs{batch_size}") if progress else None
     try:
@@ -189,15 +190,13 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
     summary = make_summary(args, compute_ms, batch_size, stream_throughput(batch_size, per_stream),
                            filesinfo)
     summary.update({   # our own fields, after ais_bench's
-        "backend": info.get("backend"),
-        "device": info.get("device"),
+        "backend": info.get("backend"), "device": info.get("device"),
         "backend_info": info,
         "streams": n,
         "stream_threads": [r.info().get("threads") for r in replicas],
         "stream_throughputs": [throughput(batch_size, float(np.mean(ms))) if ms else None
                                for ms in per_stream],
-        "batchsize": batch_size,
-        "images": len(files),
+        "batchsize": batch_size, "images": len(files),
         "padding": (-len(files)) % batch_size,
         "foreign_files": foreign,
         "other_inputs": len(others), "other_inputs_examples": others[:10],
@@ -352,7 +351,8 @@ def _release(backend) -> None:
 
 
 def bench_record(summary: dict, path: str | os.PathLike, device: str, version: str = "") -> dict:
-    """One bench record (:class:`zoorepro.run.records.BenchRow` fields) from an ais_bench summary."""
+    """One bench record (:class:`zoorepro.run.records.BenchRow` fields) from an ais_bench
+    summary."""
     bs = summary_batch_size(summary, path)
     times, mean, mean_from = compute_times(summary, path)
     st = time_stats(times) if times else None

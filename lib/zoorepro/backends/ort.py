@@ -41,7 +41,8 @@ class OnnxRuntimeBackend(Backend):
         opts.log_severity_level = 3
         # TensorRT, then CUDA, when installed: the GPU's own fastest paths (AIPP stays in the graph)
         providers = (["TensorrtExecutionProvider"] if use_trt else []) + (
-            ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"])
+            ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda
+            else ["CPUExecutionProvider"])
         self.session = ort.InferenceSession(artifacts.aipp_onnx, opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()

@@ -63,7 +63,8 @@ class Aipp:
     @property
     def offset(self) -> np.ndarray:
         """``mean_chn + min_chn`` per channel, float32 (what is subtracted)."""
-        return (np.asarray(self.mean, np.float32) + np.asarray(self.min, np.float32)).astype(np.float32)
+        return (np.asarray(self.mean, np.float32)
+                + np.asarray(self.min, np.float32)).astype(np.float32)
 
     @property
     def scale(self) -> np.ndarray:
@@ -270,12 +271,15 @@ def prepend_to_onnx(model, aipp: Aipp, input_name: str = "image"):
                         ("aipp_crop_axes", [2, 3])):
             inits.append(numpy_helper.from_array(np.array(val, np.int64), nm))
         nodes.append(helper.make_node("Slice", [cur, "aipp_crop_starts", "aipp_crop_ends",
-                                                "aipp_crop_axes"], ["aipp_cropped"], name="aipp_crop"))
+                                                "aipp_crop_axes"], ["aipp_cropped"],
+                                      name="aipp_crop"))
         cur = "aipp_cropped"
-    nodes.append(helper.make_node("Cast", [cur], ["aipp_float"], to=TensorProto.FLOAT, name="aipp_cast"))
+    nodes.append(helper.make_node("Cast", [cur], ["aipp_float"], to=TensorProto.FLOAT,
+                                  name="aipp_cast"))
     inits.append(numpy_helper.from_array(aipp.offset.reshape(1, 3, 1, 1), "aipp_offset"))
     inits.append(numpy_helper.from_array(aipp.scale.reshape(1, 3, 1, 1), "aipp_scale"))
-    nodes.append(helper.make_node("Sub", ["aipp_float", "aipp_offset"], ["aipp_centred"], name="aipp_sub"))
+    nodes.append(helper.make_node("Sub", ["aipp_float", "aipp_offset"], ["aipp_centred"],
+                                  name="aipp_sub"))
     nodes.append(helper.make_node("Mul", ["aipp_centred", "aipp_scale"], [inner], name="aipp_mul"))
     new_nodes = nodes + list(graph.node)
     del graph.node[:]
@@ -308,7 +312,8 @@ def torch_module(aipp: Aipp):
             if aipp.swap_rb:
                 y = y.flip(-1)
             if aipp.crop:
-                y = y[:, aipp.crop_y:aipp.crop_y + aipp.crop_h, aipp.crop_x:aipp.crop_x + aipp.crop_w]
+                y = y[:, aipp.crop_y:aipp.crop_y + aipp.crop_h,
+                      aipp.crop_x:aipp.crop_x + aipp.crop_w]
             y = (y - self.offset) * self.scale
             return y.permute(0, 3, 1, 2).contiguous()
 

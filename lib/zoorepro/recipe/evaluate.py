@@ -82,7 +82,8 @@ def list_result_folder(folder: str | os.PathLike) -> tuple[dict, list]:
     return found, natural_sorted(foreign)
 
 
-def read_result_folder(folder: str | os.PathLike, workers: int = 1, backend: str = "") -> Predictions:
+def read_result_folder(folder: str | os.PathLike, workers: int = 1,
+                       backend: str = "") -> Predictions:
     """Read every output once, keeping the top-5.  ``workers`` > 1 (0: the CPUs this process
     may use) parses big folders in that many processes, chunks in order.  Outputs holding
     NaN or infinite scores stop here, naming them and the ``backend`` (by default the

@@ -78,7 +78,8 @@ class Parity:
 
 
 def parity(weights: str | os.PathLike, onnx_path: str | os.PathLike,
-           aipp_onnx_path: str | os.PathLike, aipp: "aipp_mod.Aipp", batch_u8: np.ndarray) -> Parity:
+           aipp_onnx_path: str | os.PathLike, aipp: "aipp_mod.Aipp",
+           batch_u8: np.ndarray) -> Parity:
     """Compare PyTorch with both ONNX models on real preprocessed images ``[N,224,224,3]``."""
     import onnxruntime as ort
     import torch

@@ -146,8 +146,9 @@ class PreprocessResult:
         return self.written + self.reused
 
     def to_dict(self) -> dict:
-        return {"out_dir": self.out_dir, "decoder": decoder_note(), "total": self.total, "written": self.written,
-                "reused": self.reused, "ok": self.ok, "failed": [list(x) for x in self.failed],
+        return {"out_dir": self.out_dir, "decoder": decoder_note(), "total": self.total,
+                "written": self.written, "reused": self.reused, "ok": self.ok,
+                "failed": [list(x) for x in self.failed],
                 "non_rgb": [list(x) for x in self.non_rgb],
                 "not_jpeg": [list(x) for x in self.not_jpeg], "bin_bytes": BIN_BYTES}
 
@@ -169,7 +170,8 @@ def describe_failure(path: str, exc: BaseException) -> str:
     if isinstance(exc, Image.DecompressionBombError):
         return f"image too large: {exc}; not an ImageNet photo: remove it or shrink it"
     if isinstance(exc, UnidentifiedImageError):
-        return f"not a decodable image (corrupt or not an image file); replace or remove it [{text}]"
+        return (f"not a decodable image (corrupt or not an image file); "
+                f"replace or remove it [{text}]")
     if "truncated" in str(exc).lower() or isinstance(exc, (EOFError, SyntaxError)):
         return f"truncated image data (incomplete copy); copy it again [{text}]"
     return text

@@ -18,7 +18,8 @@ ACCURACY = {
 
 # img/s by batch size, ais_bench's definition (1000 * bs / mean NPU compute ms).
 THROUGHPUT = {
-    "recipe Ascend310P3": {1: 5797.1, 4: 15289.3, 8: 21301.5, 16: 18339.9, 32: 15468.8, 64: 14051.23},
+    "recipe Ascend310P3": {1: 5797.1, 4: 15289.3, 8: 21301.5, 16: 18339.9, 32: 15468.8,
+                           64: 14051.23},
     "recipe Ascend310B1": {1: 3146.63, 4: 4576.65, 8: 3871.84, 16: 3629.88, 32: 3544.9, 64: 822.58},
 }
 

@@ -19,6 +19,6 @@ from zoorepro.report.sections import *  # noqa: F401,F403
 
 # the section renderers, in report order
 SECTIONS = ("failure_banner", "mismatch_banner", "verdict", "accuracy_table", "predictions_sample",
-            "throughput_table", "recipe_ratio_table", "e2e_table", "throughput_plot", "preprocess_section",
-            "parity_section", "export_section", "atc_section", "npu_section", "warnings_section",
-            "environment_section", "provenance_section", "notebook_links")
+            "throughput_table", "recipe_ratio_table", "e2e_table", "throughput_plot",
+            "preprocess_section", "parity_section", "export_section", "atc_section", "npu_section",
+            "warnings_section", "environment_section", "provenance_section", "notebook_links")

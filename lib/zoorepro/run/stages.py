@@ -155,7 +155,8 @@ def run_atc(run: Run, exp: records.ExportRecord | None = None) -> records.AtcRec
     soc = cfg.soc_version or atc.detect_soc_version()
     sizes = cfg.om_batch_sizes
     commands = [atc.shell_line(atc.atc_command(exp.onnx, bs, soc or atc.SOC_PLACEHOLDER,
-                                               cfg.aipp_config, str(run.models), cfg.atc_extra_args))
+                                               cfg.aipp_config, str(run.models),
+                                               cfg.atc_extra_args))
                 for bs in sizes]
     record = records.AtcRecord(status="ok", soc_version=soc, commands=commands)
     if not atc.available():
@@ -347,9 +348,9 @@ STAGES = {s.name: s for s in (
           ("weights", "onnx_model", "aipp_config", "opset", "soc_version", "atc_extra_args",
            "batch_sizes", "accuracy_batch_size")),
     Stage("infer", "03_infer.ipynb", records.InferRecord, ("preprocess", "export"), run_infer,
-          ("backends", "device", "precision", "timing", "accuracy_batch_size", "batch_sizes", "outfmt",
-           "bench_iterations", "bench_min_seconds", "warmup", "threads", "infer_streams",
-           "device_id")),
+          ("backends", "device", "precision", "timing", "accuracy_batch_size", "batch_sizes",
+           "outfmt", "bench_iterations", "bench_min_seconds", "warmup", "threads",
+           "infer_streams", "device_id")),
     Stage("evaluate", "04_evaluate.ipynb", records.AccuracyRecord, ("infer",), run_evaluate,
           ("label_file", "workers")),
 )}

@@ -19,7 +19,8 @@ import numpy as np
 __version__ = "0.0.2"
 CLASSES = 1000
 
-CALLS: list = []                 # ("session", device, model) / ("free_resource", model) / ("finalize",)
+# ("session", device, model) / ("free_resource", model) / ("finalize",)
+CALLS: list = []
 _LOCK = threading.Lock()
 
 
