@@ -349,7 +349,7 @@ def test_a_real_point_records_the_host_load():
     assert rec["host_cores"] == os.cpu_count() and rec["load_before"] >= 0
     assert 0 <= rec["others_cpu_share"] <= 1 and isinstance(rec["busy"], bool)
     row = records.BenchRecord(definition="d", records=[{**rec, "throughput_definition": "d"}])
-    assert row.records[0]["busy"] == rec["busy"]
+    assert row.records[0].busy == rec["busy"]
 
 
 class _Bar:
