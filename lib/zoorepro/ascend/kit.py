@@ -15,7 +15,8 @@ installed there)::
 
 ``run_on_npu.sh`` writes ``npu_results/`` and prints the ``zoorepro ingest`` command that
 turns it into a run folder and report back home.  Its ATC and ais_bench lines are built by
-:mod:`zoorepro.ascend.atc` and :mod:`zoorepro.ascend.aiscommands`, so they are the recipe's commands.
+:mod:`zoorepro.ascend.atc` and :mod:`zoorepro.ascend.aiscommands`, so they are the recipe's
+commands.
 """
 from __future__ import annotations
 
@@ -145,7 +146,10 @@ def make_kit(cfg: RunConfig, out_dir: str | os.PathLike, bins: bool = True,
     except BaseException:
         if out.is_dir():       # new or empty before: everything in it is this kit's
             for child in out.iterdir():
-                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
             if not existed:
                 out.rmdir()
         raise

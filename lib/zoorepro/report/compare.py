@@ -154,7 +154,8 @@ def accuracy_rows(entries: list[Entry]) -> list[list]:
     for label, (a1, a5) in ref.ACCURACY.items():
         rows.append([label + " (published)", "", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}", "",
                      "", "", f"{a5:.2f}",
-                     ref.TORCHVISION_SOURCE if label.startswith("torchvision") else ref.RECIPE_SOURCE])
+                     ref.TORCHVISION_SOURCE if label.startswith("torchvision")
+                     else ref.RECIPE_SOURCE])
     return rows
 
 
@@ -168,7 +169,8 @@ def throughput_figure(entries: list[Entry]):
         recs = [r for r in e.data.bench_rows if r.throughput]
         for key, group in series_groups(recs, prefix=f"{e.label}: ").items():
             groups[f"{e.label}: {key}" if key in groups else key] = group
-    return report.plot_throughput(groups, "Throughput by batch size, all runs (ais_bench definition)")
+    return report.plot_throughput(
+        groups, "Throughput by batch size, all runs (ais_bench definition)")
 
 
 def throughput_data(entries: list[Entry]) -> dict:
@@ -182,8 +184,9 @@ def throughput_data(entries: list[Entry]) -> dict:
         rows.extend([e.label] + r for r in report.throughput_rows(e.data))
         recs.extend(e.data.bench_rows)
         runs.extend([e.label] * len(e.data.bench_rows))
-    plot = report.figure_html(throughput_figure(entries),
-                              "Throughput by batch size of every run, with the recipe's published series")
+    plot = report.figure_html(
+        throughput_figure(entries),
+        "Throughput by batch size of every run, with the recipe's published series")
     return {"plot": plot, "headers": ["run"] + report.THROUGHPUT_HEADERS, "rows": rows,
             "definitions": defs, "notes": report.throughput_notes(recs, runs)}
 
@@ -214,7 +217,8 @@ def parity_data(entries: list[Entry], pairs: list[dict]) -> dict:
         rows.append([p["run_a"], p["backend_a"], p["run_b"], p["backend_b"], p["common_images"],
                      fmt(p["top1_agreement_pct"], 2, " %"),
                      f"{p['disagreements']} differ" + (f", e.g. {ex}" if ex else "")])
-    left_out = [f"{e.label} / {b}: {why}" for e in entries for b, why in e.missing_predictions.items()]
+    left_out = [f"{e.label} / {b}: {why}" for e in entries
+                for b, why in e.missing_predictions.items()]
     return {"rows": rows, "left_out": left_out}
 
 

@@ -226,7 +226,8 @@ class Verdict:
 
 
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
-DEMO_MATCHED, DEMO_NOT_MATCHED, DEMO_NOT_CHECKED = "demo matched", "demo not matched", "demo not checked"
+DEMO_MATCHED, DEMO_NOT_MATCHED = "demo matched", "demo not matched"
+DEMO_NOT_CHECKED = "demo not checked"
 NOT_COMPARABLE, NO_ACCURACY = "not comparable", "no accuracy"
 VERDICT_KINDS = (REPRODUCED, NOT_REPRODUCED, DEMO_MATCHED, DEMO_NOT_MATCHED, DEMO_NOT_CHECKED,
                  NOT_COMPARABLE, NO_ACCURACY)
@@ -250,7 +251,8 @@ def verdict_of(data: RunData) -> Verdict:
         ok_r = abs(m.top1 - r1) <= tol and abs(m.top5 - r5) <= tol
         ok_t = abs(m.top1 - t1) <= tol and abs(m.top5 - t5) <= tol
         ok = ok_r or ok_t
-        return Verdict(REPRODUCED if ok else NOT_REPRODUCED, "REPRODUCED" if ok else "NOT reproduced",
+        return Verdict(REPRODUCED if ok else NOT_REPRODUCED,
+                       "REPRODUCED" if ok else "NOT reproduced",
                        figures=((r1, r5), (t1, t5)), **base)
     if weights.startswith("demo"):
         exp = ref.DEMO_EXPECTED

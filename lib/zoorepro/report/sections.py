@@ -61,9 +61,10 @@ def accuracy_table(data: RunData) -> str:
                      f"weights sha256 {str(m.weights_sha256)[:12]}; images sha256 "
                      f"{str(m.image_list_sha256)[:12]}"])
     for label, (a1, a5) in ref.ACCURACY.items():
-        rows.append([label + " (published)", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}", "", "", "",
-                     f"{a5:.2f}",
-                     ref.TORCHVISION_SOURCE if label.startswith("torchvision") else ref.RECIPE_SOURCE])
+        rows.append([label + " (published)", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}",
+                     "", "", "", f"{a5:.2f}",
+                     ref.TORCHVISION_SOURCE if label.startswith("torchvision")
+                     else ref.RECIPE_SOURCE])
     return _section("accuracy_table", rows=rows)
 
 
@@ -190,7 +191,8 @@ def export_section(data: RunData) -> str:
     else:
         rows.append(["parity", "not run: " + str(e.parity_not_run)])
     a = e.aipp          # the aipp.config's fields: a plain mapping
-    rows.append(["aipp.config", f"min_chn {a.get('min_chn')}, var_reci_chn {a.get('var_reci_chn')}, "
+    rows.append(["aipp.config", f"min_chn {a.get('min_chn')}, "
+                                f"var_reci_chn {a.get('var_reci_chn')}, "
                                 f"mean_chn {a.get('mean_chn')}, crop {a.get('crop')}, "
                                 f"swap {a.get('rbuv_swap_switch')}"])
     return _section("export_section", rows=rows)

@@ -14,8 +14,8 @@ shard rewrites its files with the same bytes.
 Tasks get paths and small records, never arrays: each returns its outcomes (names and
 statuses) or its timings and file listing.  Each task's memory is bounded by construction
 (one image, or one batch per stream, at a time) and its peak is recorded in
-``records/shards.json`` (:class:`zoorepro.run.records.ShardsRecord`) with the cluster, its workers, and where,
-how long and how often each shard ran.
+``records/shards.json`` (:class:`zoorepro.run.records.ShardsRecord`) with the cluster, its
+workers, and where, how long and how often each shard ran.
 """
 from __future__ import annotations
 
