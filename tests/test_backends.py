@@ -61,3 +61,31 @@ def test_onnxruntime_streams_split_threads_and_agree(arts, demo_batch):
     np.testing.assert_array_equal(o.infer(demo_batch), ref)
     t = backends.create("torch", arts, device="cpu", threads=1)
     assert t.auto_streams() == 1 and t.replicas(4) == [t]
+
+
+def test_a_registered_backend_is_accepted_by_the_config_and_created(tmp_path, monkeypatch):
+    """A plug-in registered by name: the config's backends check and the stages read the
+    registry (names and capabilities), so nothing else has to learn the name."""
+    from zoorepro import config
+    from zoorepro.backends import registry
+    from zoorepro.errors import BackendUnavailable, ConfigError
+    from conftest import small_params
+
+    monkeypatch.setattr(registry, "_SPECS", dict(registry._SPECS))     # undone after the test
+    with pytest.raises(ConfigError, match="unknown backend 'echo'"):
+        config.from_mapping(small_params(tmp_path, backends=["echo"]))
+
+    @registry.register("echo", devices=("cpu",))
+    class Echo(backends.Backend):
+        name = "echo"
+
+        def __init__(self, artifacts, device="cpu", threads=0, **options):
+            super().__init__(device)
+
+    cfg = config.from_mapping(small_params(tmp_path, backends=["echo"]))
+    assert list(cfg.backends) == ["echo"]
+    assert isinstance(backends.create("echo", backends.Artifacts()), Echo)
+    assert not registry.needs_om("echo") and not registry.runs_on_npu("echo")
+    assert registry.needs_om("ais_bench") and registry.runs_on_npu("ais_bench")
+    with pytest.raises(BackendUnavailable, match="already registered"):
+        registry.register("echo")(Echo)
