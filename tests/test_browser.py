@@ -83,7 +83,8 @@ def _wait(drv, script: str, timeout: float = 30.0) -> None:
 def _screenshot(drv, dest: Path, width: int, height: int, mobile: bool) -> Path:
     """Full-page PNG at ``width`` CSS pixels (height capped at MAX_SHOT_HEIGHT)."""
     drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+                        {"width": width, "height": height, "deviceScaleFactor": 1,
+                         "mobile": mobile})
     try:
         time.sleep(0.2)
         metrics = drv.execute_cdp_cmd("Page.getLayoutMetrics", {})

@@ -88,7 +88,8 @@ def test_accuracy_rows_of_both_runs(html, runs):
 
 
 def test_plot_embedded_and_page_self_contained(html):
-    assert re.search(r'<img class="zr-plot" alt="[^"]+" src="data:image/png;base64,[A-Za-z0-9+/=]{2000,}"',
+    assert re.search(r'<img class="zr-plot" alt="[^"]+" '
+                     r'src="data:image/png;base64,[A-Za-z0-9+/=]{2000,}"',
                      html)
     assert not re.search(r"<script[^>]+src=", html, re.I)
     assert not re.search(r"https?://", html)
@@ -113,7 +114,8 @@ def test_throughput_rows_name_their_streams_and_few_iteration_percentiles(html, 
 
 
 def test_environment_differences_highlighted(html):
-    rows = re.findall(r'<tr( class="zr-diff")?><td>(.*?)</td>', _table_after(html, "Environment and inputs"))
+    rows = re.findall(r'<tr( class="zr-diff")?><td>(.*?)</td>',
+                      _table_after(html, "Environment and inputs"))
     marked = {name: bool(cls) for cls, name in rows}
     assert marked["python"] is False and marked["package torch"] is False
     assert marked["device of onnxruntime"] is True and marked["device of torch"] is True
@@ -146,7 +148,8 @@ def test_strings_from_files_are_escaped(runs, tmp_path):
     folder = compare.compare([evil_run, runs[1]], tmp_path / "out")
     html = (folder / "report.html").read_text()
     assert "<script>" not in html and "<img src=x" not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert ("&lt;script&gt;alert(1)&lt;/script&gt;" in html
+            and "&lt;img src=x onerror=alert(1)&gt;" in html)
     env_rows = re.findall(r'<tr( class="zr-diff")?><td>cpu</td>', html)
     assert env_rows == [' class="zr-diff"']
 
@@ -158,7 +161,8 @@ def test_no_common_images_is_said(runs, tmp_path):
     (other / "results" / "torch" / "predictions.json").write_text(json.dumps({"not_an_image": 3}))
     html = (compare.compare([runs[0], other], tmp_path / "out") / "report.html").read_text()
     rows = _rows(_table_after(html, "Parity of predictions"))
-    assert rows == [[runs[0].name, "onnxruntime", "other-run", "torch", "0", "no common images", ""]]
+    assert rows == [[runs[0].name, "onnxruntime", "other-run", "torch", "0", "no common images",
+                     ""]]
     assert "No two runs scored common images" in html
 
 

@@ -67,8 +67,10 @@ def run_cli(tmp_path: Path, env: dict, bin_dir: Path, tmpfs_bytes: int = 0):
     fault = tmp_path / "fault"
     fault.mkdir(exist_ok=True)
     (fault / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    argv = [str(Path(sys.executable).parent / "zoorepro"), "run", str(ROOT / "params" / "demo.yaml"),
-            "-p", "max_images", str(IMAGES), "-p", "workers", "2", "-p", "backends", "[onnxruntime]",
+    argv = [str(Path(sys.executable).parent / "zoorepro"), "run",
+            str(ROOT / "params" / "demo.yaml"),
+            "-p", "max_images", str(IMAGES), "-p", "workers", "2",
+            "-p", "backends", "[onnxruntime]",
             "-p", "output_root", str(tmp_path / "reports"), "-p", "bin_dir", str(bin_dir)]
     if tmpfs_bytes:   # bin_dir on a small tmpfs of its own, in a private mount namespace;
         bin_dir.mkdir(parents=True, exist_ok=True)     # what it holds is listed in <bin_dir>.ls

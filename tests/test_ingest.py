@@ -172,21 +172,23 @@ def test_bad_summary_is_an_error(tmp_path):
 def test_manifest_keys_require_every_image(tmp_path):
     folder = make_result(tmp_path)
     man = tmp_path / "kit.json"
-    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 12)], "soc_version": "Ascend310B1"}))
+    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 12)],
+                               "soc_version": "Ascend310B1"}))
     with pytest.raises(DataError, match="1 of 11 image"):
         ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man)
     export = {"weights_sha256": "f364aa15" + "0" * 56, "opset": 11}
-    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 11)], "soc_version": "Ascend310B1",
-                               "export": export}))
+    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 11)],
+                               "soc_version": "Ascend310B1", "export": export}))
     with pytest.raises(DataError, match=r"kit.json \(export\): missing key\(s\) onnx, onnx_sha256"):
         ingest.ingest(folder, tmp_path / "l.txt", tmp_path / "r", manifest=man)
     export.update(onnx="model/squeezenet1_1.onnx", onnx_sha256="ab" * 32, aipp={},
                   aipp_config_sha256="cd" * 32)
-    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 11)], "soc_version": "Ascend310B1",
-                               "export": export}))
+    man.write_text(json.dumps({"keys": [f"img_{i}" for i in range(1, 11)],
+                               "soc_version": "Ascend310B1", "export": export}))
     run = ingest.ingest(folder, tmp_path / "l.txt", tmp_path / "r", manifest=man)
     acc = json.loads((run / "records" / "accuracy.json").read_text())["ais_bench"]
-    assert acc["device"].startswith("npu: Ascend310B1 ") and acc["weights_sha256"].startswith("f364aa15")
+    assert acc["device"].startswith("npu: Ascend310B1 ")
+    assert acc["weights_sha256"].startswith("f364aa15")
 
 
 @pytest.mark.e2e
@@ -326,7 +328,8 @@ def test_kit_tool_versions_reach_the_records(tmp_path):
     ('["a", "b"]', "holds a JSON list, not the object 'zoorepro kit' writes"),
     ('{"keys": "img_1"}', "keys is 'img_1', not a list of strings"),
     ('{"soc_version": 310}', "soc_version is '310', not str"),
-    ('{"params": {"reference_tolerance_pct": "1"}}', "reference_tolerance_pct is '1', not a number"),
+    ('{"params": {"reference_tolerance_pct": "1"}}',
+     "reference_tolerance_pct is '1', not a number"),
     ('{"params": {"reference_tolerance_pct": 100}}',
      "reference_tolerance_pct is 100, outside 0 to 5 points"),
 ], ids=["list", "keys", "soc", "tolerance", "tolerance-bound"])

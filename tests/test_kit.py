@@ -46,7 +46,8 @@ def test_kit_contents(kit_dir):
 
 
 def test_script_is_valid_bash(kit_dir):
-    r = subprocess.run(["bash", "-n", str(kit_dir / "run_on_npu.sh")], capture_output=True, text=True)
+    r = subprocess.run(["bash", "-n", str(kit_dir / "run_on_npu.sh")],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
 
@@ -69,7 +70,8 @@ def test_script_has_the_recipes_exact_commands(kit_dir):
                                               "aipp.config", "om"))
         lines = [ln for ln in text.splitlines() if "atc --model=" in ln and f"_bs{bs} " in ln]
         assert len(lines) == 1
-        got = lines[0].split(f"atc_bs{bs}.log\" ", 1)[1].replace('"Ascend${chip_name}"', "Ascend310P3")
+        got = lines[0].split(f"atc_bs{bs}.log\" ", 1)[1].replace('"Ascend${chip_name}"',
+                                                                 "Ascend310P3")
         assert got == want
         assert f'--input_shape="image:{bs},3,224,224" --log=error' in got
         # the recipe's pure-inference command, with --output so that a summary is written

@@ -73,7 +73,8 @@ label_lines = st.lists(st.one_of(
 
 
 @given(st.one_of(st.binary(max_size=200), label_lines,
-                 label_lines.map(lambda t: "\ufeff" + t), label_lines.map(lambda t: t.encode("utf-16"))))
+                 label_lines.map(lambda t: "\ufeff" + t),
+                 label_lines.map(lambda t: t.encode("utf-16"))))
 def test_label_files(content):
     if isinstance(content, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in content):
         content = content.encode("utf-8", "surrogatepass")
@@ -85,7 +86,8 @@ def test_label_files(content):
 # ------------------------------------------------------------ params YAML
 yaml_scalars = st.one_of(st.integers(), st.floats(), st.booleans(), st.none(),
                          st.text(max_size=15), st.just(".inf"), st.just(".nan"),
-                         st.just("*alias"), st.just("&a [1, *a]"), st.just("!!python/object:os.system"))
+                         st.just("*alias"), st.just("&a [1, *a]"),
+                         st.just("!!python/object:os.system"))
 yaml_values = st.one_of(yaml_scalars, st.lists(yaml_scalars, max_size=4).map(
     lambda xs: "[" + ", ".join(json.dumps(x) if not isinstance(x, str) else x for x in xs) + "]"))
 
@@ -93,8 +95,9 @@ yaml_values = st.one_of(yaml_scalars, st.lists(yaml_scalars, max_size=4).map(
 @given(st.one_of(
     st.text(max_size=200),
     st.dictionaries(st.sampled_from(config.FIELD_NAMES + ("unknown", "1")), yaml_values,
-                    max_size=6).map(lambda d: "".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}\n"
-                                                      for k, v in d.items()))))
+                    max_size=6).map(
+        lambda d: "".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}\n"
+                          for k, v in d.items()))))
 def test_params_yaml(text):
     path = write("params.yaml", text.encode("utf-8", "surrogatepass"))
     cfg = result_or_our_error(lambda: config.load(path, check_paths=False))
@@ -137,7 +140,8 @@ def test_txt_outputs(content):
 
 @given(st.one_of(
     st.binary(max_size=5000),
-    st.sampled_from([np.float32, np.float16, np.int8, np.float64, np.complex64, "U3", bool]).flatmap(
+    st.sampled_from([np.float32, np.float16, np.int8, np.float64, np.complex64, "U3",
+                     bool]).flatmap(
         lambda dt: st.integers(0, 1100).map(lambda n: np.zeros((1, n), dtype=dt))),
 ))
 def test_npy_and_bin_outputs(content):

@@ -73,7 +73,8 @@ def test_table_escapes_every_cell():
 
 def test_sections_escape_strings_from_files(tmp_path):
     data = run_data(tmp_path, {
-        "preprocess": {"failed": [[f"{EVIL}.JPEG", f"reason {EVIL}"]], "non_rgb": [[f"{EVIL}.JPEG", "L"]],
+        "preprocess": {"failed": [[f"{EVIL}.JPEG", f"reason {EVIL}"]],
+                       "non_rgb": [[f"{EVIL}.JPEG", "L"]],
                        "not_jpeg": [], "total": 1},
         "dataset": {"images": 1, "data_dir": EVIL, "unlabelled_images": 1,
                     "unlabelled_examples": [EVIL], "labels_without_image": 0},
@@ -92,12 +93,14 @@ def test_demo_verdict_wording(tmp_path):
          "weights_sha256": None}
     data = run_data(tmp_path, {"accuracy": {"onnxruntime": m}})
     assert "Not comparable" in report.verdict(data)
-    full = dict(m, images=references.FULL_VAL_IMAGES, top1=57.9, top5=80.3, weights_sha256="f364aa15" + "0" * 56)
+    full = dict(m, images=references.FULL_VAL_IMAGES, top1=57.9, top5=80.3,
+                weights_sha256="f364aa15" + "0" * 56)
     v = report.verdict(run_data(tmp_path, {"accuracy": {"onnxruntime": full},
-                                                 "params_text": "reference_tolerance_pct: 1.0\n"}))
+                                           "params_text": "reference_tolerance_pct: 1.0\n"}))
     assert "REPRODUCED" in v and "NOT" not in v and "recipe&#x27;s weights" in v
     off = dict(full, top1=50.0)
-    assert "NOT reproduced" in report.verdict(run_data(tmp_path, {"accuracy": {"onnxruntime": off}}))
+    assert "NOT reproduced" in report.verdict(
+        run_data(tmp_path, {"accuracy": {"onnxruntime": off}}))
 
 
 @pytest.mark.e2e
@@ -296,7 +299,8 @@ def _hostile_records(bad: str) -> dict:
     return {
         "failure": {"notebook": bad, "cell": bad, "error": bad},
         "dataset": {"images": bad, "data_dir": bad, "label_file": bad, "label_file_sha256": bad,
-                    "image_list_sha256": bad, "unlabelled_images": bad, "unlabelled_examples": [bad],
+                    "image_list_sha256": bad, "unlabelled_images": bad,
+                    "unlabelled_examples": [bad],
                     "labels_without_image": bad, "labels_without_image_examples": [bad]},
         "accuracy": {bad: acc, "other": {"status": "failed", "reason": bad}},
         "bench": {"definition": bad, "records": [bench, dict(bench, valid=True, throughput=20.0)]},
@@ -308,8 +312,8 @@ def _hostile_records(bad: str) -> dict:
                     "max_abs_logit_diff": 1.0}],
         "export": {"opset": bad, "onnx_sha256": bad, "weights": bad, "weights_sha256": bad,
                    "parity_not_run": bad, "aipp": {"min_chn": bad, "crop": bad}},
-        "preprocess": {"total": bad, "out_dir": bad, "failed": [[bad, bad]], "non_rgb": [[bad, bad]],
-                       "not_jpeg": [[bad, bad]]},
+        "preprocess": {"total": bad, "out_dir": bad, "failed": [[bad, bad]],
+                       "non_rgb": [[bad, bad]], "not_jpeg": [[bad, bad]]},
         "environment": {"cpu": bad, "gpu": bad, "zoorepro_git_commit": bad,
                         "packages": {bad: bad}},
         "ingest": {"soc_version": bad, "cann": bad, "notes": [bad], "source": bad},
@@ -351,7 +355,8 @@ def test_verdict_is_data(tmp_path):
 
     v = verdict_of(_acc(), params_text="reference_tolerance_pct: 1.0\n")
     assert (v.kind, v.word, v.tolerance) == (report.REPRODUCED, "REPRODUCED", 1.0)
-    assert v.figures == (references.ACCURACY["recipe Ascend310P3"], references.ACCURACY["torchvision fp32"])
+    assert v.figures == (references.ACCURACY["recipe Ascend310P3"],
+                         references.ACCURACY["torchvision fp32"])
     with pytest.raises(FrozenInstanceError):
         v.word = "x"
     v = verdict_of(_acc(top1=50.0))
@@ -411,7 +416,8 @@ def test_no_template_marks_data_safe():
 
 
 def test_report_inlines_the_one_stylesheet(tmp_path):
-    """report.html carries templates/zoorepro.css inline (self-contained), as the compare page does."""
+    """report.html carries templates/zoorepro.css inline (self-contained), as the compare
+    page does."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
     nb = new_notebook(cells=[new_code_cell("x", outputs=[new_output(

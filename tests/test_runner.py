@@ -33,7 +33,8 @@ def test_report_is_self_contained_and_complete(finished_run):
     html = (finished_run / "report.html").read_text()
     assert not re.search(r'<script[^>]+src=', html)
     assert not re.search(r'(src|href)="https?://', html)
-    assert re.search(r'<img alt="Throughput by batch size" class="zr-plot" src="data:image/png;base64,', html)
+    assert re.search(r'<img alt="Throughput by batch size" class="zr-plot" '
+                     r'src="data:image/png;base64,', html)
     for text in ("Acc@1", "57.32", "58.18", "recipe Ascend310P3", "Throughput by batch size",
                  "not run here", "Provenance", "sha256", "Environment", "onnxruntime", "torch",
                  "0 tench", "Cross-backend parity", "100.00 %"):
@@ -51,7 +52,8 @@ def test_failing_notebook_keeps_partial_report(tmp_path):
     import yaml
     from conftest import AIPP_CONFIG
     bad = tmp_path / "aipp.config"
-    bad.write_text(AIPP_CONFIG.read_text().replace("crop: false", "crop: false\n    colour_boost : 1"))
+    bad.write_text(AIPP_CONFIG.read_text().replace("crop: false",
+                                                   "crop: false\n    colour_boost : 1"))
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump(small_params(tmp_path, aipp_config=str(bad), max_images=3,
                                              batch_sizes=[1])))
@@ -90,7 +92,8 @@ def test_papermill_cli_route_gives_the_same_records(tmp_path):
     for where, params in ((ROOT, "params/demo.yaml"), (ROOT / "notebooks", "../params/demo.yaml")):
         run_dir = tmp_path / f"pm-{where.name}"
         for nb in ("01_preprocess", "02_export", "03_infer", "04_evaluate"):
-            r = subprocess.run([sys.executable, "-m", "papermill", f"{'notebooks/' if where == ROOT else ''}{nb}.ipynb",
+            r = subprocess.run([sys.executable, "-m", "papermill",
+                                f"{'notebooks/' if where == ROOT else ''}{nb}.ipynb",
                                 str(tmp_path / f"{nb}.ipynb"), "-f", params, "-p", "run_dir",
                                 str(run_dir), *extra], cwd=where, capture_output=True, text=True)
             assert r.returncode == 0, r.stderr[-3000:]
@@ -135,7 +138,8 @@ def test_a_dead_kernel_still_leaves_a_partial_report(tmp_path, monkeypatch):
     nbs = tmp_path / "nbs"
     shutil.copytree(runner.notebooks_dir(), nbs)
     nb = nbformat.read(str(nbs / "03_infer.ipynb"), as_version=4)
-    nb.cells.insert(3, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
+    nb.cells.insert(3, nbformat.v4.new_code_cell(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
     nbformat.write(nb, str(nbs / "03_infer.ipynb"))
     monkeypatch.setattr(runner, "notebooks_dir", lambda: nbs)
     cfg = config.from_mapping(small_params(tmp_path, max_images=2, batch_sizes=[1],
