@@ -210,6 +210,30 @@ def test_run_all_holds_the_lock_throughout_and_releases_it(tmp_path, monkeypatch
     assert not (out.run_dir / ".lock").exists()
 
 
+def test_a_ctrl_c_swallowed_on_the_way_still_stops_the_run(tmp_path, monkeypatch):
+    """asyncio's SIGINT handler (nbclient's loop) cancels a task that may swallow it: the
+    run must stop anyway, naming its folder, and leave SIGINT's handler as it was."""
+    import os
+    import signal
+    import time
+    ran = []
+
+    def swallowing(nb, run, kernel, progress=True):
+        ran.append(nb)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass                                  # what a cancelled task may do with it
+    monkeypatch.setattr(runner, "_execute_recording", swallowing)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(runner.RunInterrupted) as exc:
+        runner.run_all(config.from_mapping(small_params(tmp_path)))
+    assert ran == ["01_preprocess.ipynb"] and exc.value.signum == signal.SIGINT
+    assert exc.value.run_dir is not None and exc.value.run_dir.is_dir()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_a_run_in_flight_is_refused_to_resume_and_to_notebooks(tmp_path, monkeypatch,
                                                                held_elsewhere):
     from zoorepro.run import runlock

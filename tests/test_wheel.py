@@ -23,10 +23,15 @@ def test_wheel_installs_and_runs(tmp_path):
     (wheel,) = dist.glob("zoorepro-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for want in ("zoorepro/notebooks/01_preprocess.ipynb", "zoorepro/notebooks/05_report.ipynb",
-                 "zoorepro/templates/run_on_npu.sh.j2", "zoorepro/templates/zoorepro.css",
-                 "zoorepro/templates/report/verdict.html.j2",
-                 "zoorepro/templates/zoorepro/index.html.j2", "zoorepro/py.typed"):
+                 "zoorepro/ascend/templates/run_on_npu.sh.j2",
+                 "zoorepro/report/templates/zoorepro.css",
+                 "zoorepro/report/templates/report/verdict.html.j2",
+                 "zoorepro/report/templates/zoorepro/index.html.j2", "zoorepro/py.typed"):
         assert want in names, want
+    lib = ROOT / "lib"          # every module and template of every package (none forgotten)
+    source = {p.relative_to(lib).as_posix() for p in (lib / "zoorepro").rglob("*")
+              if p.is_file() and p.suffix in (".py", ".j2", ".css", ".json")}
+    assert sorted(source - set(names)) == []
     assert not any(n.startswith("zoorepro/demo") for n in names)        # the demo stays in git
     # a fresh venv that reuses this environment's packages (no downloads) but not its zoorepro
     env_dir = tmp_path / "venv"

@@ -162,6 +162,29 @@ class RunInterrupted(KeyboardInterrupt):
         self.run_dir, self.signum = run_dir, signum
 
 
+@contextlib.contextmanager
+def _ctrl_c():
+    """Ctrl-C seen during the run, whatever catches it: asyncio's own SIGINT handler (Python
+    3.11+, nbclient's event loop) cancels a task that may swallow the cancellation, so a
+    plain KeyboardInterrupt could be lost and the run go on.  Here SIGINT is remembered and
+    raised; the stages loop checks it after each notebook.  Main thread only."""
+    import signal
+    import threading
+    seen = {"at": None}          # this call's own state, not a module switch
+
+    def handler(signum, frame):
+        seen["at"] = signum
+        raise KeyboardInterrupt
+    mine = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    previous = signal.signal(signal.SIGINT, handler) if mine else None
+    try:
+        yield seen
+    finally:
+        if mine:
+            signal.signal(signal.SIGINT, previous)
+
+
 def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run | None = None,
             say: Callable[[str], None] = log.info, progress: bool = True) -> RunOutcome:
     """Execute every notebook in order into a new run folder (or continue the unfinished run
@@ -193,7 +216,8 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
             run = Run.create(cfg)
             stack.enter_context(runlock.hold(run.root, "zoorepro run", say))
         try:
-            return _run_stages(run, kernel, resume is not None, say, progress)
+            interrupt = stack.enter_context(_ctrl_c())
+            return _run_stages(run, kernel, resume is not None, say, progress, interrupt)
         except RunInterrupted as exc:
             exc.run_dir = exc.run_dir or run.root
             raise
@@ -201,8 +225,8 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
             raise RunInterrupted(run.root, 2) from None
 
 
-def _run_stages(run: Run, kernel: str | None, resuming: bool, say,
-                progress: bool) -> RunOutcome:
+def _run_stages(run: Run, kernel: str | None, resuming: bool, say, progress: bool,
+                interrupt: dict) -> RunOutcome:
     say(f"run folder: {run.root}")
     failure = None
     for stage in STAGES.values():
@@ -212,6 +236,8 @@ def _run_stages(run: Run, kernel: str | None, resuming: bool, say,
         t0 = time.perf_counter()
         say(f"{stage.notebook}: running")
         failure = _execute_recording(stage.notebook, run, kernel, progress)
+        if interrupt["at"]:       # Ctrl-C that something on the way swallowed
+            raise RunInterrupted(run.root, interrupt["at"])
         took = time.perf_counter() - t0
         if failure:
             say(f"{stage.notebook}: FAILED after {took:.1f} s")
