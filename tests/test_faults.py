@@ -145,9 +145,12 @@ def test_a_signal_names_the_run_and_the_command_that_continues_it(tmp_path, sign
     from conftest import small_params
     params = tmp_path / "p.yaml"
     params.write_text(yaml.safe_dump(small_params(tmp_path, max_images=2, batch_sizes=[1])))
+    # SIGINT as a terminal's foreground job has it: a suite started in the background by a
+    # non-interactive shell ignores SIGINT, and its children would inherit that
     proc = subprocess.Popen([sys.executable, "-m", "zoorepro", "run", str(params)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=dict(os.environ, TQDM_DISABLE="1"))
+                            start_new_session=True, env=dict(os.environ, TQDM_DISABLE="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     started = threading.Event()
 

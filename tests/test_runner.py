@@ -226,12 +226,17 @@ def test_a_ctrl_c_swallowed_on_the_way_still_stops_the_run(tmp_path, monkeypatch
         except KeyboardInterrupt:
             pass                                  # what a cancelled task may do with it
     monkeypatch.setattr(runner, "_execute_recording", swallowing)
-    before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(runner.RunInterrupted) as exc:
-        runner.run_all(config.from_mapping(small_params(tmp_path)))
+    # Python's own handler, as in a terminal (a suite started in the background by a
+    # non-interactive shell inherits SIGINT ignored, which run_all rightly leaves alone)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(runner.RunInterrupted) as exc:
+            runner.run_all(config.from_mapping(small_params(tmp_path)))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert ran == ["01_preprocess.ipynb"] and exc.value.signum == signal.SIGINT
     assert exc.value.run_dir is not None and exc.value.run_dir.is_dir()
-    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_run_in_flight_is_refused_to_resume_and_to_notebooks(tmp_path, monkeypatch,
