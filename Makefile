@@ -31,7 +31,7 @@ quick: $(STAMP)
 # proves that no expected string holds a fact of the machine the suite runs on
 quick-other-cpu: $(STAMP)
 	ZOOREPRO_TEST_FAKE_CPU="Zoorepro Fake CPU (no such chip)|64" PYTHONPATH=tests/fakehost \
-	  $(PY) -m pytest -m "not e2e and not browser"
+	  $(PY) -m pytest -m "not e2e and not browser" --hypothesis-profile=dev
 
 # rewrite the pip route's lock from the current venv
 lock: $(STAMP)
