@@ -127,21 +127,13 @@ class RunData:
                         records.ALL[k].from_json(v, f"{self.root}/records/{k}.json")
                         for k, v in self.records.items()}
 
-    def _get(self, name):
-        return self.records.get(name)
-
-    environment = property(lambda self: self._get("environment"))
-    dataset = property(lambda self: self._get("dataset"))
-    preprocess = property(lambda self: self._get("preprocess"))
-    export = property(lambda self: self._get("export"))
-    atc = property(lambda self: self._get("atc"))
-    infer = property(lambda self: self._get("infer"))
-    bench = property(lambda self: self._get("bench"))
-    accuracy = property(lambda self: self._get("accuracy"))
-    parity = property(lambda self: self._get("parity"))
-    ingest = property(lambda self: self._get("ingest"))
-    failure = property(lambda self: self._get("failure"))
-    shards = property(lambda self: self._get("shards"))
+    def __getattr__(self, name: str):
+        """A record by its name (``records.ALL``: ``data.accuracy``, ``data.bench``, ...):
+        None when the run has none; any other name is an AttributeError."""
+        from zoorepro.run import records
+        if name in records.ALL:
+            return self.__dict__.get("records", {}).get(name)
+        raise AttributeError(f"RunData has no attribute {name!r}")
 
     @property
     def infer_entries(self) -> dict:
