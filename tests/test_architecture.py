@@ -16,7 +16,7 @@ PKG = ROOT / "lib" / "zoorepro"
 # The layers, lowest first (docs/architecture.md draws them): a module imports only modules of
 # its own layer or of a lower one.  A layer is a package, or a named part of one.
 BASE = {"errors", "files", "names", "addresses", "outputs", "host", "hostload", "configspec",
-        "config", "backends.registry"}
+        "config", "backends.registry", "recipebook"}
 ASCEND_CONTRACT = {"ascend", "ascend.aisformat", "ascend.aiscommands", "ascend.aisclues",
                    "ascend.atc", "ascend.shell"}
 ASCEND_WORKFLOWS = {"ascend.kit", "ascend.ingest", "ascend.ingestchecks", "ascend.ingesthost"}

@@ -20,7 +20,9 @@ from zoorepro.configspec import (  # noqa: F401 (re-exported: the params' keys, 
     FILE_MAX,
     VALID_KEYS, Params, check_rules, coerce, unknown_key)
 from zoorepro.configspec import show as _show
+from zoorepro import recipebook
 from zoorepro.errors import ConfigError  # noqa: F401  (raised here; defined in errors)
+from zoorepro.errors import RecipeError
 from zoorepro.files import load_yaml
 from zoorepro.names import name_problem
 
@@ -46,6 +48,11 @@ class RunConfig(Params):
         return from_mapping({**self.to_dict(), **changes}, base_dir=Path.cwd())
 
     @property
+    def recipe_spec(self) -> "recipebook.Recipe":
+        """The recipe this run follows (read and checked once per file state)."""
+        return recipebook.load(self.recipe)
+
+    @property
     def primary_backend(self) -> str:
         return self.backends[0]
 
@@ -60,12 +67,35 @@ def _against(base: Path):
     return lambda value: str((base / value).resolve())
 
 
-# options the recipe's ATC command sets (atc.atc_command); extra args may not repeat them
-RECIPE_ATC_OPTIONS = ("model", "framework", "output", "input_shape", "log", "soc_version",
-                      "enable_small_channel", "insert_op_conf")
+def atc_options(recipe: "recipebook.Recipe") -> tuple[str, ...]:
+    """The options the recipe's ATC command sets; extra args may not repeat them."""
+    return tuple(a[2:].split("=", 1)[0] for a in recipe.atc.argv if a.startswith("--"))
 
 
-def _validate(v: dict, problems: list, check_paths: bool) -> None:
+def _with_recipe(v: dict, problems: list, check_paths: bool):
+    """Load the recipe ``v`` names and fill the keys left to it ('' or 0): the AIPP config,
+    the opset, the accuracy batch size and the weights.  Its problems are lines of ``problems``."""
+    try:
+        r = recipebook.load(v["recipe"])
+    except RecipeError as exc:
+        problems.append(f"recipe: {exc}")
+        return None
+    v["aipp_config"] = v["aipp_config"] or r.aipp_path
+    v["opset"] = v["opset"] or r.model.opset
+    v["accuracy_batch_size"] = v["accuracy_batch_size"] or r.ais_bench.accuracy_batch_size
+    if not v["weights"] and not v["onnx_model"]:
+        try:
+            v["weights"] = r.default_weights()
+        except RecipeError as exc:
+            if check_paths:
+                problems.append(f"weights: {exc}")
+        if not v["weights"] and check_paths:
+            problems.append(f"weights: recipe {r.name} ships no weights; set weights to "
+                            f"{r.weights.hint} (or give onnx_model)")
+    return r
+
+
+def _validate(v: dict, problems: list, check_paths: bool, recipe=None) -> None:
     """Every rule on typed values ``v`` (every key): the :class:`Spec`'s bounds and choices
     (configspec.check_rules), then the rules of a few keys that need more words."""
     check_rules(v, problems)
@@ -99,15 +129,18 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
         problems.append(f"soc_version: {_show(soc)} is not a chip name such as Ascend310P3 "
                         f"(letters and digits, as 'npu-smi info' prints); leave it empty to "
                         f"read it from npu-smi")
+    if v["opset"] and not 7 <= v["opset"] <= 30:
+        problems.append(f"opset: {_show(v['opset'])}: ONNX opsets 7 to 30 (0: the recipe's)")
+    recipe_options = atc_options(recipe) if recipe else ()
     for a in v["atc_extra_args"] or ():
         if not isinstance(a, str) or not re.fullmatch(
                 r"--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:=+/@%-]*)?", a):
             problems.append(f"atc_extra_args: {_show(a)} is not an ATC option such as "
                             f"--precision_mode=allow_fp32_to_fp16 (letters, digits and "
                             f"_.,:=+/@%- only)")
-        elif a[2:].split("=", 1)[0] in RECIPE_ATC_OPTIONS:
+        elif a[2:].split("=", 1)[0] in recipe_options:
             problems.append(f"atc_extra_args: {a.split('=', 1)[0]} is set by the recipe's ATC "
-                            f"command itself ({', '.join('--' + o for o in RECIPE_ATC_OPTIONS)}); "
+                            f"command itself ({', '.join('--' + o for o in recipe_options)}); "
                             f"change the matching parameter instead, or leave it out")
     if name_problem(v["name"]):
         problems.append(name_problem(v["name"]))
@@ -116,7 +149,7 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
             p = v.get(key)
             if key == "weights" and v.get("onnx_model"):
                 continue
-            if isinstance(p, str) and not os.path.exists(p):
+            if isinstance(p, str) and p and not os.path.exists(p):
                 problems.append(f"{key}: {p} does not exist (set {key} in the params file "
                                 f"or with -p {key} PATH)")
 
@@ -124,7 +157,9 @@ def _validate(v: dict, problems: list, check_paths: bool) -> None:
 def _finish(values: dict, problems: list, source: str, check_paths: bool) -> RunConfig:
     """The one end of every route: validate, raise every problem at once, or the config."""
     values = {**DEFAULTS, **values}
-    _validate(values, problems, check_paths)
+    recipe = _with_recipe(values, problems, check_paths) if isinstance(values["recipe"], str) \
+        else None
+    _validate(values, problems, check_paths, recipe)
     if problems:
         unknown = any(p.split(": ", 1)[-1].startswith("unknown key") for p in problems)
         raise ConfigError(f"{source}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
 import yaml
+from zoorepro import recipebook
 from zoorepro.backends import registry
 from zoorepro.files import load_yaml, yaml_number
 from zoorepro.outputs import FORMATS
@@ -34,6 +35,7 @@ class Spec:
     empty: bool = False          # '' is a value its help documents; other keys refuse ''
     items: type | None = None    # int: a list's entries are read as whole numbers
     words: bool = False          # a string given for the list is split as shell words
+    names: Callable[[], tuple[str, ...]] | None = None   # path=True: these stay as names
 
     def allowed(self) -> tuple[str, ...]:
         return self.choices() if callable(self.choices) else self.choices
@@ -49,20 +51,23 @@ class Params:
     """Every key of a params file.  Field order is the notebooks' ``parameters`` signature."""
 
     name: str = spec("demo", "run name: the run folder is <output_root>/<name>-<time>")
+    recipe: str = spec(recipebook.DEFAULT, "a shipped recipe (zoorepro recipes) or the folder "
+                                           "of your own recipe", path=True,
+                       names=recipebook.names)
     data_dir: str = spec("demo/imagenet-sample-100/images", "folder of the validation JPEGs",
                          path=True, must_exist=True)
     label_file: str = spec("demo/imagenet-sample-100/val_label.txt",
                            "val_label.txt: '<file> <0-based class>' per line",
                            path=True, must_exist=True)
-    weights: str = spec("demo/weights/squeezenet1_1_caffe_folded.pth",
-                        "torchvision squeezenet1_1 state_dict (.pth)", path=True, must_exist=True)
-    aipp_config: str = spec("aipp.config",
-                            "the recipe's aipp.config (normalisation baked into the model)",
-                            path=True, must_exist=True)
+    weights: str = spec("", "the model's state_dict (.pth); '': the recipe's default weights",
+                        path=True, must_exist=True, empty=True)
+    aipp_config: str = spec("", "AIPP config (normalisation, crop: baked into the model); '': "
+                                "the recipe's", path=True, must_exist=True, empty=True)
     # a batch past 4096 cannot fit in memory (5 MiB an image); the recipe sweeps 1..64
     batch_sizes: tuple = spec((1, 4, 8, 16, 32, 64), "throughput sweep batch sizes",
                               minimum=1, maximum=4096, items=int)
-    accuracy_batch_size: int = spec(1, "batch size of the accuracy run", minimum=1, maximum=4096)
+    accuracy_batch_size: int = spec(0, "batch size of the accuracy run; 0: the recipe's",
+                                    minimum=0, maximum=4096)
     backends: tuple = spec(("onnxruntime", "torch"),
                            "onnxruntime, torch, ais_bench; the first is the headline",
                            choices=registry.names)   # the built-in ones and any registered since
@@ -75,7 +80,7 @@ class Params:
                             "synchronous call)")
     outfmt: str = spec("TXT", "ais_bench output format: TXT | NPY | BIN", choices=FORMATS,
                        said="one of " + ", ".join(FORMATS), upper=True)
-    opset: int = spec(11, "ONNX opset of the export", minimum=7, maximum=30)
+    opset: int = spec(0, "ONNX opset of the export; 0: the recipe's", minimum=0, maximum=30)
     # the recipe's --loop is 50
     bench_iterations: int = spec(10, "timed iterations per batch size, at least",
                                  minimum=1, maximum=1_000_000)
@@ -185,7 +190,8 @@ def coerce(raw: Mapping[str, Any], resolve: Callable[[str], str], problems: list
         value = _one(key, value, found)
         if value is _BAD:
             continue
-        if SPECS[key].path and value and not os.path.isabs(value):
+        named = SPECS[key].names and value in SPECS[key].names()
+        if SPECS[key].path and value and not os.path.isabs(value) and not named:
             value = resolve(value)
         out[key] = value
     problems.extend(prefix + p for p in found)

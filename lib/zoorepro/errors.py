@@ -17,6 +17,10 @@ class ConfigError(ZooreproError, ValueError):
     """Params are invalid; the message lists every problem and the valid keys."""
 
 
+class RecipeError(ZooreproError, ValueError):
+    """A recipe folder is missing, malformed, or names something that cannot be had."""
+
+
 class DataError(ZooreproError, ValueError):
     """An input file or folder is unusable; the message names it and the fix."""
 
