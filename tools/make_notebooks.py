@@ -29,13 +29,18 @@ run another process is executing (`zoorepro run`) is refused until that process 
 
 def setup(stage: str | None) -> str:
     return ("%matplotlib inline\n"
-            "from IPython.display import HTML, display\n"
+            "from IPython.display import HTML, Markdown, display\n"
             "import zoorepro\n"
             "import zoorepro.scale.shards   # not 'from ... import shards': a parameter's name\n"
             "from zoorepro import report, runner, stages, tables\n\n"
             f"run = runner.open_from_notebook(globals(), stage={stage!r})\n"
             "executor = zoorepro.scale.shards.executor(run)   # Dask tasks if the run has shards\n"
             "print('run folder:', run.root)")
+
+
+def recipe_says(step: str) -> str:
+    """The cell that shows what the run's own recipe does in ``step`` (from its recipe file)."""
+    return f"display(Markdown(report.step_markdown(run.recipe, {step!r})))"
 
 
 def stage(name: str) -> str:
@@ -59,19 +64,19 @@ def md(text: str) -> Markdown:
 BODY = {
     "01_preprocess.ipynb": ("preprocess", [
         "# 1 · Preprocess: JPEG → raw `.bin` tensors\n"
-        "The recipe's `squeezenet1_1_preprocess.py` turns each validation JPEG into the bytes "
-        "the NPU model reads: convert to RGB, resize the shorter side to 256 (bilinear), "
-        "crop the centre 224×224, and write the HWC uint8 pixels as `<image>.bin` "
-        "(150,528 bytes). No normalisation here: the model does it (AIPP, next notebook).\n\n"
-        "On the NPU host the recipe runs:\n\n"
-        "```\npython3 squeezenet1_1_preprocess.py ${data_dir} ./prep_dataset\n```\n\n"
-        "zoorepro produces the same bytes (tested against torchvision's PIL path image by "
+        "A recipe's preprocess script turns each validation JPEG into the bytes the NPU model "
+        "reads: decode to RGB, resize the shorter side, crop the centre, and write the HWC "
+        "uint8 pixels as `<image>.bin`. No normalisation here: the model does it (AIPP, next "
+        "notebook). The numbers and the decoder are the recipe's (its `recipe.yaml`), shown "
+        "below with the command the recipe runs on the NPU host.\n\n"
+        "zoorepro produces the same bytes (tested against each recipe's own script, image by "
         "image), in parallel, natural order, never overwriting a finished `.bin`; an image "
         "that cannot be read is named with the reason and the fix, and the run stops before "
-        "inference. EXIF orientation is ignored, as the recipe ignores it." + ROUTES,
+        "inference." + ROUTES,
+        recipe_says("preprocess"),
         stage("preprocess") + "display(HTML(report.preprocess_section(report.load(run))))",
         md("## What the model receives\nThe first image as a JPEG and as its `.bin`, decoded: "
-        "the shorter side scaled to 256, then the centre 224×224."),
+        "the shorter side scaled, then the centre crop."),
         "tables.bin_beside_jpeg(run, 0)",
         md("## The images of this run\nOne row per image, in the order ais_bench reads them "
         "(natural sort). `zoorepro.load_run(run.root).images` gives the same table later."),
@@ -79,18 +84,15 @@ BODY = {
     ]),
     "02_export.ipynb": ("export", [
         md("# 2 · Export: `.pth` → ONNX, and ATC with AIPP\n"
-        "The recipe exports torchvision's SqueezeNet 1.1 to ONNX with "
-        "`squeezenet1_1_pth2onnx.py` (opset 11, input `image`, output `class`, dynamic batch), "
-        "then compiles one static-batch model per batch size with Huawei's ATC, which inserts "
-        "the normalisation described by `aipp.config` in front of the network (AIPP):\n\n"
-        "```\natc --model=squeezenet1_1.onnx --framework=5 --output=squeezenet1_1_bs${bs} \\\n"
-        "    --input_shape=\"image:${bs},3,224,224\" --log=error "
-        "--soc_version=Ascend${chip_name} \\\n"
-        "    --enable_small_channel=1 --insert_op_conf=aipp.config\n```\n\n"
-        "Without ATC (no CANN here), zoorepro builds the portable equivalent: the same "
-        "`aipp.config` prepended to the ONNX graph as nodes, taking the `.bin` bytes (uint8 "
-        "NHWC) directly. We check that the export matches PyTorch on real images, and that "
-        "AIPP equals torchvision's `Normalize`."),
+        "A recipe exports the framework's network to ONNX, then compiles one static-batch "
+        "model per batch size with Huawei's ATC, which inserts the normalisation (and, for "
+        "some recipes, a crop) described by its AIPP config in front of the network (AIPP). "
+        "The recipe's names, batch axis, opset and ATC line:"),
+        recipe_says("export"),
+        md("Without ATC (no CANN here), zoorepro builds the portable equivalent: the same AIPP "
+        "config prepended to the ONNX graph as nodes, taking the `.bin` bytes (uint8 NHWC) "
+        "directly. We check that the export matches PyTorch on real images, and that AIPP "
+        "equals the framework's normalisation."),
         stage("export") +
         "display(HTML(report.export_section(report.load(run))))",
         md("## ATC\nWhere `atc` is on PATH (CANN's `set_env.sh` sourced) the recipe's commands "
@@ -100,21 +102,20 @@ BODY = {
     ]),
     "03_infer.ipynb": ("infer", [
         md("# 3 · Inference and the batch-size sweep\n"
-        "On the NPU host the recipe runs ais_bench twice: once over the `.bin` folder for "
-        "accuracy, once in pure-inference mode per batch size for throughput:\n\n"
-        "```\npython3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --batchsize=${bs} \\\n"
-        "    --input ./prep_dataset --output result --output_dirname result_bs${bs} --outfmt TXT\n"
-        "python3 -m ais_bench --model=squeezenet1_1_bs${bs}.om --loop=50 --batchsize=${bs}\n```\n\n"
-        "Each backend here reads the folder the way ais_bench does (natural order, the last "
+        "On the NPU host a recipe runs ais_bench twice: once over the `.bin` folder for "
+        "accuracy, once in pure-inference mode per batch size for throughput. This run's "
+        "recipe:"),
+        recipe_says("infer"),
+        md("Each backend here reads the folder the way ais_bench does (natural order, the last "
         "batch padded with its first file, padding not saved) and writes ais_bench's layout "
         "(`result_bs<N>/<image>_0.txt`, `result_bs<N>_summary.json`). Throughput uses "
         "ais_bench's formula, 1000 × batch / mean compute ms; end-to-end figures add reading, "
         "batching and writing."),
         stage("infer") + "data = report.load(run)\n"
         "display(HTML(report.e2e_table(data)))",
-        md("## Throughput by batch size\nA matplotlib figure: the recipe's published Ascend "
-        "310P3 / 310B1 series are dashed; red crosses mark points whose timing spread was too "
-        "large to trust."),
+        md("## Throughput by batch size\nA matplotlib figure: the recipe's published NPU "
+        "series are dashed; red crosses mark points whose timing spread was too large to "
+        "trust."),
         "tables.throughput_figure(run)",
         md("## The raw sweep\nEvery timed point (the same table as `records/bench.csv`)."),
         "sweep = tables.load_run(run).bench\n"
@@ -123,14 +124,13 @@ BODY = {
     ]),
     "04_evaluate.ipynb": ("evaluate", [
         md("# 4 · Evaluate: top-1 … top-5\n"
-        "The recipe's `squeezenet1_1_postprocess.py` reads the first line of each result "
-        "file, ranks the scores and counts a hit when the label (0-based; +1 for 1001-class "
-        "models) is among the first k:\n\n"
-        "```\npython3 squeezenet1_1_postprocess.py result/result_bs${bs} ./val_label.txt ./ "
-        "result.json\n```\n\n"
-        "zoorepro scores the same way (ties go to the lower class index, so the result is "
+        "A recipe's postprocess script reads the first line of each result file, ranks the "
+        "scores and counts a hit when the label (0-based; +1 for 1001-class models) is among "
+        "the first k. This run's recipe:"),
+        recipe_says("evaluate"),
+        md("zoorepro scores the same way (ties go to the lower class index, so the result is "
         "deterministic), refuses non-finite scores and outputs of images that are not this "
-        "run's, and writes `result.json` in the recipe's format."),
+        "run's, and writes the result file in the recipe's format."),
         stage("evaluate") + "data = report.load(run)\n"
         "display(HTML(report.accuracy_table(data)))",
         md("## Per image\nOne row per image and backend: the label, the five best classes and "
@@ -142,13 +142,14 @@ BODY = {
         "wrong[['image', 'label', 'top1', 'top2', 'top3', 'correct@5']]",
     ]),
     "05_report.ipynb": (None, [
-        md("# SqueezeNet 1.1 on ImageNet — reproducibility report\nRecipe: Ascend ModelZoo "
-        "`ACL_PyTorch/contrib/cv/classfication/Squeezenet1_1`, rebuilt by zoorepro. Every "
-        "figure below comes from this run's records and names what produced it."),
+        md("*A zoorepro reproducibility report: one run of one recipe, what it measured against "
+        "what the recipe publishes. Its title and every figure below come from the run's "
+        "records.*"),
         "stages.ensure_for_report(run, executor)\ndata = report.load(run)\n"
+        "display(Markdown(report.title_markdown(data.recipe)))\n"
         "display(HTML(report.verdict(data)))",
         md("## Accuracy\nTop-k of every backend beside the recipe's published figures and "
-        "torchvision's; a sample of predictions with class names."),
+        "the framework's; a sample of predictions with class names."),
         "display(HTML(report.accuracy_table(data)))\ndisplay(HTML(report.predictions_sample(data)))",
         md("## Throughput by batch size\nThe sweep of every backend, with the recipe's NPU "
         "series for reference; the tables give each point's timing and validity."),
@@ -156,7 +157,7 @@ BODY = {
         "metadata={'image/png': {'alt': 'Throughput by batch size'}})",
         "display(HTML(report.throughput_table(data)))\ndisplay(HTML(report.e2e_table(data)))",
         md("### Against the recipe's published throughput\nOur compute img/s beside the recipe's "
-        "Ascend 310P3 and 310B1 figures at each of its batch sizes, with the ratio."),
+        "NPU figures at each of its batch sizes, with the ratio."),
         "display(HTML(report.recipe_ratio_table(data)))",
         md("## Ascend NPU path\nWhat ran on an NPU (ATC, ais_bench), or why it did not."),
         "display(HTML(report.npu_section(data)))",
@@ -167,10 +168,13 @@ BODY = {
         "how far their scores differ."),
         "display(HTML(report.parity_section(data)))",
         md("## Export parity and AIPP check\nONNX against PyTorch on real images; AIPP against "
-        "torchvision's normalisation."),
+        "the framework's normalisation."),
         "display(HTML(report.export_section(data)))",
         md("## Preprocessing\nWhat the first step wrote and reused."),
         "display(HTML(report.preprocess_section(data)))",
+        md("## Recipe\nThe recipe this run followed, where it comes from, and its file as the "
+        "run kept it."),
+        "display(HTML(report.recipe_section(data)))",
         md("## Environment\nThe machine, the packages and their versions."),
         "display(HTML(report.environment_section(data)))",
         md("## Provenance\nHashes of the weights, models, labels and images, and the parameters "

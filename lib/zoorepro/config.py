@@ -263,7 +263,9 @@ def from_namespace(namespace: Mapping[str, Any], *, check_paths: bool = True,
 def notebook_value(key: str, value: Any) -> Any:
     """``value`` of ``key`` as a notebook's parameters cell writes it: a list for a tuple, a
     relative path from ``notebooks/`` (``../``), since a notebook runs in that folder."""
-    if SPECS[key].path and isinstance(value, str) and value and not os.path.isabs(value):
+    named = SPECS[key].names is not None and value in SPECS[key].names()
+    if SPECS[key].path and isinstance(value, str) and value and not os.path.isabs(value) \
+            and not named:
         return "../" + value
     return list(value) if isinstance(value, tuple) else value
 

@@ -136,7 +136,8 @@ class Published:
 
 @dataclass(frozen=True)
 class Reference:
-    label: str
+    label: str              # its row in the accuracy table, e.g. "torchvision fp32"
+    name: str               # how a sentence names it, e.g. "torchvision"
     source: str
     top1: float
     top5: float | None
@@ -393,6 +394,7 @@ def parse(raw: Any, folder: Path, sha256: str = "") -> Recipe:
                       command=g(sc, "command", str, default="", where="scoring"))
     published = _published(r, pub)
     reference = Reference(label=g(ref, "label", str, where="reference"),
+                          name=g(ref, "name", str, where="reference"),
                           source=g(ref, "source", str, where="reference"),
                           top1=g(ref, "top1", float, default=None, where="reference"),
                           top5=g(ref, "top5", float, default=None, where="reference"))
@@ -505,6 +507,26 @@ def resolve(recipe: Recipe, ref: str, what: str):
     if not callable(fn):
         raise RecipeError(f"{recipe.path}: {what}: {target} has no function {func}")
     return fn
+
+
+COPY_MAX = 1 << 20     # bytes of one file of a recipe folder (a recipe is text and code)
+
+
+def copy_folder(recipe: Recipe, dest: str | os.PathLike) -> list[str]:
+    """Copy the recipe's folder (its files, not subfolders) to ``dest/<name>/``, each file
+    atomically; returns the names copied.  A file over :data:`COPY_MAX` is refused."""
+    from zoorepro.files import atomic_copy
+    out = Path(dest) / recipe.name
+    names = []
+    for p in sorted(Path(recipe.folder).iterdir()):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        if p.stat().st_size > COPY_MAX:
+            raise RecipeError(f"{p}: {p.stat().st_size:,} bytes is no recipe file (at most "
+                              f"{COPY_MAX:,}); keep weights and data outside the recipe folder")
+        atomic_copy(p, out / p.name)
+        names.append(p.name)
+    return names
 
 
 def fill(argv: tuple, **values: Any) -> list[str]:

@@ -1,9 +1,9 @@
 """What every backend is: :class:`Backend` (the portable path's folder run and sweep by
 default), the :class:`Artifacts` it may need, and the jobs it is given.
 
-Every backend takes the recipe's input -- uint8 NHWC ``[N, 224, 224, 3]``, the ``.bin``
-bytes -- and returns float32 logits ``[N, 1000]``; normalisation is AIPP, read from
-``aipp.config``.  Optional backends import their packages lazily and, when missing, say
+Every backend takes the recipe's input -- uint8 NHWC ``[N, H, W, 3]``, the ``.bin`` bytes,
+H x W the AIPP config's ``src_image_size`` -- and returns float32 logits ``[N, classes]``;
+normalisation (and a crop, where the recipe has one) is AIPP, read from the AIPP config.  Optional backends import their packages lazily and, when missing, say
 what to install.
 """
 from __future__ import annotations
@@ -18,11 +18,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Artifacts:
-    """What a backend may need: the AIPP ONNX model, the weights and the AIPP config."""
+    """What a backend may need: the AIPP ONNX model, the weights and the AIPP config, and the
+    recipe (:class:`zoorepro.recipebook.Recipe`: the model builder, the command lines)."""
     aipp_onnx: str = ""
     weights: str = ""
     aipp_config: str = ""
     om_models: dict = field(default_factory=dict)   # batch size -> .om path (ais_bench)
+    recipe: object = None
 
 
 class Backend:
@@ -60,7 +62,8 @@ class Backend:
         from zoorepro.backends import bench
         from zoorepro.ascend.aisformat import result_dirname
         return bench.run_folder(self, job.input_dir, job.output, result_dirname(job.batch_size),
-                                job.batch_size, job.outfmt, job.warmup, job.progress,
+                                job.batch_size, job.input_shape, job.outfmt, job.warmup,
+                                job.progress,
                                 files=job.files, streams=job.streams)
 
     def run_sweep(self, job: "SweepJob") -> list[dict]:
@@ -73,11 +76,13 @@ class Backend:
 class AccuracyJob:
     """What an accuracy run needs: the ``.bin`` folder and this run's files in it, where the
     results go, and how (ais_bench's options; ``streams`` for the portable path;
-    ``scratch``: a folder of the run a backend may fill, e.g. with a subset of inputs)."""
+    ``scratch``: a folder of the run a backend may fill, e.g. with a subset of inputs;
+    ``input_shape``: each input's uint8 HWC shape)."""
     input_dir: Path
     files: Sequence[Path]
     output: Path
     batch_size: int
+    input_shape: tuple
     outfmt: str = "TXT"
     warmup: int = 1
     progress: bool = True

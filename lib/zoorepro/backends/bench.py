@@ -27,7 +27,6 @@ from zoorepro.ascend.aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFI
 from zoorepro import hostload
 from zoorepro.recipe.data import DataError, image_key
 from zoorepro.host import check_memory, heartbeat, progress_bar
-from zoorepro.recipe.preprocess import BIN_BYTES, CHANNELS, CROP
 
 THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms); compute time = "
                          "host wall time around each synchronous inference call; file I/O, "
@@ -38,22 +37,24 @@ E2E_DEFINITION = ("end to end: images / wall time of the whole folder run (readi
                   "accuracy run uses (e2e_streams)")
 
 
-def load_input(path: Path) -> np.ndarray:
+def load_input(path: Path, shape: tuple) -> np.ndarray:
+    """One input, uint8 HWC of ``shape`` (the AIPP config's ``src_image_size``, 3 channels)."""
+    want = int(np.prod(shape))
+    dims = "x".join(str(d) for d in shape)
     if path.name.lower().endswith(".npy"):
         arr = np.load(path, allow_pickle=False)
-        if arr.dtype != np.uint8 or arr.size != BIN_BYTES:
-            raise DataError(f"{path}: expected {CROP}x{CROP}x{CHANNELS} uint8, got "
-                            f"{arr.dtype} {arr.shape}")
-        return arr.reshape(CROP, CROP, CHANNELS)
+        if arr.dtype != np.uint8 or arr.size != want:
+            raise DataError(f"{path}: expected {dims} uint8, got {arr.dtype} {arr.shape}")
+        return arr.reshape(shape)
     size = path.stat().st_size
-    if size != BIN_BYTES:
-        raise DataError(f"{path}: {size} bytes, expected {BIN_BYTES} (224x224x3 uint8): "
+    if size != want:
+        raise DataError(f"{path}: {size} bytes, expected {want} ({dims} uint8): "
                         f"tensorsize/filesize do not match; remove it or rerun preprocessing")
-    return np.fromfile(path, dtype=np.uint8).reshape(CROP, CROP, CHANNELS)
+    return np.fromfile(path, dtype=np.uint8).reshape(shape)
 
 
 def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out_dir: Path,
-                 outfmt: str, stems: Sequence[str] | None = None, bar=None):
+                 outfmt: str, shape: tuple, stems: Sequence[str] | None = None, bar=None):
     """Infer ``files`` in batches across ``replicas``, one thread per replica (ONNX Runtime
     and torch release the GIL while computing, so stream k reads and writes files while
     stream j computes).  Each batch's outputs are written by the thread that computed it.
@@ -75,7 +76,7 @@ def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out
                 if item is None:
                     return
                 i, (real, padded) = item
-                x = np.stack([load_input(files[p]) for p in padded])
+                x = np.stack([load_input(files[p], shape) for p in padded])
                 t0 = time.perf_counter()
                 y = backend.infer(x)
                 per_stream[k].append((time.perf_counter() - t0) * 1000.0)
@@ -150,10 +151,11 @@ def warm(replicas: Sequence, x: np.ndarray, times: int) -> None:
 
 
 def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike, dirname: str,
-               batch_size: int, outfmt: str = "TXT", warmup: int = 1,
+               batch_size: int, shape: tuple, outfmt: str = "TXT", warmup: int = 1,
                progress: bool = True, files: Sequence[Path] | None = None,
                streams: int = 1) -> dict:
-    """ais_bench ``--input DIR --output OUT --output_dirname NAME --outfmt FMT --batchsize N``.
+    """ais_bench ``--input DIR --output OUT --output_dirname NAME --outfmt FMT --batchsize N``;
+    ``shape``: each input's uint8 HWC shape (the AIPP config's source image).
     ``files``: only these inputs of the folder (a run's own images in a shared folder).
     ``streams``: concurrent inference streams (``backend.replicas``); 0 = the backend's
     :meth:`auto_streams`."""
@@ -171,13 +173,13 @@ def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike,
     replicas = replicas_for(backend, streams)
     check_memory(backend, batch_size, len(replicas))
     if warmup:
-        first = np.stack([load_input(files[p])
+        first = np.stack([load_input(files[p], shape)
                           for p in next(batches(range(len(files)), batch_size))[1]])
         warm(replicas, first, warmup)
     bar = progress_bar(len(files), f"{backend.name} bs{batch_size}") if progress else None
     try:
         per_stream, filesinfo, wall_s = _infer_files(replicas, files, batch_size, out_dir,
-                                                     outfmt, bar=bar)
+                                                     outfmt, shape, bar=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -297,7 +299,7 @@ def measure(backend, samples: np.ndarray, batch_size: int, s: SweepSettings) -> 
     }
 
 
-def measure_e2e(replicas: Sequence, files: Sequence[Path], batch_size: int,
+def measure_e2e(replicas: Sequence, files: Sequence[Path], batch_size: int, shape: tuple,
                 outfmt: str = "TXT", min_images: int = 64) -> dict:
     """End to end at ``batch_size``: read ``.bin`` files, batch, infer, write outputs (to a
     temporary folder), over at least ``min_images`` images (files cycled), with the
@@ -307,7 +309,7 @@ def measure_e2e(replicas: Sequence, files: Sequence[Path], batch_size: int,
     order = [Path(files[i % len(files)]) for i in range(n)]
     stems = [f"{i}_{image_key(f.name)}" for i, f in enumerate(order)]
     with tempfile.TemporaryDirectory(prefix="zoorepro-e2e-") as tmp:
-        _, _, wall = _infer_files(replicas, order, batch_size, Path(tmp), outfmt, stems)
+        _, _, wall = _infer_files(replicas, order, batch_size, Path(tmp), outfmt, shape, stems)
     return {"e2e_throughput": n / wall, "e2e_images": n, "e2e_streams": len(replicas),
             "e2e_definition": E2E_DEFINITION}
 
@@ -332,7 +334,7 @@ def sweep(backend, samples: np.ndarray, s: SweepSettings, files: Sequence[Path] 
                 _release(backend)
                 if files:
                     warm(replicas, cycled_batch(samples, bs), s.warmup)
-                    rec.update(measure_e2e(replicas, files, bs, outfmt))
+                    rec.update(measure_e2e(replicas, files, bs, samples.shape[1:], outfmt))
                     for r in replicas:
                         _release(r)
                 out.append(rec)

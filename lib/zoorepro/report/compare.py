@@ -18,7 +18,6 @@ from itertools import combinations
 from pathlib import Path
 
 from zoorepro.errors import CompareError  # noqa: F401  (raised here; defined in errors)
-from zoorepro.recipe import references as ref
 from zoorepro.recipe import evaluate
 from zoorepro import report
 from zoorepro.errors import RecordError
@@ -148,15 +147,36 @@ def accuracy_rows(entries: list[Entry]) -> list[list]:
                 continue
             rows.append([e.label, backend, m.device, fmt(m.images)] +
                         [fmt(getattr(m, f"top{i}")) for i in range(1, 6)] +
-                        [f"{report.describe_weights(m.weights_sha256, e.ingested)}; weights "
+                        [f"{report.describe_weights(m.weights_sha256, e.ingested, e.data.recipe)}"
+                         f"; weights "
                          f"sha256 {str(m.weights_sha256)[:12]}; images sha256 "
                          f"{str(m.image_list_sha256)[:12]}; bs {m.batch_size}"])
-    for label, (a1, a5) in ref.ACCURACY.items():
-        rows.append([label + " (published)", "", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}", "",
-                     "", "", f"{a5:.2f}",
-                     ref.TORCHVISION_SOURCE if label.startswith("torchvision")
-                     else ref.RECIPE_SOURCE])
+    many = len(recipes_of(entries)) > 1
+    for recipe in recipes_of(entries).values():
+        for label, images, a1, a5, source in report.published_accuracy(recipe):
+            label = f"{recipe.title}: {label}" if many else label
+            rows.append([label + " (published)", "", "", f"{images:,}", f"{a1:.2f}", "",
+                         "", "", "" if a5 is None else f"{a5:.2f}", source])
     return rows
+
+
+def recipes_of(entries: list) -> dict:
+    """``{recipe name: Recipe}`` of the runs compared, in order (runs that kept none: none)."""
+    out: dict = {}
+    for e in entries:
+        r = e.data.recipe
+        if r is not None:
+            out.setdefault(r.name, r)
+    return out
+
+
+def published_series(entries: list) -> dict:
+    """The recipes' published throughput series, each labelled with its recipe when the runs
+    follow more than one."""
+    recipes = recipes_of(entries)
+    many = len(recipes) > 1
+    return {(f"{r.title}: {label}" if many else label): series
+            for r in recipes.values() for label, series in r.throughput_labels().items()}
 
 
 def throughput_figure(entries: list[Entry]):
@@ -170,7 +190,8 @@ def throughput_figure(entries: list[Entry]):
         for key, group in series_groups(recs, prefix=f"{e.label}: ").items():
             groups[f"{e.label}: {key}" if key in groups else key] = group
     return report.plot_throughput(
-        groups, "Throughput by batch size, all runs (ais_bench definition)")
+        groups, "Throughput by batch size, all runs (ais_bench definition)",
+        published_series(entries))
 
 
 def throughput_data(entries: list[Entry]) -> dict:
@@ -226,7 +247,8 @@ def _env_rows(e: Entry) -> dict:
     """Flat {item: value} describing what produced a run."""
     d = e.data
     env = d.environment.data() if d.environment else {}     # every field it records
-    rows = {k: v for k, v in env.items() if k != "packages"}
+    rows = {"recipe": d.recipe and f"{d.recipe.name} (sha256 {d.recipe.sha256[:12]})"}
+    rows.update({k: v for k, v in env.items() if k != "packages"})
     rows.update({f"package {k}": v or "not installed"
                  for k, v in (env.get("packages") or {}).items()})
     for b, st in d.infer_entries.items():
@@ -239,7 +261,7 @@ def _env_rows(e: Entry) -> dict:
                  "label file sha256": ds and ds.label_file_sha256,
                  "weights sha256": ex and ex.weights_sha256,
                  "weights identified as": report.describe_weights(ex and ex.weights_sha256,
-                                                                  e.ingested),
+                                                                  e.ingested, d.recipe),
                  "ONNX sha256": ex and ex.onnx_sha256})
     return rows
 
@@ -279,7 +301,9 @@ def summary_data(entries: list[Entry], pairs: list[dict]) -> dict:
 # ------------------------------------------------------------ page
 def render(entries: list[Entry], pairs: list[dict] | None = None) -> str:
     pairs = parity_pairs(entries) if pairs is None else pairs
+    titles = [r.title for r in recipes_of(entries).values()] or ["recipe not recorded"]
     return report.render("compare.html.j2", labels=[e.label for e in entries],
+                         titles=titles,
                          summary=summary_data(entries, pairs), runs=runs_rows(entries),
                          accuracy=accuracy_rows(entries), throughput=throughput_data(entries),
                          parity=parity_data(entries, pairs),

@@ -22,9 +22,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from zoorepro.recipe import references as ref
 from zoorepro.recipe.data import sha256_file
-from zoorepro.files import atomic_write_text, project_root
+from zoorepro.files import atomic_write_text
 from zoorepro.report.plotstyle import plot_throughput  # noqa: F401  (report.plot_throughput, as before)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -120,6 +119,7 @@ class RunData:
     root: Path
     records: dict = field(default_factory=dict)
     params_text: str | None = None
+    recipe: object = None     # the zoorepro.recipebook.Recipe the run kept (None: none kept)
 
     def __post_init__(self):
         from zoorepro.run import records
@@ -160,20 +160,48 @@ def load(run) -> RunData:
     checked by its record class, plus ``params.yaml`` as text."""
     from zoorepro.run.folder import Run
     run = run if isinstance(run, Run) else Run.open(run)
-    return RunData(run.root, run.all_records(), run.params_text())
+    return RunData(run.root, run.all_records(), run.params_text(), run.recipe)
 
 
-def describe_weights(sha: str | None, ingested: bool = False) -> str:
+@functools.lru_cache(maxsize=8)
+def _sha_of(path: str, size: int, mtime: int) -> str:
+    return sha256_file(path)
+
+
+def is_demo_weights(sha: str | None, recipe) -> bool:
+    """Whether ``sha`` is the recipe's demo weights file (the file, hashed here)."""
+    demo = recipe.demo_weights() if recipe is not None and sha else ""
+    if not demo or not os.path.isfile(demo):
+        return False
+    st = os.stat(demo)
+    return _sha_of(demo, st.st_size, st.st_mtime_ns) == sha
+
+
+def describe_weights(sha: str | None, ingested: bool = False, recipe=None) -> str:
+    """What the weights of sha256 ``sha`` are: the recipe's demo weights, a file the recipe
+    knows by its hash, or the user's."""
     if not sha:
         return ("not recorded (results ingested from an NPU host)" if ingested
                 else "no weights file (ONNX given directly)")
-    for prefix, name in ref.KNOWN_WEIGHTS.items():
+    if is_demo_weights(sha, recipe):
+        return recipe.weights.demo.name
+    for prefix, name in (recipe.weights.known.items() if recipe is not None else ()):
         if sha.startswith(prefix):
             return name
-    demo = project_root() / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
-    if demo.is_file() and sha256_file(demo) == sha:
-        return ref.DEMO_WEIGHTS_NAME
     return "user-supplied weights"
+
+
+def published_accuracy(recipe) -> list:
+    """``[(label, images, top1, top5 or None, source)]``: the recipe's published figures per
+    chip, then the framework's reference (none without a recipe)."""
+    if recipe is None:
+        return []
+    pub, ref = recipe.published, recipe.reference
+    rows = [(f"recipe {chip}", pub.images, a1, a5, pub.source)
+            for chip, (a1, a5) in pub.accuracy.items()]
+    if ref.top1 is not None:
+        rows.append((ref.label, pub.images, ref.top1, ref.top5, ref.source))
+    return rows
 
 
 def ok_accuracy(data: RunData) -> dict:
@@ -200,8 +228,10 @@ class Verdict:
 
     ``kind`` is one of :data:`VERDICT_KINDS`; ``word`` is the bold word of the verdict
     ("REPRODUCED", "NOT reproduced", "matched", "NOT matched"; "" where there is none).
-    ``figures`` are the published (Acc@1, Acc@5) compared with: the recipe's, then
-    torchvision's for a full-set run, or the demo's independent (Acc@1, Acc@5, images)."""
+    ``figures`` are what the run is compared with: for a full-set run ``(name, Acc@1, Acc@5
+    or None)`` per published figure (the recipe's first chip, then the framework's), for the
+    demo its independent (Acc@1, Acc@5, images).  ``recipe``: the recipe's first published
+    (Acc@1, Acc@5), () when it has none; ``full_images``: the set the recipe scores."""
     kind: str
     word: str = ""
     backend: str = ""
@@ -214,6 +244,8 @@ class Verdict:
     recipe: tuple = ()
     figures: tuple = ()
     full_set: bool = False
+    full_images: int = 50000
+    measured_by: str = ""
     best: object = field(default=None, hash=False, compare=False)   # a records.BenchRow
 
 
@@ -231,23 +263,31 @@ def verdict_of(data: RunData) -> Verdict:
     if not acc:
         return Verdict(NO_ACCURACY)
     name, m = next(iter(acc.items()))
-    weights = describe_weights(m.weights_sha256, data.ingested)
+    recipe = data.recipe
+    weights = describe_weights(m.weights_sha256, data.ingested, recipe)
+    demo = is_demo_weights(m.weights_sha256, recipe)
     n = m.images
     tol = (read_params(data) or {}).get("reference_tolerance_pct", 1.0)
+    full = recipe.published.images if recipe is not None else 0
+    chips = list(recipe.published.accuracy.values()) if recipe is not None else []
     base = dict(backend=name, device=m.device, top1=m.top1, top5=m.top5, images=n,
-                weights=weights, tolerance=tol, recipe=tuple(ref.ACCURACY["recipe Ascend310P3"]),
-                full_set=n == ref.FULL_VAL_IMAGES, best=best_throughput(data))
-    if n == ref.FULL_VAL_IMAGES and not weights.startswith("demo"):
-        r1, r5 = ref.ACCURACY["recipe Ascend310P3"]
-        t1, t5 = ref.ACCURACY["torchvision fp32"]
-        ok_r = abs(m.top1 - r1) <= tol and abs(m.top5 - r5) <= tol
-        ok_t = abs(m.top1 - t1) <= tol and abs(m.top5 - t5) <= tol
-        ok = ok_r or ok_t
+                weights=weights, tolerance=tol, recipe=tuple(chips[0]) if chips else (),
+                full_set=n == full, full_images=full, best=best_throughput(data))
+    against = []
+    if recipe is not None:
+        if chips:
+            against.append(("the recipe", *chips[0]))
+        if recipe.reference.top1 is not None:
+            against.append((recipe.reference.name, recipe.reference.top1,
+                            recipe.reference.top5))
+    if n == full and not demo and against:
+        ok = any(abs(m.top1 - a1) <= tol and (a5 is None or abs(m.top5 - a5) <= tol)
+                 for _, a1, a5 in against)
         return Verdict(REPRODUCED if ok else NOT_REPRODUCED,
-                       "REPRODUCED" if ok else "NOT reproduced",
-                       figures=((r1, r5), (t1, t5)), **base)
-    if weights.startswith("demo"):
-        exp = ref.DEMO_EXPECTED
+                       "REPRODUCED" if ok else "NOT reproduced", figures=tuple(against), **base)
+    if demo:
+        exp = recipe.weights.demo.expected
+        base["measured_by"] = recipe.weights.demo.measured_by
         figures = (exp["top1"], exp["top5"], exp["images"])
         if n != exp["images"]:
             return Verdict(DEMO_NOT_CHECKED, figures=figures, **base)

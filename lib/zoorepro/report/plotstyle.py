@@ -1,8 +1,9 @@
 """The look of zoorepro's throughput figures, in one place: the report, the compare page and
 the notebooks (``tables.throughput_figure``) all draw them with :func:`plot_throughput`.
 
-* One colour per series everywhere (:data:`SERIES_COLOURS`, :func:`colour_of`): the recipe's
-  published 310P3 / 310B1 series always have their own colours; any other series is keyed by
+* One colour per series everywhere (:data:`PUBLISHED_COLOURS`, :func:`colour_of`): the
+  recipe's published series (one per chip, in the recipe file's order) always have their own
+  colours, never in :data:`PALETTE`; any other series is keyed by
   what produced it (:func:`series_key`: backend, precision, device; onnxruntime blue, torch
   orange, ais_bench green first), so it has the same colour in the report, its notebook and
   a comparison.  Within one figure two series never
@@ -15,10 +16,8 @@ from __future__ import annotations
 
 import hashlib
 
-from zoorepro.recipe import references as ref
-
-# the recipe's published series (references.THROUGHPUT's names): fixed, never in PALETTE
-SERIES_COLOURS = {"recipe Ascend310P3": "#7b3294", "recipe Ascend310B1": "#a6611a"}
+# the recipe's published series, first chip first: fixed, never in PALETTE
+PUBLISHED_COLOURS = ("#7b3294", "#a6611a", "#5e3c99", "#8c510a")
 INVALID_COLOUR = "#d62728"      # the cross on a point whose timing is not to be trusted
 # every other series: a colour picked from its key (stable across processes and machines),
 # a known backend's first
@@ -40,20 +39,26 @@ def _slot(key: str) -> int:
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % len(PALETTE)
 
 
-def colour_of(key: str) -> str:
-    """The colour of the series ``key`` (a published series' name or a :func:`series_key`)."""
-    return SERIES_COLOURS.get(key) or PALETTE[_slot(key)]
+def colour_of(key: str, published=()) -> str:
+    """The colour of the series ``key``: the k-th of ``published`` (the recipe's published
+    series' names) its fixed colour, any other (a :func:`series_key`) from the palette."""
+    published = list(published)
+    if key in published:
+        return PUBLISHED_COLOURS[published.index(key) % len(PUBLISHED_COLOURS)]
+    return PALETTE[_slot(key)]
 
 
-def colours_for(keys) -> dict:
-    """{key: colour} for the series of one figure: :func:`colour_of` each, except that a key
-    whose colour an earlier key took gets the next free one."""
-    out, used = {}, set(SERIES_COLOURS.values())
-    for key in keys:
+def colours_for(keys, published=()) -> dict:
+    """{key: colour} for the series of one figure (``published``: the recipe's published
+    series' names): :func:`colour_of` each, except that a key whose colour an earlier key
+    took gets the next free one."""
+    published = list(published)
+    out, used = {}, set(PUBLISHED_COLOURS)
+    for key in [*published, *keys]:
         if key in out:
             continue
-        if key in SERIES_COLOURS:
-            out[key] = SERIES_COLOURS[key]
+        if key in published:
+            out[key] = colour_of(key, published)
             continue
         start = _slot(key)
         for i in range(len(PALETTE)):
@@ -106,16 +111,18 @@ def series_groups(recs, prefix: str = "zoorepro ") -> dict:
     return out
 
 
-def plot_throughput(groups: dict, title: str):
+def plot_throughput(groups: dict, title: str, published: dict | None = None):
     """Throughput vs batch size: ``groups`` is ``{series key: (label, [records.BenchRow])}``
     (:func:`series_groups`; a bare list of records: the key is the label), with the recipe's
-    published series dashed; a point whose timing is not valid is marked with a cross, a
-    point measured on a busy host with an open circle."""
+    ``published`` series (``{label: {batch size: img/s}}``, e.g.
+    ``Recipe.throughput_labels()``) dashed; a point whose timing is not valid is marked with
+    a cross, a point measured on a busy host with an open circle."""
+    published = dict(published or {})
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8, 4.6), dpi=100)
     ax = fig.subplots()
     groups = {k: (v if isinstance(v, tuple) else (k, v)) for k, v in groups.items()}
-    colours = colours_for([*groups, *ref.THROUGHPUT])
+    colours = colours_for(list(groups), published)
     drawn = []
     for key, (label, recs) in groups.items():
         recs = sorted((r for r in recs if r.throughput), key=lambda r: r.batch_size)
@@ -131,7 +138,7 @@ def plot_throughput(groups: dict, title: str):
             if odd:
                 ax.plot([r.batch_size for r in odd], [r.throughput for r in odd],
                         linestyle="none", **style)
-    for label, series in ref.THROUGHPUT.items():
+    for label, series in published.items():
         bss = sorted(series)
         drawn += bss
         ax.plot(bss, [series[b] for b in bss], "--", alpha=0.6, color=colours[label],

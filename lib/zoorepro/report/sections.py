@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 
 from zoorepro.backends.registry import runs_on_npu
-from zoorepro.recipe import references as ref
 from zoorepro.files import read_json
 from zoorepro.recipe.preprocess import conversion_note
 from zoorepro.report.plotstyle import plot_throughput, series_groups
 from zoorepro.report.throughput import (THROUGHPUT_HEADERS, bench_records, throughput_notes,
                                         throughput_rows)
 from zoorepro.report.core import (RunData, ok_accuracy, accuracy_run_note, describe_weights,
-                                  figure_html, fmt, ratio, render, verdict_of)
+                                  figure_html, fmt, published_accuracy, ratio, render,
+                                  verdict_of)
 
 
 def _section(name: str, **context) -> str:
@@ -57,14 +57,12 @@ def accuracy_table(data: RunData) -> str:
         rows.append([f"zoorepro {name}", m.device, m.images] +
                     [f"{getattr(m, f'top{i}'):.2f}" for i in range(1, 6)] +
                     [f"bs {m.batch_size}; weights "
-                     f"{describe_weights(m.weights_sha256, data.ingested)}; "
+                     f"{describe_weights(m.weights_sha256, data.ingested, data.recipe)}; "
                      f"weights sha256 {str(m.weights_sha256)[:12]}; images sha256 "
                      f"{str(m.image_list_sha256)[:12]}"])
-    for label, (a1, a5) in ref.ACCURACY.items():
-        rows.append([label + " (published)", "", f"{ref.FULL_VAL_IMAGES:,}", f"{a1:.2f}",
-                     "", "", "", f"{a5:.2f}",
-                     ref.TORCHVISION_SOURCE if label.startswith("torchvision")
-                     else ref.RECIPE_SOURCE])
+    for label, images, a1, a5, source in published_accuracy(data.recipe):
+        rows.append([label + " (published)", "", f"{images:,}", f"{a1:.2f}",
+                     "", "", "", "" if a5 is None else f"{a5:.2f}", source])
     return _section("accuracy_table", rows=rows)
 
 
@@ -97,39 +95,59 @@ def throughput_table(data: RunData) -> str:
                     notes=throughput_notes(bench_records(data)))
 
 
-RECIPE_RATIO_HEADERS = ["backend", "device", "precision", "timing", "batch", "ours img/s",
-                        "310P3 img/s", "ours / 310P3", "310B1 img/s", "ours / 310B1"]
+RATIO_HEADERS = ["backend", "device", "precision", "timing", "batch", "ours img/s"]
+NOT_COMPARABLE_TIMING = "not comparable: timed with host-device copies (set timing: device)"
+
+
+def chip_name(chip: str) -> str:
+    """``Ascend310P3`` as the recipes' tables head it: ``310P3``."""
+    return chip[len("Ascend"):] if chip.startswith("Ascend") else chip
+
+
+def published_throughput(recipe) -> dict:
+    """``{chip: {batch size: img/s}}`` the recipe publishes ({} without a recipe)."""
+    return dict(recipe.published.throughput) if recipe is not None else {}
+
+
+def recipe_ratio_headers(data: RunData) -> list:
+    return RATIO_HEADERS + [h for chip in published_throughput(data.recipe)
+                            for h in (f"{chip_name(chip)} img/s", f"ours / {chip_name(chip)}")]
 
 
 def recipe_ratio_rows(data: RunData) -> list:
-    """Our figure beside the recipe's published one at each of its batch sizes, with the
-    ratio -- only for records timed as ais_bench times (device compute only): a GPU figure
-    timed around the call (with its copies) is listed as not comparable."""
-    p3 = ref.THROUGHPUT["recipe Ascend310P3"]
-    b1 = ref.THROUGHPUT["recipe Ascend310B1"]
+    """Our figure beside each chip's published one at each of the recipe's batch sizes, with
+    the ratio -- only for records timed as ais_bench times (device compute only): a GPU
+    figure timed around the call (with its copies) is listed as not comparable."""
+    chips = published_throughput(data.recipe)
+    sizes = {bs for series in chips.values() for bs in series}
     rows = []
     for r in data.bench_rows:
         bs, ours = r.batch_size, r.throughput
-        if bs not in p3 or not ours:
+        if bs not in sizes or not ours:
             continue
         comparable = r.timing == "device" or str(r.device).startswith(("cpu", "npu"))
-        if not comparable:
-            rows.append([r.backend, r.device, r.precision, r.timing or "call", bs, fmt(ours, 1),
-                         fmt(p3[bs], 1),
-                         "not comparable: timed with host-device copies (set timing: device)",
-                         fmt(b1[bs], 1), ""])
-            continue
         mark = ("" if r.valid else " (invalid timing)") + (" (busy host)" if r.busy else "")
-        rows.append([r.backend, r.device, r.precision,
-                     r.timing or "device", bs, fmt(ours, 1) + mark, fmt(p3[bs], 1),
-                     ratio(ours / p3[bs]), fmt(b1[bs], 1), ratio(ours / b1[bs])])
+        row = [r.backend, r.device, r.precision, (r.timing or "device") if comparable
+               else (r.timing or "call"), bs, fmt(ours, 1) + (mark if comparable else "")]
+        for k, series in enumerate(chips.values()):
+            theirs = series.get(bs)
+            if theirs is None:
+                row += ["", ""]
+            elif not comparable:
+                row += [fmt(theirs, 1), NOT_COMPARABLE_TIMING if k == 0 else ""]
+            else:
+                row += [fmt(theirs, 1), ratio(ours / theirs)]
+        rows.append(row)
     return rows
 
 
 def recipe_ratio_table(data: RunData) -> str:
-    """Our throughput against the recipe's published 310P3 / 310B1 table, batch by batch."""
-    return _section("recipe_ratio_table", headers=RECIPE_RATIO_HEADERS,
-                    rows=recipe_ratio_rows(data), source=ref.RECIPE_SOURCE)
+    """Our throughput against the recipe's published table, chip by chip, batch by batch."""
+    r = data.recipe
+    sizes = sorted({bs for s in published_throughput(r).values() for bs in s})
+    return _section("recipe_ratio_table", headers=recipe_ratio_headers(data),
+                    rows=recipe_ratio_rows(data), source=r.published.source if r else "",
+                    sizes=sizes)
 
 
 def e2e_table(data: RunData) -> str:
@@ -148,7 +166,8 @@ THROUGHPUT_FIGURE_TITLE = "Throughput by batch size (ais_bench definition)"
 
 def throughput_plot(data: RunData) -> str:
     """This run's throughput by batch size, per backend (and precision), as an ``<img>``."""
-    fig = plot_throughput(series_groups(bench_records(data)), THROUGHPUT_FIGURE_TITLE)
+    fig = plot_throughput(series_groups(bench_records(data)), THROUGHPUT_FIGURE_TITLE,
+                          data.recipe.throughput_labels() if data.recipe else {})
     return figure_html(fig, "Throughput by batch size")
 
 
@@ -223,7 +242,8 @@ def npu_section(data: RunData) -> str:
         return _section("npu_section", ran=True, rows=rows)
     reason = next((st.reason for st in npu.values() if st.reason), None) or (
         "ais_bench was not among this run's backends, and no NPU results were ingested")
-    return _section("npu_section", ran=False, reason=reason, **_atc_context(data))
+    chips = [chip_name(c) for c in published_throughput(data.recipe)]
+    return _section("npu_section", ran=False, reason=reason, chips=chips, **_atc_context(data))
 
 
 def warnings_section(data: RunData) -> str:

@@ -110,22 +110,26 @@ def throughput_figure(run: Run):
     matplotlib Figure: zoom, rescale, save it)."""
     from zoorepro.report.plotstyle import series_groups
     from zoorepro.report.sections import THROUGHPUT_FIGURE_TITLE
-    return report.plot_throughput(series_groups(report.load(run).bench_rows),
-                                  THROUGHPUT_FIGURE_TITLE)
+    data = report.load(run)
+    return report.plot_throughput(series_groups(data.bench_rows), THROUGHPUT_FIGURE_TITLE,
+                                  data.recipe.throughput_labels() if data.recipe else {})
 
 
 def bin_beside_jpeg(run: Run, index: int = 0):
-    """One image as the recipe feeds it: the JPEG, and its ``.bin`` decoded (224x224x3 uint8)
-    beside it, to see the resize and centre crop."""
+    """One image as the recipe feeds it: the JPEG, and its ``.bin`` decoded (uint8 HWC, the
+    AIPP config's source size) beside it, to see the resize and centre crop."""
     import numpy as np
     from matplotlib.figure import Figure
     from PIL import Image
     from zoorepro.recipe import data as data_mod
     ds = run.read(records.DatasetRecord)
     key = ds.keys[index]
-    source = next((p for p in data_mod.list_images(ds.data_dir)
+    pp = run.recipe.preprocess
+    source = next((p for p in data_mod.list_images(ds.data_dir, layout=pp.layout,
+                                                   extensions=pp.extensions)
                    if data_mod.image_key(p.name) == key), None)
-    arr = np.fromfile(Path(ds.bin_dir) / f"{key}.bin", dtype=np.uint8).reshape(224, 224, 3)
+    side = pp.crop
+    arr = np.fromfile(Path(ds.bin_dir) / f"{key}.bin", dtype=np.uint8).reshape(side, side, 3)
     fig = Figure(figsize=(8, 4), dpi=100)
     left, right = fig.subplots(1, 2)
     if source is not None:
@@ -134,7 +138,7 @@ def bin_beside_jpeg(run: Run, index: int = 0):
         left.set_title(f"{source.name} ({im.width}x{im.height})", fontsize=8)
     left.axis("off")
     right.imshow(arr)
-    right.set_title(f"{key}.bin: 224x224x3 uint8 (what AIPP receives)", fontsize=8)
+    right.set_title(f"{key}.bin: {side}x{side}x3 uint8 (what AIPP receives)", fontsize=8)
     right.axis("off")
     fig.tight_layout()
     return fig

@@ -10,6 +10,7 @@ Records are written and read only here (through :mod:`zoorepro.run.records`); th
 
     <run>/params.yaml  report.html  result.json  metrics.json
          records/<name>.json  bench.csv     notebooks/  bin/  model/  results/<backend>/
+         recipe/<name>/ (a copy of the recipe folder)
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from zoorepro.files import atomic_write_json, atomic_write_text, dump_yaml, load
 from zoorepro.run.recordcheck import RECORD_MAX_BYTES, show
 
 ORIGINS = ("run", "ingested", "compared")
+RECIPE_DIR = "recipe"      # <run>/recipe/<name>/: the copy of the recipe the run followed
 
 
 def new_run_dir(output_root: str | os.PathLike, name: str) -> Path:
@@ -113,7 +115,40 @@ class Run:
             atomic_write_text(root / "params.yaml", dump_yaml(params))
         if not run.has(records.EnvironmentRecord):
             run.write(records.EnvironmentRecord(**provenance.environment()))
+        run.keep_recipe(cfg.recipe_spec)
         return run
+
+    def keep_recipe(self, recipe) -> None:
+        """Copy ``recipe`` (a :class:`zoorepro.recipebook.Recipe`) into the run folder and
+        record it, once; a run continued with a changed recipe file is refused."""
+        from zoorepro import recipebook
+        if self.has(records.RecipeRecord):
+            kept = self.read(records.RecipeRecord)
+            if kept.sha256 != recipe.sha256:
+                raise DataError(f"{recipe.path}: changed since this run began (sha256 "
+                                f"{recipe.sha256[:12]}, the run has {kept.sha256[:12]}); "
+                                f"leave run_dir empty for a new run with it")
+            return
+        files = recipebook.copy_folder(recipe, self.root / RECIPE_DIR)
+        self.write(records.RecipeRecord(
+            name=recipe.name, title=recipe.title, kind=recipe.kind, source=recipe.source,
+            folder=recipe.folder, sha256=recipe.sha256,
+            copy=f"{RECIPE_DIR}/{recipe.name}", files=files))
+
+    @property
+    def recipe(self):
+        """The recipe this run followed, read from its copy in the run folder (checked against
+        the record's sha256); None when the run keeps none."""
+        from zoorepro import recipebook
+        if not self.has(records.RecipeRecord):
+            return None
+        kept = self.read(records.RecipeRecord)
+        recipe = recipebook.load(str(self.root / kept.copy))
+        if recipe.sha256 != kept.sha256:
+            raise RecordError(f"{self.root / kept.copy}: the recipe copy differs from "
+                              f"records/recipe.json (sha256 {recipe.sha256[:12]} vs "
+                              f"{kept.sha256[:12]}); the run folder was modified: make a new run")
+        return recipe
 
     @classmethod
     def create_ingested(cls, output_root: str | os.PathLike, name: str) -> "Run":

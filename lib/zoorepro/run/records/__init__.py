@@ -28,10 +28,11 @@ from zoorepro.run.records.perbackend import (AccuracyEntry, AccuracyRecord,  # n
                                              InferEntry, InferRecord)
 from zoorepro.run.records.perrun import (AtcRecord, DatasetRecord,  # noqa: F401
                                          EnvironmentRecord, ExportRecord, FailureRecord,
-                                         IngestRecord, PreprocessRecord, ShardsRecord)
+                                         IngestRecord, PreprocessRecord, RecipeRecord,
+                                         ShardsRecord)
 from zoorepro.run.records.sweep import (BENCH_ALWAYS, BenchRecord, BenchRow,  # noqa: F401
                                         ParityPair, ParityRecord)
 
-ALL = {c.NAME: c for c in (EnvironmentRecord, DatasetRecord, PreprocessRecord, ExportRecord,
+ALL = {c.NAME: c for c in (EnvironmentRecord, RecipeRecord, DatasetRecord, PreprocessRecord, ExportRecord,
                            AtcRecord, InferRecord, BenchRecord, AccuracyRecord, ParityRecord,
                            IngestRecord, FailureRecord, ShardsRecord)}

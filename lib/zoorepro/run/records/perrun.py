@@ -43,6 +43,22 @@ class EnvironmentRecord(Record):
 
 
 @dataclass
+class RecipeRecord(Record):
+    """The recipe the run followed: its name and source, and the copy kept in the run folder
+    (``recipe/<name>/``), which the report reads (a later change to the recipe changes no
+    finished run)."""
+    NAME: ClassVar[str] = "recipe"
+    name: str
+    title: str
+    kind: str
+    source: str
+    folder: str        # where the recipe was read from
+    sha256: str        # of its recipe.yaml
+    copy: str          # the copy, relative to the run folder
+    files: list = field(default_factory=list)
+
+
+@dataclass
 class DatasetRecord(Record):
     NAME: ClassVar[str] = "dataset"
     data_dir: str
