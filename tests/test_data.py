@@ -49,8 +49,16 @@ def test_write_labels_round_trip(tmp_path):
 
 
 def test_class_names_from_torchvision():
+    """torchvision's ImageNet list, named by no model: the very names (and order) every
+    ImageNet weights' metadata gives, the ones this function read from a model before."""
+    from torchvision.models import (MobileNet_V2_Weights, ResNet50_Weights,
+                                    SqueezeNet1_1_Weights)
     names = data.class_names()
-    assert len(names) == 1000 and names[0] == "tench"
+    assert len(names) == 1000 and names[0] == "tench" and names[-1] == "toilet tissue"
+    for weights in (SqueezeNet1_1_Weights, ResNet50_Weights, MobileNet_V2_Weights):
+        assert names == list(weights.IMAGENET1K_V1.meta["categories"]), weights.__name__
+    import inspect
+    assert "Weights" not in inspect.getsource(data.class_names)
 
 
 def test_list_images_errors(tmp_path):
@@ -107,3 +115,72 @@ def test_entries_named_like_images_that_are_not_images_are_named(tmp_path):
     assert "gone.png is a symlink to nothing" in msg and "a.JPEG" not in msg.replace("x.JPEG", "")
     images, odd = data.scan_images(tmp_path)
     assert [p.name for p in images] == ["a.JPEG"] and len(odd) == 3
+
+
+# ------------------------------------------------------------ layouts and extensions
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8")
+    return path
+
+
+def test_class_folders_are_read_one_level_down_in_name_order(tmp_path):
+    """val/<class>/<image>, as MobileNetV2's preprocess reads it: sorted by file name across
+    classes (the order the flat layout gives the same files); hidden folders and files and
+    other suffixes skipped (upstream takes only ``*.jpeg``); deeper folders not read."""
+    for rel in ["n02/img10.JPEG", "n02/img2.jpeg", "n01/img1.JPEG", "n01/img3.jpg",
+                "n01/notes.txt", "n01/.hidden.JPEG", ".cache/img0.JPEG", "n03/deep/img4.JPEG"]:
+        _touch(tmp_path / rel)
+    (tmp_path / "val_label.txt").write_text("img1.JPEG 0\n")           # beside them: ignored
+    images, odd = data.scan_images(tmp_path, layout="class_folders", extensions=(".jpeg",))
+    assert [str(p.relative_to(tmp_path)) for p in images] == [
+        "n01/img1.JPEG", "n02/img2.jpeg", "n02/img10.JPEG"]
+    assert odd == []
+    every = data.list_images(tmp_path, layout="class_folders")          # () = any image suffix
+    assert [p.name for p in every] == ["img1.JPEG", "img2.jpeg", "img3.jpg", "img10.JPEG"]
+    assert [p.name for p in data.list_images(tmp_path, 2, "class_folders")] == [
+        "img1.JPEG", "img2.jpeg"]
+
+
+def test_flat_folders_filter_by_the_recipes_extensions(tmp_path):
+    for name in ["a.JPEG", "b.jpeg", "c.jpg", "d.png"]:
+        _touch(tmp_path / name)
+    assert [p.name for p in data.list_images(tmp_path, extensions=(".jpeg",))] == [
+        "a.JPEG", "b.jpeg"]
+    assert len(data.list_images(tmp_path)) == 4
+    with pytest.raises(data.DataError, match=r"no image files \(.bmp\) found"):
+        data.list_images(tmp_path, extensions=(".BMP",))
+
+
+def test_the_same_key_in_two_class_folders_is_an_error_naming_both(tmp_path):
+    _touch(tmp_path / "n01" / "img1.JPEG")
+    _touch(tmp_path / "n02" / "img1.JPEG")
+    _touch(tmp_path / "n02" / "img2.JPEG")
+    with pytest.raises(data.DataError) as e:
+        data.list_images(tmp_path, layout="class_folders")
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path}: 1 pair(s) of images have the same key")
+    assert "n01/img1.JPEG and n02/img1.JPEG (key 'img1')" in msg and "rename or remove" in msg
+    assert len(data.list_images(tmp_path, 1, "class_folders")) == 1    # not among those run
+
+
+def test_class_folder_problems_are_named(tmp_path):
+    """An image outside the class folders, a folder named like an image, a broken link: each
+    named with its class folder; no class folder at all says which layout was expected."""
+    with pytest.raises(data.DataError, match=r"no image files .* as class folders "
+                                             r"\(<class>/<image>\)"):
+        data.list_images(tmp_path, layout="class_folders")
+    _touch(tmp_path / "loose.JPEG")
+    (tmp_path / "n01" / "x.JPEG").mkdir(parents=True)
+    (tmp_path / "n01" / "gone.JPEG").symlink_to(tmp_path / "nowhere.JPEG")
+    _touch(tmp_path / "n01" / "ok.JPEG")
+    with pytest.raises(data.DataError) as e:
+        data.list_images(tmp_path, layout="class_folders")
+    msg = str(e.value)
+    assert "loose.JPEG is an image outside the class folders" in msg
+    assert "move it into its class folder" in msg
+    assert "n01/x.JPEG is a folder" in msg and "n01/gone.JPEG is a symlink to nothing" in msg
+    images, odd = data.scan_images(tmp_path, layout="class_folders")
+    assert [p.name for p in images] == ["ok.JPEG"] and len(odd) == 3
+    with pytest.raises(data.DataError, match="layout 'nested': one of flat, class_folders"):
+        data.scan_images(tmp_path, layout="nested")

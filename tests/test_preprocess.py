@@ -1,26 +1,70 @@
-"""Preprocessing bytes against an independent computation (torchvision's PIL transforms)."""
+"""Preprocessing bytes against an independent computation (torchvision's PIL transforms),
+for each recipe's spec; the recipes' own scripts: test_upstream_preprocess."""
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
 from torchvision import transforms
 
-from zoorepro.recipe import preprocess
+import jpegs
+from zoorepro import recipebook
+from zoorepro.recipe import data, preprocess
+
+SQUEEZENET = recipebook.load("squeezenet1_1").preprocess      # pil, 256 -> 224, bilinear
+RESNET = recipebook.load("resnet50").preprocess               # pil, 256 -> 256
+MOBILENET = recipebook.load("mobilenet_v2").preprocess        # opencv, class folders
+LITE0 = recipebook.load("efficientnet_lite0").preprocess      # pil, bicubic
+SPEC = SQUEEZENET
 
 
-def torchvision_reference(path) -> bytes:
-    """Independent: torchvision Resize(256, BILINEAR) + CenterCrop(224) on PIL, as uint8."""
-    t = transforms.Compose([transforms.Resize(256,
-                                              interpolation=transforms.InterpolationMode.BILINEAR),
-                            transforms.CenterCrop(224)])
+def torchvision_reference(path, spec=SPEC) -> bytes:
+    """Independent: torchvision Resize(resize, interpolation) + CenterCrop(crop) on PIL
+    (opened by PIL, or cv2.imread + BGR->RGB for an OpenCV recipe), as uint8."""
+    mode = getattr(transforms.InterpolationMode, spec.interpolation.upper())
+    t = transforms.Compose([transforms.Resize(spec.resize, interpolation=mode),
+                            transforms.CenterCrop(spec.crop)])
+    if spec.decoder == "opencv":
+        import cv2
+        img = Image.fromarray(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+        return np.asarray(t(img), dtype=np.uint8).tobytes()
     with Image.open(path) as im:
         return np.asarray(t(im.convert("RGB")), dtype=np.uint8).tobytes()
 
 
 def test_demo_images_match_torchvision_bytes(demo_images):
     for p in demo_images:
-        got = preprocess.preprocess_bytes(p)
+        got = preprocess.preprocess_bytes(p, SPEC)
         assert len(got) == 150528
         assert got == torchvision_reference(p), p.name
+
+
+@pytest.mark.parametrize("spec", [RESNET, LITE0, MOBILENET],
+                         ids=["resnet50", "efficientnet_lite0", "mobilenet_v2"])
+def test_each_recipes_numbers_come_from_its_spec(tmp_path, demo_images, spec):
+    """Crop 256 (196,608 bytes), bicubic, OpenCV: each as its recipe.yaml says."""
+    if spec.decoder == "opencv":
+        pytest.importorskip("cv2")
+    for p in demo_images[:5] + jpegs.make_all(tmp_path):
+        got = preprocess.preprocess_bytes(p, spec)
+        assert len(got) == spec.bin_bytes == spec.crop * spec.crop * 3
+        assert got == torchvision_reference(p, spec), p.name
+    assert RESNET.bin_bytes == 196608
+
+
+def test_int8_as_upstream_casts_is_the_same_bytes(demo_images):
+    """The recipes write ``np.array(pil, dtype=np.int8)`` (PIL ones) or a float tensor cast
+    ``astype(np.int8)`` (MobileNetV2): on this machine the same bytes as our uint8 pixels."""
+    import torch
+    every = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    assert torch.from_numpy(every).float().numpy().astype(np.int8).tobytes() == every.tobytes()
+    for p in demo_images[:3]:
+        ours = preprocess.preprocess_array(p, SPEC)
+        pil_cast = np.array(Image.fromarray(ours), dtype=np.int8)
+        tensor = torch.unsqueeze(torch.from_numpy(np.array(Image.fromarray(ours))), 0).float()
+        float_cast = tensor.cpu().numpy().astype(np.int8)
+        assert pil_cast.tobytes() == float_cast.tobytes() == ours.tobytes()
+        assert (ours > 127).any()      # the values where the cast wraps are there
 
 
 @pytest.mark.parametrize("size,mode", [((256, 300), "RGB"), ((300, 256), "RGB"),
@@ -33,7 +77,7 @@ def test_synthetic_sizes_and_modes(tmp_path, size, mode):
     img = Image.fromarray(arr).convert(mode)
     path = tmp_path / "x.jpeg"
     img.save(path, format="JPEG" if mode in ("RGB", "L", "CMYK") else "PNG")
-    assert preprocess.preprocess_bytes(path) == torchvision_reference(path)
+    assert preprocess.preprocess_bytes(path, SPEC) == torchvision_reference(path)
 
 
 def test_crop_offsets_follow_int_round():
@@ -44,10 +88,25 @@ def test_crop_offsets_follow_int_round():
     assert np.array_equal(np.asarray(out), np.asarray(img)[38:262, 16:240])
 
 
-def test_shorter_side_256_left_alone():
+def test_shorter_side_at_the_resize_left_alone():
     img = Image.new("RGB", (256, 400))
-    assert preprocess.resize_shorter(img) is img
-    assert preprocess.resize_shorter(Image.new("RGB", (500, 375))).size == (341, 256)
+    assert preprocess.resize_shorter(img, 256, "bilinear") is img
+    assert preprocess.resize_shorter(Image.new("RGB", (500, 375)), 256,
+                                     "bilinear").size == (341, 256)
+    assert preprocess.resize_shorter(img, 300, Image.BICUBIC).size == (300, 468)
+
+
+def test_every_interpolation_a_recipe_may_name_has_its_pillow_filter():
+    assert set(preprocess.FILTERS) == set(recipebook.INTERPOLATIONS)
+    assert preprocess.FILTERS["bicubic"] == Image.BICUBIC
+
+
+def test_the_spec_is_required_and_named_when_wrong(demo_images, tmp_path):
+    with pytest.raises(TypeError, match="spec must be a recipe's Preprocess"):
+        preprocess.preprocess_folder(demo_images[:1], tmp_path, 1, False)
+    with pytest.raises(TypeError, match="cfg.recipe_spec.preprocess"):
+        preprocess.check_images(demo_images[:1], 1)
+    assert not any(hasattr(preprocess, n) for n in ("RESIZE", "CROP", "BIN_BYTES"))
 
 
 def test_folder_parallel_resume_and_failures_by_name(tmp_path, demo_images):
@@ -56,10 +115,9 @@ def test_folder_parallel_resume_and_failures_by_name(tmp_path, demo_images):
     for p in demo_images[:6]:
         (src / p.name).write_bytes(p.read_bytes())
     (src / "broken.JPEG").write_bytes(b"not a jpeg at all")
-    from zoorepro.recipe import data
     images = data.list_images(src)
     out = tmp_path / "bin"
-    r = preprocess.preprocess_folder(images, out, workers=2, progress=False)
+    r = preprocess.preprocess_folder(images, out, SPEC, workers=2, progress=False)
     assert r.written == 6 and r.reused == 0
     assert [n for n, _ in r.failed] == ["broken.JPEG"]
     assert "UnidentifiedImageError" in r.failed[0][1]
@@ -69,14 +127,22 @@ def test_folder_parallel_resume_and_failures_by_name(tmp_path, demo_images):
     assert not list(out.glob(".*part"))
     # a half-written file (wrong size) is redone; complete ones are reused
     bins[0].write_bytes(b"\0" * 1000)
-    r2 = preprocess.preprocess_folder(images, out, workers=1, progress=False)
+    r2 = preprocess.preprocess_folder(images, out, SPEC, workers=1, progress=False)
     assert r2.reused == 5 and r2.written == 1
-    assert bins[0].read_bytes() == preprocess.preprocess_bytes(src / (bins[0].stem + ".JPEG"))
+    assert bins[0].read_bytes() == preprocess.preprocess_bytes(src / (bins[0].stem + ".JPEG"),
+                                                               SPEC)
+    d = r2.to_dict()
+    assert list(d) == ["out_dir", "decoder", "total", "written", "reused", "ok", "failed",
+                       "non_rgb", "not_jpeg", "bin_bytes"]
+    assert d["bin_bytes"] == 150528 and d["decoder"] == preprocess.decoder_note(SPEC)
 
 
 def test_every_bin_is_exactly_the_recipes_size(tmp_path, demo_images):
-    assert preprocess.BIN_BYTES == 224 * 224 * 3 == 150528
-    assert len(preprocess.preprocess_bytes(demo_images[0])) == preprocess.BIN_BYTES
+    assert SPEC.bin_bytes == 224 * 224 * 3 == 150528
+    assert len(preprocess.preprocess_bytes(demo_images[0], SPEC)) == SPEC.bin_bytes
+    r = preprocess.preprocess_folder(demo_images[:2], tmp_path, RESNET, 1, False)
+    assert r.to_dict()["bin_bytes"] == 196608
+    assert all(p.stat().st_size == 196608 for p in tmp_path.glob("*.bin"))
 
 
 def _bad_images(folder, good):
@@ -94,9 +160,9 @@ def _bad_images(folder, good):
 
 
 def test_every_bad_kind_is_named_with_reason_and_fix(tmp_path, demo_images):
-    from zoorepro.recipe import data
     _bad_images(tmp_path / "src", demo_images[0])
-    r = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", 1, False)
+    r = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", SPEC,
+                                     1, False)
     failed = dict(r.failed)
     assert set(failed) == {"random.JPEG", "truncated.JPEG", "empty.JPEG"}
     assert "not a decodable image" in failed["random.JPEG"] and "remove it" in failed["random.JPEG"]
@@ -109,10 +175,56 @@ def test_every_bad_kind_is_named_with_reason_and_fix(tmp_path, demo_images):
     assert ((tmp_path / "bin" / "gray.bin").read_bytes()
             == torchvision_reference(tmp_path / "src" / "gray.JPEG"))
     # on resume the lists stay complete
-    r2 = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", 1,
-                                      False)
+    r2 = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin", SPEC,
+                                      1, False)
     assert r2.reused == 4 and dict(r2.non_rgb) == dict(r.non_rgb)
     assert dict(r2.not_jpeg) == dict(r.not_jpeg)
+
+
+def test_opencv_names_every_bad_kind_too(tmp_path, demo_images):
+    """cv2.imread returns None for what it cannot decode, and decodes a cut JPEG without a
+    word: both are failures named with a reason here."""
+    pytest.importorskip("cv2")
+    _bad_images(tmp_path / "src", demo_images[0])
+    r = preprocess.preprocess_folder(data.list_images(tmp_path / "src"), tmp_path / "bin",
+                                     MOBILENET, 1, False)
+    failed = dict(r.failed)
+    assert set(failed) == {"random.JPEG", "truncated.JPEG", "empty.JPEG"}
+    assert failed["random.JPEG"].startswith("OpenCV cannot decode it (cv2.imread returned None)")
+    assert "replace or remove it" in failed["random.JPEG"]
+    assert "truncated" in failed["truncated.JPEG"] and "copy it again" in failed["truncated.JPEG"]
+    assert failed["empty.JPEG"].startswith("empty file (0 bytes)")
+    assert dict(r.non_rgb) == {"cmyk.JPEG": "CMYK", "gray.JPEG": "L"}
+    assert dict(r.not_jpeg) == {"png_inside.JPEG": "PNG"}
+    assert r.written == 4 and r.to_dict()["decoder"].startswith("OpenCV ")
+    for name in ("good", "gray", "cmyk", "png_inside"):
+        assert ((tmp_path / "bin" / f"{name}.bin").read_bytes()
+                == torchvision_reference(tmp_path / "src" / f"{name}.JPEG", MOBILENET)), name
+    assert preprocess._jpeg_complete(demo_images[0])
+    assert not preprocess._jpeg_complete(tmp_path / "src" / "truncated.JPEG")
+
+
+def test_opencv_turns_an_exif_6_jpeg_and_pil_does_not(tmp_path):
+    """The two decoders differ where their recipes' scripts differ (each side byte-identical
+    to its upstream script: test_upstream_preprocess)."""
+    pytest.importorskip("cv2")
+    exif6 = jpegs.make("exif6", tmp_path)
+    assert preprocess.load_rgb(exif6, SQUEEZENET)[0].size == (500, 375)      # as stored
+    assert preprocess.load_rgb(exif6, MOBILENET)[0].size == (375, 500)       # turned
+    with Image.open(exif6) as im:
+        turned = im.convert("RGB").transpose(Image.Transpose.ROTATE_270)
+    assert np.array_equal(np.asarray(preprocess.load_rgb(exif6, MOBILENET)[0]),
+                          np.asarray(turned))
+
+
+def test_a_missing_opencv_says_what_to_install(tmp_path, demo_images, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "cv2", None)        # import cv2 -> ImportError
+    with pytest.raises(preprocess.RecipeError, match=r"pip install 'zoorepro\[opencv\]'"):
+        preprocess.preprocess_folder(demo_images[:1], tmp_path, MOBILENET, 1, False)
+    with pytest.raises(preprocess.RecipeError, match="opencv-python-headless"):
+        preprocess.check_images(demo_images[:1], MOBILENET, 1)
+    assert not list(tmp_path.iterdir())
 
 
 def test_same_key_twice_is_a_named_failure(tmp_path, demo_images):
@@ -120,8 +232,7 @@ def test_same_key_twice_is_a_named_failure(tmp_path, demo_images):
     src.mkdir()
     (src / "a.JPEG").write_bytes(demo_images[0].read_bytes())
     (src / "a.jpg").write_bytes(demo_images[1].read_bytes())
-    from zoorepro.recipe import data
-    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
+    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", SPEC, 1, False)
     assert len(r.failed) == 1 and "same key 'a'" in r.failed[0][1]
 
 
@@ -141,8 +252,9 @@ def test_fast_decoder_gives_the_same_bytes_as_pil(tmp_path, kind):
         img.save(path, format="PNG")
     else:
         img.convert(kind).save(path, format="JPEG")
-    fast = preprocess.preprocess_bytes(path, fast=True)
-    assert fast == preprocess.preprocess_bytes(path, fast=False) == torchvision_reference(path)
+    fast = preprocess.preprocess_bytes(path, SPEC, fast=True)
+    slow = preprocess.preprocess_bytes(path, SPEC, fast=False)
+    assert fast == slow == torchvision_reference(path)
 
 
 def test_fast_decoder_used_on_demo_images(demo_images):
@@ -151,74 +263,111 @@ def test_fast_decoder_used_on_demo_images(demo_images):
     data = demo_images[0].read_bytes()
     assert preprocess._fast_jpeg(data) is not None
     assert preprocess._fast_jpeg(data[: len(data) // 2]) is None   # truncated: PIL explains
-    assert "simplejpeg" in preprocess.decoder_note()
+    assert "simplejpeg" in preprocess.decoder_note(SPEC)
 
 
 def test_shared_bin_folder_never_reuses_another_images_bin(tmp_path, demo_images):
     """Same file name, other content (another data_dir): redone, not reused."""
-    from zoorepro.recipe import data
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
     (a / "x.JPEG").write_bytes(demo_images[0].read_bytes())
     (b / "x.JPEG").write_bytes(demo_images[1].read_bytes())
     out = tmp_path / "bin"
-    assert preprocess.preprocess_folder(data.list_images(a), out, 1, False).written == 1
-    r = preprocess.preprocess_folder(data.list_images(b), out, 1, False)
+    assert preprocess.preprocess_folder(data.list_images(a), out, SPEC, 1, False).written == 1
+    r = preprocess.preprocess_folder(data.list_images(b), out, SPEC, 1, False)
     assert r.written == 1 and r.reused == 0
-    assert (out / "x.bin").read_bytes() == preprocess.preprocess_bytes(b / "x.JPEG")
+    assert (out / "x.bin").read_bytes() == preprocess.preprocess_bytes(b / "x.JPEG", SPEC)
     # the same image again: reused
-    assert preprocess.preprocess_folder(data.list_images(b), out, 1, False).reused == 1
+    assert preprocess.preprocess_folder(data.list_images(b), out, SPEC, 1, False).reused == 1
+
+
+def test_a_bin_dir_shared_by_two_recipes_never_reuses_the_others_bins(tmp_path, demo_images):
+    """Same images, same .bin size (224 x 224 x 3), another preprocessing (OpenCV, or
+    bicubic): redone each time the recipe changes, reused only after its own."""
+    pytest.importorskip("cv2")
+    out, images = tmp_path / "bin", demo_images[:3] + jpegs.make_all(tmp_path / "j", ["cmyk"])
+    assert SQUEEZENET.bin_bytes == MOBILENET.bin_bytes == LITE0.bin_bytes
+    assert preprocess.preprocess_folder(images, out, SQUEEZENET, 1, False).written == 4
+    for spec in (MOBILENET, LITE0, SQUEEZENET, MOBILENET):
+        r = preprocess.preprocess_folder(images, out, spec, 1, False)
+        assert (r.written, r.reused) == (4, 0), spec
+        assert all((out / f"{p.stem}.bin").read_bytes() == preprocess.preprocess_bytes(p, spec)
+                   for p in images)
+        assert preprocess.preprocess_folder(images, out, spec, 1, False).reused == 4
+    # the cmyk image decodes differently under OpenCV: the bytes show the redo was needed
+    cmyk = images[-1]
+    assert preprocess.preprocess_bytes(cmyk, SQUEEZENET) != preprocess.preprocess_bytes(
+        cmyk, MOBILENET)
+
+
+def test_a_redo_first_withdraws_the_old_manifest_line(tmp_path, demo_images, monkeypatch):
+    """A run stopped after writing a .bin but before its manifest line must not leave the
+    old line vouching for the new bytes (the next run of the old recipe would reuse them)."""
+    out = tmp_path / "bin"
+    preprocess.preprocess_folder(demo_images[:2], out, SQUEEZENET, 1, False)
+    other = dataclasses.replace(SQUEEZENET, interpolation="bicubic")
+
+    def stop(outcomes, result, bar, record):      # the .bin files are written, then: killed
+        list(outcomes)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(preprocess, "_collect", stop)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess.preprocess_folder(demo_images[:2], out, other, 1, False)
+    monkeypatch.undo()
+    r = preprocess.preprocess_folder(demo_images[:2], out, SQUEEZENET, 1, False)
+    assert (r.written, r.reused) == (2, 0)
+    assert (out / f"{demo_images[0].stem}.bin").read_bytes() == preprocess.preprocess_bytes(
+        demo_images[0], SQUEEZENET)
 
 
 # ------------------------------------------------------------ limits and resources
 def test_the_pixel_limit_is_applied_before_the_fast_decoder(tmp_path, demo_images, monkeypatch):
     """A huge colour JPEG went through simplejpeg, which has no pixel limit (6.2 GB for
     30000x30000); now Pillow's limit applies from the header, on every decoder."""
-    from zoorepro.recipe import data
     assert preprocess._simplejpeg is not None
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)      # the demo JPEGs are larger
     decoded = []
     monkeypatch.setattr(preprocess._simplejpeg, "decode_jpeg",
                         lambda *a, **k: decoded.append(1) or np.zeros((1, 1, 3), np.uint8))
     with pytest.raises(Image.DecompressionBombError, match="exceeds the limit of 20,000 pixels"):
-        preprocess.load_rgb(demo_images[0])
+        preprocess.load_rgb(demo_images[0], SPEC)
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.JPEG").write_bytes(demo_images[0].read_bytes())
-    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
+    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", SPEC, 1, False)
     assert not decoded and r.failed[0][0] == "big.JPEG"
     assert r.failed[0][1].startswith("image too large: ") and "decompression-bomb" in r.failed[0][1]
 
 
 def test_a_16_bit_image_is_converted_and_its_squashed_range_said(tmp_path):
     """The recipe's convert('RGB') clips 16-bit values: kept, but named in the notes."""
-    from zoorepro.recipe import data
     src = tmp_path / "src"
     src.mkdir()
     ramp = (np.arange(256 * 256, dtype=np.uint32).reshape(256, 256) % 65536).astype(np.uint16)
     Image.fromarray(ramp).save(src / "depth.png")                     # mode I;16
-    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
+    r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", SPEC, 1, False)
     assert r.written == 1 and dict(r.non_rgb) == {"depth.png": "I;16"}
     note = preprocess.conversion_note("I;16")
     assert "16-bit values were squashed into 0..255" in note and "mostly white" in note
     assert preprocess.conversion_note("L") == "L image converted to RGB (as the recipe does)"
+    assert "scaled into 0..255" in preprocess.conversion_note("I;16", "opencv")
 
 
 def test_a_write_error_stops_with_the_path_and_cause_not_blaming_images(tmp_path, demo_images):
     """Under a file-size limit every image used to fail with advice to fix the images; now
     the first write error stops the work, naming the .bin file and the real cause."""
     import resource
-    from zoorepro.recipe import data
     src = tmp_path / "src"
     src.mkdir()
     for p in demo_images[:6]:
         (src / p.name).write_bytes(p.read_bytes())
-    preprocess.preprocess_folder(data.list_images(src)[:2], tmp_path / "bin", 1, False)
+    preprocess.preprocess_folder(data.list_images(src)[:2], tmp_path / "bin", SPEC, 1, False)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))     # a .bin is 150,528 bytes
     try:
-        r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", 1, False)
+        r = preprocess.preprocess_folder(data.list_images(src), tmp_path / "bin", SPEC, 1,
+                                         False)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert r.reused == 2 and r.written == 0 and len(r.failed) == 2      # one error + the rest
@@ -243,14 +392,14 @@ def test_a_killed_worker_stops_the_work_instead_of_waiting_forever(tmp_path, dem
     victim, parent = demo_images[20].name, os.getpid()
     load = preprocess.load_rgb
 
-    def dying(path, fast=True):
+    def dying(path, spec, fast=True):
         if os.path.basename(str(path)) == victim and os.getpid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
-        return load(path, fast)
+        return load(path, spec, fast)
     monkeypatch.setattr(preprocess, "load_rgb", dying)     # forked workers inherit it
     out = []
     t = threading.Thread(target=lambda: out.append(preprocess.preprocess_folder(
-        demo_images[:40], tmp_path / "bin", 2, False)), daemon=True)
+        demo_images[:40], tmp_path / "bin", SPEC, 2, False)), daemon=True)
     t.start()
     t.join(120)
     assert out, "preprocessing hung after a worker died"

@@ -27,26 +27,73 @@ def image_key(file_name: str) -> str:
     return os.path.basename(file_name).split(".", 1)[0]
 
 
-def scan_images(folder: str | os.PathLike, max_images: int = 0) -> tuple[list[Path], list[str]]:
-    """(image files of ``folder``, natural-sorted, hidden ones skipped; entries named like an
+LAYOUTS = ("flat", "class_folders")
+
+
+def scan_images(folder: str | os.PathLike, max_images: int = 0, layout: str = "flat",
+                extensions: tuple = ()) -> tuple[list[Path], list[str]]:
+    """(image files, natural-sorted by file name, hidden ones skipped; entries named like an
     image that are not an image file: "<name> <why>" -- a folder, a broken symlink, a symlink
-    loop).  Not recursive."""
+    loop).  ``layout``: ``flat`` reads ``folder/<image>``; ``class_folders`` reads
+    ``folder/<class>/<image>``, one level down, as a recipe that keeps ImageNet's ``val/<wnid>/``
+    folders does.  ``extensions``: the lower-case suffixes the recipe takes (``()``: any image
+    suffix).  Two images with the same key are an error naming both (class folders)."""
     folder = Path(folder)
+    if layout not in LAYOUTS:
+        raise DataError(f"layout {layout!r}: one of {', '.join(LAYOUTS)} (the recipe's "
+                        f"preprocess.layout)")
+    suffixes = tuple(e.lower() for e in extensions) or IMAGE_EXTENSIONS
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found (set data_dir to the folder of "
-                        f"ImageNet validation JPEGs)")
+                        f"ImageNet validation {_shape(layout)})")
+    found, odd = _scan(folder, suffixes, "")
+    if layout == "class_folders":
+        loose = [f"{p.name} is an image outside the class folders (this recipe reads "
+                 f"<class>/<image>): move it into its class folder" for p in found]
+        found, odd = [], odd + loose
+        for d in natural_sorted(e.name for e in _entries(folder) if _is_class(e)):
+            images, bad = _scan(folder / d, suffixes, f"{d}/")
+            found += images
+            odd += bad
+    found.sort(key=lambda p: (natural_key(p.name), p.name, str(p)))   # as natural_sorted
+    if max_images:
+        found = found[:max_images]
+    if not found and not odd:
+        raise DataError(f"{folder}: no image files ({', '.join(suffixes)}) found as "
+                        f"{_shape(layout)}; point data_dir at the folder that holds them")
+    if layout == "class_folders":
+        _same_keys(folder, found)
+    return found, natural_sorted(odd)
+
+
+def _shape(layout: str) -> str:
+    return "JPEGs" if layout == "flat" else "class folders (<class>/<image>)"
+
+
+def _entries(folder: Path) -> list:
     try:
-        entries = list(os.scandir(folder))
+        return list(os.scandir(folder))
     except OSError as exc:
         raise DataError(f"{folder}: the image folder cannot be listed ({exc.strerror}); check "
                         f"its permissions") from None
-    names, odd = [], []
-    for e in entries:
-        if e.name.startswith(".") or os.path.splitext(e.name)[1].lower() not in IMAGE_EXTENSIONS:
+
+
+def _is_class(e) -> bool:
+    try:
+        return not e.name.startswith(".") and e.is_dir()
+    except OSError:   # a broken or looping link: no class folder
+        return False
+
+
+def _scan(folder: Path, suffixes: tuple, prefix: str) -> tuple[list[Path], list[str]]:
+    """The image files of one folder and its entries named like images that are not files."""
+    images, odd = [], []
+    for e in _entries(folder):
+        if e.name.startswith(".") or os.path.splitext(e.name)[1].lower() not in suffixes:
             continue
         try:
             if e.is_file():
-                names.append(e.name)
+                images.append(folder / e.name)
                 continue
             why = ("is a folder, not an image file" if e.is_dir() else
                    "is a symlink to nothing (its target does not exist)" if e.is_symlink() else
@@ -54,27 +101,41 @@ def scan_images(folder: str | os.PathLike, max_images: int = 0) -> tuple[list[Pa
         except OSError as exc:
             why = ("is a symlink loop" if exc.errno == errno.ELOOP else
                    f"cannot be read ({exc.strerror})")
-        odd.append(f"{e.name} {why}")
-    names = natural_sorted(names)
-    if max_images:
-        names = names[:max_images]
-    if not names and not odd:
-        raise DataError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found; "
-                        f"point data_dir at the folder that holds the JPEGs")
-    return [folder / n for n in names], natural_sorted(odd)
+        odd.append(f"{prefix}{e.name} {why}")
+    return images, odd
+
+
+def _same_keys(folder: Path, images: list[Path]) -> None:
+    first: dict[str, Path] = {}
+    clashes = []
+    for p in images:
+        key = image_key(p.name)
+        if key in first:
+            clashes.append(f"{first[key].relative_to(folder)} and {p.relative_to(folder)} "
+                           f"(key {key!r})")
+        else:
+            first[key] = p
+    if clashes:
+        raise DataError(f"{folder}: {len(clashes)} pair(s) of images have the same key (the "
+                        f"name up to its first '.'), so both would write one .bin and match "
+                        f"one label: " + "; ".join(clashes[:10])
+                        + (" ..." if len(clashes) > 10 else "") + "; rename or remove one of "
+                        "each pair")
 
 
 def odd_entries_message(folder, odd: list[str]) -> str:
     return (f"{len(odd)} entr{'y' if len(odd) == 1 else 'ies'} of {folder} named like an image "
-            f"{'is' if len(odd) == 1 else 'are'} not an image file: " + "; ".join(odd[:5])
-            + (" ..." if len(odd) > 5 else "") + "; move or remove them (or fix the links)")
+            f"cannot be read as {'an image' if len(odd) == 1 else 'images'}: "
+            + "; ".join(odd[:5]) + (" ..." if len(odd) > 5 else "")
+            + "; move or remove them (or fix the links)")
 
 
-def list_images(folder: str | os.PathLike, max_images: int = 0) -> list[Path]:
-    """Image files in ``folder`` (not recursive), natural-sorted; hidden files skipped.  An
-    entry named like an image that is not an image file (a folder ``x.JPEG``, a broken link)
-    is an error naming it, never skipped silently."""
-    images, odd = scan_images(folder, max_images)
+def list_images(folder: str | os.PathLike, max_images: int = 0, layout: str = "flat",
+                extensions: tuple = ()) -> list[Path]:
+    """The images :func:`scan_images` finds.  An entry named like an image that is not an
+    image file (a folder ``x.JPEG``, a broken link) is an error naming it, never skipped
+    silently."""
+    images, odd = scan_images(folder, max_images, layout, extensions)
     if odd:
         raise DataError(f"{folder}: " + odd_entries_message(folder, odd))
     return images
@@ -161,9 +222,10 @@ def official_val_labels() -> dict[str, int]:
 
 
 def class_names() -> list[str]:
-    """The 1000 ImageNet class names in torchvision order (from torchvision's weights metadata)."""
-    from torchvision.models import SqueezeNet1_1_Weights
-    return list(SqueezeNet1_1_Weights.IMAGENET1K_V1.meta["categories"])
+    """The 1000 ImageNet class names in torchvision order: torchvision's own list, the one
+    every ImageNet weights' metadata shares."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+    return list(_IMAGENET_CATEGORIES)
 
 
 # ---------------------------------------------------------------------- hashes

@@ -11,6 +11,7 @@ from zoorepro.outputs import OUTPUT_BYTES
 from zoorepro.recipe import data, preprocess
 from zoorepro.config import RunConfig
 from zoorepro.errors import DataError
+from zoorepro.recipebook import Preprocess
 from zoorepro.files import atomic_write_bytes, writing
 
 
@@ -24,17 +25,23 @@ MANIFEST_LINE_BYTES = 300
 RUN_FILES_BYTES = 16_000_000
 
 
-def check_free_space(folder: Path, images: Sequence[Path], results: Path | None = None,
-                     outputs: int = 0, outfmt: str = "TXT", extra: tuple = ()) -> None:
+def check_free_space(folder: Path, images: Sequence[Path], spec: Preprocess,
+                     results: Path | None = None, outputs: int = 0, outfmt: str = "TXT",
+                     extra: tuple = ()) -> None:
     """Stop before any work when a folder cannot be written, or its disk cannot take what
-    the run will write there: the ``.bin`` files still to write (those already in ``folder``
-    at full size are credited); with ``results``, ``outputs`` backends' result files and the
-    run folder's models, notebooks, records and report; ``extra``: (bytes, what) more in
-    ``folder`` (e.g. the kit's model)."""
-    todo = sum(1 for p in images if not _full_bin(preprocess.bin_path_for(Path(p), folder)))
+    the run will write there: the ``.bin`` files of the recipe's preprocessing ``spec``
+    still to write (those already in ``folder`` at its size are credited); with
+    ``results``, ``outputs`` backends' result files and the run folder's models, notebooks,
+    records and report; ``extra``: (bytes, what) more in ``folder`` (e.g. the kit's model)."""
+    if not isinstance(spec, Preprocess):
+        raise TypeError(f"check_free_space: spec must be the recipe's Preprocess "
+                        f"(cfg.recipe_spec.preprocess), got {type(spec).__name__}")
+    size = spec.bin_bytes
+    todo = sum(1 for p in images
+               if not _full_bin(preprocess.bin_path_for(Path(p), folder), size))
     needs = {}
-    _add(needs, folder, folder, (preprocess.BIN_BYTES + MANIFEST_LINE_BYTES) * todo,
-         f"{todo} .bin file(s) x {preprocess.BIN_BYTES} bytes"
+    _add(needs, folder, folder, (size + MANIFEST_LINE_BYTES) * todo,
+         f"{todo} .bin file(s) x {size} bytes"
          + (f" ({len(images) - todo} already there)" if todo < len(images) else ""))
     for size, what in extra:
         _add(needs, folder, folder, size, what)
@@ -70,9 +77,9 @@ def _add(needs: dict, first: Path, where: Path, size: int, what: str) -> None:
     need[1] = " + ".join(filter(None, [need[1], what]))
 
 
-def _full_bin(path: Path) -> bool:
+def _full_bin(path: Path, size: int) -> bool:
     try:
-        return path.stat().st_size == preprocess.BIN_BYTES
+        return path.stat().st_size == size
     except OSError:
         return False
 
@@ -83,13 +90,16 @@ def _device(path: Path) -> int:
 
 def run_images(cfg: RunConfig) -> tuple[list[Path], list[str], list[str]]:
     """(images to run, names of unlabelled images, labels without an image): the images of
-    ``data_dir`` matched against ``label_file``.  Every problem of the input is reported at
-    once, before any work: entries named like images that are not image files, bad label
-    lines, a mismatch (unless ``allow_label_mismatch``: then only labelled images run) and,
-    when one of these stops the run anyway, every image that cannot be preprocessed."""
+    ``data_dir`` (laid out as the recipe's preprocessing says) matched against ``label_file``.
+    Every problem of the input is reported at once, before any work: entries named like
+    images that are not image files, bad label lines, a mismatch (unless
+    ``allow_label_mismatch``: then only labelled images run) and, when one of these stops the
+    run anyway, every image that cannot be preprocessed."""
     problems: list[str] = []
+    spec = cfg.recipe_spec.preprocess
     try:
-        images, odd = data.scan_images(cfg.data_dir, cfg.max_images)
+        images, odd = data.scan_images(cfg.data_dir, cfg.max_images, spec.layout,
+                                       spec.extensions)
     except DataError as exc:
         images, odd = [], []
         problems.append(str(exc))
@@ -115,7 +125,7 @@ def run_images(cfg: RunConfig) -> tuple[list[Path], list[str], list[str]]:
         if not cfg.allow_label_mismatch:
             problems += mismatch
     if problems:
-        bad = preprocess.check_images(images, cfg.workers) if images else []
+        bad = preprocess.check_images(images, spec, cfg.workers) if images else []
         if bad:
             problems.append(f"{len(bad)} of {len(images)} image(s) cannot be preprocessed: "
                             + "; ".join(f"{n}: {r}" for n, r in bad[:10])

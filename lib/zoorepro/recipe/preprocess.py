@@ -1,16 +1,25 @@
-"""The recipe's preprocessing, byte for byte: JPEG -> raw HWC uint8 ``<stem>.bin``.
+"""The recipe's preprocessing, byte for byte: an image -> raw HWC uint8 RGB ``<key>.bin``.
 
-``squeezenet1_1_preprocess.py`` does: PIL ``open().convert('RGB')``; shorter side to 256
-with BILINEAR (long side ``int(256*long/short)``, image untouched when the shorter side is
-already 256); centre crop 224 with offsets ``int(round((dim-224)/2))``; raw bytes.
-No normalisation: AIPP does that inside the model.
+Every recipe does the same four steps; the numbers and the choices are the recipe's, held in
+its ``recipe.yaml`` (``preprocess:``) and passed here as a
+:class:`~zoorepro.recipebook.Preprocess` ``spec``:
 
-Unlike the recipe, every image is processed in natural-sorted order, the work is spread
-over processes, a finished ``.bin`` is never redone (resume), writes are atomic, and every
-failure is reported by name with its reason.  Like the recipe, EXIF orientation is ignored
-(pixels as stored).  Pillow's decompression-bomb limit is applied from the header before any
-decoder runs; a write error (disk full, file too large) or a worker process that dies stops
-the work and keeps what was written.
+1. decode to RGB.  ``decoder: pil``: ``Image.open().convert('RGB')``, EXIF orientation
+   ignored (pixels as stored).  ``decoder: opencv``: ``cv2.imread`` (which applies EXIF
+   orientation and converts grey and CMYK its own way), ``cv2.cvtColor(BGR2RGB)``, then
+   ``Image.fromarray``;
+2. shorter side to ``resize`` with ``interpolation`` (long side ``int(resize * long /
+   short)``; the image untouched when its shorter side is already ``resize``);
+3. centre crop ``crop`` x ``crop`` with offsets ``int(round((dim - crop) / 2))``;
+4. the raw bytes, ``crop * crop * 3`` of them.  A recipe's ``dtype: int8`` is what upstream
+   casts the same pixels to: the same bytes (tested).  No normalisation: AIPP does that.
+
+Unlike the recipe, every image is processed in natural-sorted order, the work is spread over
+processes, a finished ``.bin`` is never redone (resume: only when the same image made it
+with the same preprocessing, ``spec.fingerprint()``), writes are atomic, and every failure is
+reported by name with its reason.  Pillow's decompression-bomb limit is applied from the
+header before any decoder runs; a write error (disk full, file too large) or a worker process
+that dies stops the work and keeps what was written.
 """
 from __future__ import annotations
 
@@ -25,29 +34,54 @@ import numpy as np
 from PIL import Image
 
 from zoorepro.recipe.data import image_key
-from zoorepro.errors import WriteError
+from zoorepro.errors import DataError, RecipeError, WriteError
 from zoorepro.files import atomic_write_bytes, writing
+from zoorepro.recipebook import Preprocess
 
-RESIZE = 256
-CROP = 224
 CHANNELS = 3
-BIN_BYTES = CROP * CROP * CHANNELS  # 150,528
+# the recipe's interpolation name -> Pillow's filter (the names recipebook accepts)
+FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+           "lanczos": Image.LANCZOS}
 
 
-def resize_shorter(img: Image.Image, size: int = RESIZE) -> Image.Image:
+def resize_shorter(img: Image.Image, size: int, interpolation) -> Image.Image:
+    """Shorter side to ``size`` (``interpolation``: a recipe's name or a Pillow filter)."""
+    resample = FILTERS[interpolation] if isinstance(interpolation, str) else interpolation
     w, h = img.size
     if (w <= h and w == size) or (h <= w and h == size):
         return img
     if w < h:
-        return img.resize((size, int(size * h / w)), Image.BILINEAR)
-    return img.resize((int(size * w / h), size), Image.BILINEAR)
+        return img.resize((size, int(size * h / w)), resample)
+    return img.resize((int(size * w / h), size), resample)
 
 
-def center_crop(img: Image.Image, size: int = CROP) -> Image.Image:
+def center_crop(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     top = int(round((h - size) / 2.0))
     left = int(round((w - size) / 2.0))
     return img.crop((left, top, left + size, top + size))
+
+
+def _spec(spec) -> Preprocess:
+    if not isinstance(spec, Preprocess):
+        raise TypeError(f"preprocess: spec must be a recipe's Preprocess "
+                        f"(recipebook.load(name).preprocess, cfg.recipe_spec.preprocess), got "
+                        f"{type(spec).__name__}; pass it after the images")
+    if spec.decoder == "opencv":
+        opencv()   # missing: said once, before any work, not once per image
+    return spec
+
+
+def opencv():
+    """The ``cv2`` module (imported here, when a recipe decodes with OpenCV)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise RecipeError(f"the recipe's preprocessing decodes with OpenCV (preprocess.decoder: "
+                          f"opencv in its recipe.yaml), which cannot be imported ({exc}); "
+                          f"install it: pip install 'zoorepro[opencv]' "
+                          f"(opencv-python-headless)") from None
+    return cv2
 
 
 try:  # libjpeg-turbo straight to RGB: the same pixels as PIL's decoder (tested), faster
@@ -56,7 +90,10 @@ except ImportError:  # pragma: no cover - optional speed-up
     _simplejpeg = None
 
 
-def decoder_note() -> str:
+def decoder_note(spec: Preprocess) -> str:
+    if spec.decoder == "opencv":
+        return (f"OpenCV {opencv().__version__} (cv2.imread, BGR to RGB, as the recipe), "
+                f"then PIL {spec.interpolation} resize")
     if _simplejpeg is None:
         return "PIL"
     return (f"simplejpeg {_simplejpeg.__version__} for 3-channel YCbCr JPEGs (pixels identical "
@@ -97,8 +134,11 @@ SQUASHED_MODES = {"I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I;16N
                   "I": "32-bit integer", "F": "32-bit float"}
 
 
-def conversion_note(mode: str) -> str:
+def conversion_note(mode: str, decoder: str = "pil") -> str:
     """What converting an image of ``mode`` to RGB did, for the report."""
+    if mode in SQUASHED_MODES and decoder == "opencv":
+        return (f"{mode} image converted to 8-bit RGB by OpenCV as the recipe does (its "
+                f"{SQUASHED_MODES[mode]} values scaled into 0..255)")
     if mode in SQUASHED_MODES:
         return (f"{mode} image converted to RGB as the recipe does, but its "
                 f"{SQUASHED_MODES[mode]} values were squashed into 0..255 (values above 255 "
@@ -107,9 +147,14 @@ def conversion_note(mode: str) -> str:
     return f"{mode} image converted to RGB (as the recipe does)"
 
 
-def load_rgb(path: str | os.PathLike, fast: bool = True) -> tuple[Image.Image, str, str]:
-    """Open by content (not extension) and convert to RGB; returns (image, mode, format).
-    EXIF orientation is ignored, as the recipe's ``open().convert('RGB')`` ignores it."""
+def load_rgb(path: str | os.PathLike, spec: Preprocess,
+             fast: bool = True) -> tuple[Image.Image, str, str]:
+    """Decode by content (not extension) to RGB with the recipe's decoder; returns (image,
+    mode, format).  ``pil`` ignores EXIF orientation, as ``open().convert('RGB')`` does
+    (``fast``: simplejpeg where it gives PIL's pixels); ``opencv`` applies it, as
+    ``cv2.imread`` does."""
+    if spec.decoder == "opencv":
+        return _load_opencv(path)
     if fast and _simplejpeg is not None:
         with open(path, "rb") as fh:
             pixels = _fast_jpeg(fh.read())
@@ -120,14 +165,62 @@ def load_rgb(path: str | os.PathLike, fast: bool = True) -> tuple[Image.Image, s
         return im.convert("RGB"), mode, fmt
 
 
-def preprocess_array(path: str | os.PathLike, fast: bool = True) -> np.ndarray:
-    """The recipe's tensor for one image: uint8 ``[224, 224, 3]`` RGB."""
-    img, _, _ = load_rgb(path, fast)
-    return np.asarray(center_crop(resize_shorter(img)), dtype=np.uint8)
+def _load_opencv(path: str | os.PathLike) -> tuple[Image.Image, str, str]:
+    """The recipe's ``cv2.imread`` -> ``cvtColor(BGR2RGB)`` -> ``Image.fromarray``; the
+    header read by PIL first, for the report's mode and the pixel limit."""
+    cv2 = opencv()
+    mode, fmt = "", "unknown"
+    try:
+        with Image.open(path) as im:     # lazy: the header only
+            mode, fmt = im.mode, im.format or "unknown"
+            check_pixels(*im.size)
+    except Image.DecompressionBombError:
+        raise
+    except Exception:   # PIL cannot read it: OpenCV decides, and is explained below
+        pass
+    if fmt == "JPEG" and not _jpeg_complete(path):
+        # cv2.imread decodes a cut JPEG without a word (grey below the cut)
+        raise EOFError("truncated JPEG: its data stops before the end-of-image marker")
+    bgr = cv2.imread(os.fspath(path))
+    if bgr is None:
+        raise DataError("OpenCV cannot decode it (cv2.imread returned None): corrupt or not an "
+                        "image file; replace or remove it")
+    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), mode, fmt
 
 
-def preprocess_bytes(path: str | os.PathLike, fast: bool = True) -> bytes:
-    return preprocess_array(path, fast).tobytes()
+def _jpeg_complete(path: str | os.PathLike) -> bool:
+    """Whether a JPEG's data reaches its end-of-image marker (after its first scan: inside
+    the entropy-coded data 0xFF is always followed by 0x00 or a restart marker)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:           # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:           # start of scan: the EOI must follow
+            return data.find(b"\xff\xd9", i + 2) >= 0
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return False
+
+
+def preprocess_array(path: str | os.PathLike, spec: Preprocess, fast: bool = True) -> np.ndarray:
+    """The recipe's tensor for one image: uint8 ``[crop, crop, 3]`` RGB."""
+    img, _, _ = load_rgb(path, spec, fast)
+    return _pixels(img, spec)
+
+
+def _pixels(img: Image.Image, spec: Preprocess) -> np.ndarray:
+    img = resize_shorter(img, spec.resize, spec.interpolation)
+    return np.asarray(center_crop(img, spec.crop), dtype=np.uint8)
+
+
+def preprocess_bytes(path: str | os.PathLike, spec: Preprocess, fast: bool = True) -> bytes:
+    return preprocess_array(path, spec, fast).tobytes()
 
 
 @dataclass
@@ -140,17 +233,19 @@ class PreprocessResult:
     non_rgb: list = field(default_factory=list)     # [(file name, mode)] converted to RGB
     not_jpeg: list = field(default_factory=list)    # [(file name, format)] decoded by content
     stopped: str = ""   # why the work stopped early (disk full, a dead worker); not a record key
+    decoder: str = ""   # decoder_note(spec)
+    bin_bytes: int = 0  # spec.bin_bytes
 
     @property
     def ok(self) -> int:
         return self.written + self.reused
 
     def to_dict(self) -> dict:
-        return {"out_dir": self.out_dir, "decoder": decoder_note(), "total": self.total,
+        return {"out_dir": self.out_dir, "decoder": self.decoder, "total": self.total,
                 "written": self.written, "reused": self.reused, "ok": self.ok,
                 "failed": [list(x) for x in self.failed],
                 "non_rgb": [list(x) for x in self.non_rgb],
-                "not_jpeg": [list(x) for x in self.not_jpeg], "bin_bytes": BIN_BYTES}
+                "not_jpeg": [list(x) for x in self.not_jpeg], "bin_bytes": self.bin_bytes}
 
 
 def bin_path_for(image: Path, out_dir: Path) -> Path:
@@ -169,6 +264,8 @@ def describe_failure(path: str, exc: BaseException) -> str:
         return "empty file (0 bytes): the copy failed; copy it again or remove it"
     if isinstance(exc, Image.DecompressionBombError):
         return f"image too large: {exc}; not an ImageNet photo: remove it or shrink it"
+    if isinstance(exc, (DataError, RecipeError)):   # worded for a person already
+        return str(exc)
     if isinstance(exc, UnidentifiedImageError):
         return (f"not a decodable image (corrupt or not an image file); "
                 f"replace or remove it [{text}]")
@@ -178,8 +275,11 @@ def describe_failure(path: str, exc: BaseException) -> str:
 
 
 def _header(src: str) -> tuple[str, str]:
-    with Image.open(src) as im:
-        return im.mode, im.format or "unknown"
+    try:
+        with Image.open(src) as im:
+            return im.mode, im.format or "unknown"
+    except Exception:   # one only OpenCV reads (its .bin was made, so it decodes)
+        return "", "unknown"
 
 
 MANIFEST = ".zoorepro-sources.jsonl"   # in the .bin folder: which image made which .bin
@@ -192,14 +292,16 @@ def source_id(path: str | os.PathLike) -> list:
 
 
 def read_manifest(out: Path) -> dict:
-    """``{key: source_id}`` of the .bin files written into ``out`` (a torn last line is skipped)."""
+    """``{key: (source_id, preprocessing fingerprint)}`` of the .bin files written into
+    ``out``, the last line of a key winning (a torn last line is skipped; a line without a
+    fingerprint, or a key's ``"source": null`` line, vouches for nothing)."""
     entries = {}
     try:
         with open(out / MANIFEST, encoding="utf-8") as fh:
             for line in fh:
                 try:
                     rec = json.loads(line)
-                    entries[rec["key"]] = rec["source"]
+                    entries[rec["key"]] = (rec["source"], rec.get("preprocess"))
                 except (ValueError, KeyError, TypeError):
                     continue
     except FileNotFoundError:
@@ -207,19 +309,20 @@ def read_manifest(out: Path) -> dict:
     return entries
 
 
-def _work(args: tuple[str, str, bool]) -> tuple[str, str, str, str]:
-    """Worker: returns (name, status, mode, format-or-reason); status in written/reused/
-    checked/failed, or unwritable (a write error: the disk, not the image; stops the work).
-    A finished .bin is reused only when the manifest says this very image made it; an empty
-    ``dst`` only decodes (a check of the input)."""
-    src, dst, trusted = args
+def _work(job: tuple[str, str, bool, Preprocess]) -> tuple[str, str, str, str]:
+    """Worker, one job ``(src, dst, trusted, spec)``: returns (name, status, mode,
+    format-or-reason); status in written/reused/checked/failed, or unwritable (a write error:
+    the disk, not the image; stops the work).  A finished .bin is reused only when the
+    manifest says this very image made it with this preprocessing; an empty ``dst`` only
+    decodes (a check of the input)."""
+    src, dst, trusted, spec = job
     name = os.path.basename(src)
     try:
-        if trusted and os.path.exists(dst) and os.path.getsize(dst) == BIN_BYTES:
+        if trusted and os.path.exists(dst) and os.path.getsize(dst) == spec.bin_bytes:
             mode, fmt = _header(src)   # header only: keeps the report's lists complete on resume
             return name, "reused", mode, fmt
-        img, mode, fmt = load_rgb(src)
-        pixels = np.asarray(center_crop(resize_shorter(img)), np.uint8).tobytes()
+        img, mode, fmt = load_rgb(src, spec)
+        pixels = _pixels(img, spec).tobytes()
         if not dst:
             return name, "checked", mode, fmt
         atomic_write_bytes(dst, pixels)
@@ -263,19 +366,23 @@ def _progress(total: int, enabled: bool):
     return progress_bar(total, "preprocess") if enabled else None
 
 
-def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, workers: int = 0,
-                      progress: bool = True, executor=None) -> PreprocessResult:
-    """Preprocess ``images`` into ``out_dir``; resumes, never swallows a failure.  A write
+def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, spec: Preprocess,
+                      workers: int = 0, progress: bool = True, executor=None
+                      ) -> PreprocessResult:
+    """Preprocess ``images`` into ``out_dir`` as the recipe's ``spec`` says; resumes (a .bin
+    another image or another preprocessing made is redone), never swallows a failure.  A write
     error or a dead worker stops the work: what was written is kept, and ``failed`` says why
     and how many images were not done.  ``executor(jobs, work)``: a generator of
     ``work(job)`` for each job, in order, run elsewhere (``zoorepro.scale.shards``: Dask tasks);
     default: ``workers`` local processes."""
+    spec = _spec(spec)
     out = Path(out_dir)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
     seen: dict[str, str] = {}
-    result = PreprocessResult(out_dir=str(out), total=len(images))
-    known = read_manifest(out)
+    result = PreprocessResult(out_dir=str(out), total=len(images), decoder=decoder_note(spec),
+                              bin_bytes=spec.bin_bytes)
+    known, made = read_manifest(out), spec.fingerprint()
     jobs, ids = [], {}
     for img in images:
         key = image_key(img.name)
@@ -289,7 +396,8 @@ def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, worker
         except OSError as exc:
             result.failed.append((img.name, f"cannot be read ({exc.strerror}); check the file"))
             continue
-        jobs.append((str(img), str(bin_path_for(img, out)), known.get(key) == ids[img.name]))
+        jobs.append((str(img), str(bin_path_for(img, out)),
+                     known.get(key) == (ids[img.name], made), spec))
     workers = workers or os.cpu_count() or 1
     bar = _progress(len(jobs), progress)
     before = len(result.failed)
@@ -297,14 +405,19 @@ def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, worker
         with writing(out / MANIFEST):
             manifest = open(out / MANIFEST, "a", encoding="utf-8")
         with manifest:
-            def record(name):
+            def record(key, source):
                 with writing(out / MANIFEST):
-                    manifest.write(json.dumps({"key": image_key(name), "source": ids[name]})
-                                   + "\n")
+                    manifest.write(json.dumps({"key": key, "source": source,
+                                               "preprocess": made}) + "\n")
                     manifest.flush()
+            # a .bin about to be redone is vouched for by nothing first: a run stopped
+            # between its write and its line never leaves an old line trusting new bytes
+            for src, _, trusted, _ in jobs:
+                if not trusted and image_key(src) in known:
+                    record(image_key(src), None)
             outcomes = executor(jobs, _work) if executor else _outcomes(jobs, workers)
             try:
-                _collect(outcomes, result, bar, record)
+                _collect(outcomes, result, bar, lambda n: record(image_key(n), ids[n]))
             except WriteError as exc:   # the manifest beside the .bin files
                 result.stopped = f"{MANIFEST} could not be written: {exc}"
             finally:
@@ -320,10 +433,12 @@ def preprocess_folder(images: Sequence[Path], out_dir: str | os.PathLike, worker
     return result
 
 
-def check_images(images: Sequence[Path], workers: int = 0) -> list[tuple[str, str]]:
-    """Decode every image as preprocessing would, writing nothing: [(name, reason)] of those
-    that cannot be preprocessed (a check of the input before work that stops anyway)."""
-    jobs = [(str(p), "", False) for p in images]
+def check_images(images: Sequence[Path], spec: Preprocess,
+                 workers: int = 0) -> list[tuple[str, str]]:
+    """Decode every image as the recipe's ``spec`` would, writing nothing: [(name, reason)] of
+    those that cannot be preprocessed (a check of the input before work that stops anyway)."""
+    spec = _spec(spec)
+    jobs = [(str(p), "", False, spec) for p in images]
     return [(n or "(check stopped)", info if n else f"a process checking the images died ({info})")
             for n, status, _, info in _outcomes(jobs, workers or os.cpu_count() or 1)
             if status in ("failed", "died")]
