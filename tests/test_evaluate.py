@@ -125,9 +125,23 @@ def test_write_results(tmp_path):
     folder, labels = build(tmp_path, [0, 3])
     m = evaluate.score(evaluate.read_result_folder(folder), labels)
     r, p = evaluate.write_results(m, tmp_path)
+    assert r.name == "result.json" and p.name == "metrics.json"
     assert json.loads(p.read_text())["top4"] == 100.0
     assert "per_image_top1" not in json.loads(p.read_text())
     assert json.loads(r.read_text())["value"][5]["value"] == "100.0%"
+    # byte for byte what the recipes' scoring scripts write: json.dump, one line, no newline
+    assert r.read_text() == json.dumps(evaluate.result_json(m))
+    assert r.read_text().startswith('{"title": "Overall statistical evaluation", "value": [')
+
+
+def test_write_results_uses_the_recipes_result_file_name(tmp_path):
+    folder, labels = build(tmp_path, [0])
+    m = evaluate.score(evaluate.read_result_folder(folder), labels)
+    r, _ = evaluate.write_results(m, tmp_path / "out", "acc_result.json")
+    assert r == tmp_path / "out" / "acc_result.json" and r.is_file()
+    for bad in ("", "sub/result.json", "metrics.json"):
+        with pytest.raises(evaluate.EvaluationError, match="scoring.result_file.*recipe.yaml"):
+            evaluate.write_results(m, tmp_path / "out", bad)
 
 
 def test_reading_pool_gives_the_same_answer_in_order(tmp_path, monkeypatch):
@@ -229,3 +243,15 @@ def test_percentages_use_the_recipes_arithmetic(monkeypatch):
                                                      pred.top5 + 1), 1000, paths=pred.paths)
     monkeypatch.setattr(evaluate, "read_prediction", lambda p: np.zeros(1000, np.float32))
     assert evaluate.parity(pred, other)["top1_agreement_pct"] == 23 / 160 * 100
+
+
+def test_result_file_rounds_as_numpy_does_like_upstream():
+    """Upstream rounds a numpy float64 (``np.cumsum(count_hit) / count``): numpy's round,
+    not Python's. 1 of 4,000 images is 0.025 %: "0.02%" upstream, Python's round says 0.03."""
+    pred, labels = _hits(4000, 1)
+    m = evaluate.score(pred, labels)
+    upstream = np.cumsum(np.array([1.0, 0, 0, 0, 0])) / 4000
+    want = str(round(upstream[0] * 100, 2)) + "%"
+    assert want == "0.02%" and str(round(m["top1"], 2)) == "0.03"    # the two differ here
+    assert evaluate.result_json(m)["value"][2]["value"] == want
+    assert [evaluate.rounded(x) for x in (30.0, 58.1949, 100.0)] == ["30.0", "58.19", "100.0"]

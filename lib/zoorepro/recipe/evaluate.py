@@ -1,8 +1,12 @@
 """Top-1..top-5 from an ais_bench result folder and ``val_label.txt``, as the recipe scores.
 
-Recipe (``squeezenet1_1_postprocess.py``): image key = file name up to the first ``.``
-with its last ``_suffix`` cut; first line of each TXT; 1000 values -> label as is,
-1001 values -> label + 1; rank by ``argsort(-pred)``; a hit at rank i counts once.
+The recipe's scoring script (``scoring.script`` in its recipe.yaml; the ModelZoo recipes'
+postprocess scripts all score alike): image key = file name up to the first ``.`` with its
+last ``_suffix`` cut; first line of each TXT; 1000 values -> label as is, 1001 values ->
+label + 1; rank by ``argsort(-pred)``; a hit at rank i counts once; top-k in percent is
+``round(hits / n * 100, 2)`` on a numpy float64 (numpy's rounding, which differs from
+Python's for some image counts); the result file (``scoring.result_file``) is the
+``json.dump`` of ``{"title": ..., "value": [{"key", "value"}, ...]}``, byte for byte.
 Differences, all deliberate: ties are broken by the lower class index (stable sort, so
 the result is deterministic); a foreign file is listed in the result's notes, not a KeyError; a
 missing prediction is an error naming some of the images.
@@ -19,9 +23,11 @@ import numpy as np
 from zoorepro.errors import EvaluationError  # noqa: F401  (raised here; defined in errors)
 from zoorepro.outputs import CLASSES, RESULT_FILE, read_prediction  # noqa: F401  (the reader)
 from zoorepro.recipe.data import natural_sorted
-from zoorepro.files import atomic_write_json
+from zoorepro.files import atomic_write_json, atomic_write_text
 
 TOPK = 5
+RESULT_JSON = "result.json"     # the result file's name when the caller names none
+METRICS_JSON = "metrics.json"   # zoorepro's plain numbers, beside it
 # results/<backend>/predictions.json ({image: top-1}): 50,000 images take about 2 MiB; a file
 # past this is damaged and is refused before it is read
 PREDICTIONS_MAX_BYTES = 256 * 2**20
@@ -219,22 +225,37 @@ def score(pred: Predictions, labels: dict[str, int], expected: Iterable[str] | N
     return out
 
 
+def rounded(pct: float) -> str:
+    """A percentage as the recipe's result file writes it: ``str(round(x, 2))`` of a numpy
+    float64, i.e. numpy's rounding (``round(np.float64(2.675), 2)`` is 2.68, Python's
+    ``round(2.675, 2)`` 2.67: for 4,000 images, 1 hit is "0.03" in Python and "0.02"
+    upstream)."""
+    return str(round(np.float64(pct), 2))
+
+
 def result_json(metrics: dict) -> dict:
-    """The recipe's ``result.json``: title / value list of strings (``"58.19%"``)."""
+    """The recipe's result file: title / value list of strings (``"58.19%"``)."""
     value = [{"key": "Number of images", "value": str(metrics["images"])},
              {"key": "Number of classes", "value": str(metrics["classes"])}]
     for i in range(1, TOPK + 1):
-        value.append({"key": f"Top{i} accuracy",
-                      "value": str(round(metrics[f"top{i}"], 2)) + "%"})
+        value.append({"key": f"Top{i} accuracy", "value": rounded(metrics[f"top{i}"]) + "%"})
     return {"title": "Overall statistical evaluation", "value": value}
 
 
-def write_results(metrics: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """``result.json`` (recipe format) and ``metrics.json`` (plain numbers) in ``out_dir``."""
+def write_results(metrics: dict, out_dir: str | os.PathLike,
+                  result_file: str = RESULT_JSON) -> tuple[Path, Path]:
+    """The recipe's result file (``result_file``: the recipe's ``scoring.result_file``),
+    byte for byte as its scoring script writes it (``json.dump``, one line), and
+    ``metrics.json`` (plain numbers) in ``out_dir``."""
+    import json
     out_dir = Path(out_dir)
+    if not result_file or Path(result_file).name != result_file or result_file == METRICS_JSON:
+        raise EvaluationError(f"scoring.result_file {result_file!r}: give a plain file name "
+                              f"other than {METRICS_JSON} (it is written in {out_dir}); fix "
+                              f"the recipe's recipe.yaml")
     plain = {k: v for k, v in metrics.items() if k != "per_image_top1"}
-    r = atomic_write_json(out_dir / "result.json", result_json(metrics))
-    m = atomic_write_json(out_dir / "metrics.json", plain)
+    r = atomic_write_text(out_dir / result_file, json.dumps(result_json(metrics)))
+    m = atomic_write_json(out_dir / METRICS_JSON, plain)
     return r, m
 
 

