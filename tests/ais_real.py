@@ -64,6 +64,12 @@ def images(n: int = len(RANKS)) -> list[Path]:
     return data.list_images(DEMO_IMAGES)[:n]
 
 
+def spec(recipe: str = "squeezenet1_1"):
+    """The recipe's preprocessing (what makes the .bin files the stand-in ranks)."""
+    from zoorepro import recipebook
+    return recipebook.load(recipe).preprocess
+
+
 def write_bins(folder: Path, n: int = len(RANKS)) -> list[Path]:
     """The demo's first ``n`` images, preprocessed by zoorepro, as ``<key>.bin`` (mode 0640)."""
     from zoorepro.recipe import data, preprocess
@@ -71,21 +77,21 @@ def write_bins(folder: Path, n: int = len(RANKS)) -> list[Path]:
     out = []
     for p in images(n):
         path = folder / f"{data.image_key(p.name)}.bin"
-        preprocess.preprocess_array(p).tofile(path)
+        preprocess.preprocess_array(p, spec()).tofile(path)
         os.chmod(path, 0o640)
         out.append(path)
     os.chmod(folder, 0o750)
     return out
 
 
-def designed_labels(path: Path, n: int = len(RANKS)) -> Path:
+def designed_labels(path: Path, n: int = len(RANKS), recipe: str = "squeezenet1_1") -> Path:
     """A ``val_label.txt`` for the demo's first ``n`` images: image i labelled with the class
-    the stand-in ranks ``RANKS[i]``-th for it."""
+    the stand-in ranks ``RANKS[i]``-th for it (its .bin as ``recipe`` preprocesses it)."""
     from zoorepro.recipe import preprocess
     acl = standin()
     lines = []
     for p, r in zip(images(n), RANKS):
-        order = acl.ranking(preprocess.preprocess_array(p).tobytes())
+        order = acl.ranking(preprocess.preprocess_array(p, spec(recipe)).tobytes())
         lines.append(f"{p.name} {int(order[r])}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

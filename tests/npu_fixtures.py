@@ -100,3 +100,20 @@ def perf_args(bs: int) -> list[str]:
     return ["/usr/local/lib/python3.7/site-packages/ais_bench/__main__.py",
             f"--model=squeezenet1_1_bs{bs}.om", "--loop=50", f"--batchsize={bs}",
             "--device", "1", "--output", "perf", "--output_dirname", f"perf_bs{bs}"]
+
+
+def tiny_onnx(path: Path, recipe) -> Path:
+    """A small ONNX model with the recipe's input and output names ([N, 3, size, size] ->
+    [N, 3]): what a kit needs of a model to write its commands (nothing here runs it)."""
+    import onnx
+    from onnx import TensorProto, helper
+    m = recipe.model
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", [m.input], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], [m.output])], "tiny",
+        [helper.make_tensor_value_info(m.input, TensorProto.FLOAT, ["N", 3, m.size, m.size])],
+        [helper.make_tensor_value_info(m.output, TensorProto.FLOAT, ["N", 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", m.opset)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -6,8 +6,11 @@ import sys
 import pytest
 
 from zoorepro.ascend import aiscommands, atc
-from zoorepro import backends
+from zoorepro import backends, recipebook
 from zoorepro.backends import ascend
+from zoorepro.errors import RecipeError
+
+SQUEEZENET = recipebook.load("squeezenet1_1")
 
 
 # The recipe's README commands with ${bs}=8 and ${save_dir}=prep_dataset.
@@ -21,8 +24,8 @@ def squash(s: str) -> str:
 
 
 def test_accuracy_argv_golden():
-    argv = aiscommands.accuracy_argv("squeezenet1_1_bs8.om", 8, "prep_dataset", "result",
-                                  device_id=0)
+    argv = aiscommands.accuracy_argv(SQUEEZENET, "squeezenet1_1_bs8.om", 8, "prep_dataset",
+                                     "result", device_id=0)
     assert aiscommands.shell_line(argv) == (
         "python3 -m ais_bench --model=squeezenet1_1_bs8.om --batchsize=8 --input prep_dataset "
         "--output result --output_dirname result_bs8 --outfmt TXT --device 0")
@@ -31,16 +34,56 @@ def test_accuracy_argv_golden():
 
 @pytest.mark.parametrize("bs", [1, 4, 8, 16, 32, 64])
 def test_perf_argv_golden(bs):
-    argv = aiscommands.perf_argv(f"squeezenet1_1_bs{bs}.om", bs, device_id=1)
+    argv = aiscommands.perf_argv(SQUEEZENET, f"squeezenet1_1_bs{bs}.om", bs, device_id=1)
     assert aiscommands.shell_line(argv) == (
         f"python3 -m ais_bench --model=squeezenet1_1_bs{bs}.om --loop=50 --batchsize={bs} "
         f"--device 1")
-    with_out = aiscommands.perf_argv(f"squeezenet1_1_bs{bs}.om", bs, device_id=1, output="perf")
+    with_out = aiscommands.perf_argv(SQUEEZENET, f"squeezenet1_1_bs{bs}.om", bs, device_id=1,
+                                     output="perf")
     assert aiscommands.shell_line(with_out) == (
         f"python3 -m ais_bench --model=squeezenet1_1_bs{bs}.om --loop=50 --batchsize={bs} "
         f"--device 1 --output perf --output_dirname perf_bs{bs}")
     if bs == 8:
         assert aiscommands.shell_line(argv).startswith(RECIPE_PERF + " ")
+
+
+# The other recipes' README lines: their own word forms ('--model X', no --batchsize in
+# resnet50's accuracy line, mobilenet_v2's quoted 'TXT', --loop 1000), paths as given here.
+OTHER = {
+    "resnet50": ("python3 -m ais_bench --model ./resnet50_bs64.om --input ./prep_dataset/ "
+                 "--output ./ --output_dirname result --outfmt TXT",
+                 "python3 -m ais_bench --model ./resnet50_bs64.om --loop 1000 --batchsize 64",
+                 "./resnet50_bs64.om", 64, "./prep_dataset/", "./", "result"),
+    "mobilenet_v2": ("python3 -m ais_bench --model ./output/mobilenet_v2_bs4.om --input "
+                     "./preprocess_data --output ./output --output_dirname subdir --outfmt TXT "
+                     "--batchsize 4",
+                     "python3 -m ais_bench --model ./output/mobilenet_v2_bs4.om --loop 1000 "
+                     "--batchsize 4",
+                     "./output/mobilenet_v2_bs4.om", 4, "./preprocess_data", "./output",
+                     "subdir"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER))
+def test_each_recipe_gets_its_own_ais_bench_lines(name):
+    acc, perf, om, bs, input_dir, output, dirname = OTHER[name]
+    recipe = recipebook.load(name)
+    argv = aiscommands.accuracy_argv(recipe, om, bs, input_dir, output, dirname, device_id=None)
+    assert aiscommands.shell_line(argv) == acc
+    argv = aiscommands.perf_argv(recipe, om, bs, device_id=None)
+    assert aiscommands.shell_line(argv) == perf          # the recipe's loop: 1000
+    argv = aiscommands.perf_argv(recipe, om, bs, loop=7, device_id=2, output="p")
+    assert argv[3:] == ["--model", om, "--loop", "7", "--batchsize", str(bs), "--device", "2",
+                        "--output", "p", "--output_dirname", f"perf_bs{bs}"]
+
+
+def test_a_template_word_that_is_not_one_shell_word_is_refused():
+    with pytest.raises(RecipeError, match="recipe.yaml: ais_bench.perf: 'a b' is not one shell"):
+        aiscommands.template_argv(SQUEEZENET, ("a b",), "ais_bench.perf")
+    with pytest.raises(RecipeError, match=r"ais_bench.perf names \{input\}, which this command "
+                                          r"does not have"):
+        aiscommands.template_argv(SQUEEZENET, ("--x={input}",), "ais_bench.perf", om="m", bs=1,
+                                  loop=1)
 
 
 def test_registered_and_not_installed_message(monkeypatch):

@@ -191,6 +191,37 @@ def test_multi_device_run(host, tmp_path, divide):
         assert any("more than one device" in w and "agreed on every one" in w for w in warns)
 
 
+# ------------------------------------------------- the other recipes' command forms
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2"])
+def test_other_recipes_command_forms_run_on_the_real_front_end(host, tmp_path, name):
+    """resnet50's and mobilenet_v2's README forms ('--model X' with a space; resnet50's
+    accuracy line has no --batchsize: ais_bench reads it from the model), as built from their
+    recipe.yaml, are accepted by the real client; ingest reads the batch size from the OM
+    and folder names."""
+    from zoorepro import recipebook
+    from zoorepro.ascend import aiscommands
+    d, bins, labels = host
+    recipe = recipebook.load(name)
+    model = ar.om(tmp_path / f"{recipe.om_name(4)}.om", 4)
+    acc = aiscommands.accuracy_argv(recipe, str(model), 4, str(d / "prep"),
+                                    str(tmp_path / "res"), device_id=0)
+    assert acc[3:5] == ["--model", str(model)] and ("--batchsize" in acc) == (name != "resnet50")
+    ar.run_ais(acc[3:], tmp_path, ar.env(tmp_path))
+    perf = aiscommands.perf_argv(recipe, str(model), 4, loop=5, device_id=0,
+                                 output=str(tmp_path / "perf"))
+    assert perf[3:9] == ["--model", str(model), "--loop", "5", "--batchsize", "4"]
+    ar.run_ais(perf[3:], tmp_path, ar.env(tmp_path))
+    point = tmp_path / "perf" / "perf_bs4_summary.json"
+    acc_summary = json.loads((tmp_path / "res" / "result_bs4_summary.json").read_text())
+    assert acc_summary["args"][1:3] == ["--model", str(model)]
+    run, m = ingest_metrics(tmp_path / "res" / "result_bs4", labels, tmp_path / "reports",
+                            summaries=[point])
+    assert m["images"] == 10 and ar.scores(m) == EXPECTED
+    assert records(run, "infer")["ais_bench"]["accuracy_batch_size"] == 4
+    (b,) = records(run, "bench")["records"]
+    assert b["batch_size"] == 4 and b["iterations"] == 5
+
+
 # --------------------------------------------------------------- the backend
 @pytest.fixture
 def real_ais_in_process(monkeypatch):
@@ -226,6 +257,26 @@ def test_backend_infersession_and_teardown(host, tmp_path, real_ais_in_process):
     assert [c[0] for c in aclruntime.CALLS] == ["free_resource", "free_resource", "finalize"]
     b.close()                                                 # a second close is a no-op
     assert [c[0] for c in aclruntime.CALLS] == ["free_resource", "free_resource", "finalize"]
+
+
+def test_backend_runs_its_recipes_command_forms(host, tmp_path, real_ais_in_process):
+    """The backend runs the recipe it is given (Artifacts.recipe): mobilenet_v2's forms and
+    its --loop (1000 unless asked)."""
+    from zoorepro import backends, recipebook
+    d, bins, labels = host
+    recipe = recipebook.load("mobilenet_v2")
+    oms = {4: str(ar.om(tmp_path / f"{recipe.om_name(4)}.om", 4))}
+    b = backends.create("ais_bench", backends.Artifacts(om_models=oms, recipe=recipe),
+                        device_id=0, soc_version="Ascend310P3")
+    s = b.run_folder(d / "prep", tmp_path / "results", 4, "TXT")
+    p = b.run_perf(4, tmp_path / "results", loop=3)
+    with pytest.raises(backends.BackendUnavailable, match=r"build mobilenet_v2_bs8\.om"):
+        b.run_perf(8, tmp_path / "results")
+    b.close()
+    assert s["args"][1:3] == ["--model", oms[4]] and "--batchsize" in s["args"]
+    assert p["args"][3:5] == ["--loop", "3"] and p["NPU_compute_time"]["count"] == 3
+    _, m = ingest_metrics(tmp_path / "results" / "result_bs4", labels, tmp_path / "reports")
+    assert ar.scores(m) == EXPECTED
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002])
@@ -324,7 +375,8 @@ def test_kit_round_trip_through_the_real_front_end(kit_dir, tmp_path, umask, mon
     assert "chip: Ascend310P3, CANN: 6.0.RC1, device: 1" in proc.stdout
     for name in ("npu-smi.txt", "cann_version.txt", "kit.json", "val_label.txt", "aipp.config",
                  "om_sha256.txt", "ingest_command.txt", "result/result_bs4_summary.json",
-                 "perf/perf_bs1_summary.json", "perf/perf_bs4_summary.json"):
+                 "perf/perf_bs1_summary.json", "perf/perf_bs4_summary.json",
+                 "recipe/squeezenet1_1/recipe.yaml"):
         assert (res / name).is_file(), name
     assert len(list((res / "result" / "result_bs4").glob("*_0.txt"))) == 10
     atc_log = (tmp_path / "atc.log").read_text()
@@ -345,6 +397,35 @@ def test_kit_round_trip_through_the_real_front_end(kit_dir, tmp_path, umask, mon
     # a second run refuses to mix with the first one's results
     _, again = run_script(kit_dir, tmp_path, umask, work=work)
     assert again.returncode == 1 and "exists from an earlier run" in again.stderr
+
+
+def test_kit_round_trip_of_another_recipe(tmp_path, monkeypatch, capsys):
+    """resnet50's kit: its host crop (256 x 256 .bin files, AIPP crops on the device), its
+    README's forms ('--model X', no --batchsize in the accuracy line, --loop 1000), its AIPP
+    file's name; run through the real front end and ingested with the kit's recipe."""
+    from zoorepro import config, recipebook
+    from zoorepro.ascend import kit
+    from npu_fixtures import tiny_onnx
+    recipe = recipebook.load("resnet50")
+    labels = ar.designed_labels(tmp_path / "val_label.txt", recipe="resnet50")
+    cfg = config.from_mapping(small_params(
+        tmp_path, recipe="resnet50", label_file=str(labels), max_images=10, weights="",
+        aipp_config="", onnx_model=str(tiny_onnx(tmp_path / "m.onnx", recipe)),
+        batch_sizes=[4], accuracy_batch_size=4))
+    kit_dir = kit.make_kit(cfg, tmp_path / "kit", progress=False).parent
+    assert {p.stat().st_size for p in (kit_dir / "prep_dataset").iterdir()} == {256 * 256 * 3}
+    work, proc = run_script(kit_dir, tmp_path, 0o022)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    res = work / "npu_results"
+    assert "--insert_op_conf=aipp_resnet50.aippconfig" in (tmp_path / "atc.log").read_text()
+    acc = json.loads((res / "result" / "result_bs4_summary.json").read_text())
+    assert "--batchsize" not in acc["args"] and acc["args"][1] == "--model"
+    run = ingest_as_printed((res / "ingest_command.txt").read_text(), work, tmp_path,
+                            monkeypatch, capsys)
+    (b,) = records(run, "bench")["records"]
+    assert b["batch_size"] == 4 and b["iterations"] == 1000
+    assert records(run, "infer")["ais_bench"]["accuracy_batch_size"] == 4
+    assert records(run, "recipe")["name"] == "resnet50"
 
 
 def test_kit_script_on_two_devices(kit_dir, tmp_path, monkeypatch, capsys):

@@ -768,3 +768,47 @@ def test_the_last_bs_in_model_and_folder_names_is_the_batch_size(tmp_path):
     (folder.parent / "result_bs4_summary.json").unlink()
     run = ingest.ingest(named, write_labels(tmp_path / "l.txt"), tmp_path / "r")
     assert run.read(records.AccuracyRecord).entries["ais_bench"].batch_size == 4
+
+
+# ------------------------------------------------------------ the kit's recipe
+def kit_recipe_copy(tmp_path: Path, name: str = "resnet50") -> str:
+    """``recipe/<name>/`` beside a kit.json, as run_on_npu.sh copies it; its sha256."""
+    import shutil
+    from zoorepro import recipebook
+    shipped = recipebook.load(name)
+    dest = tmp_path / "recipe" / name
+    shutil.copytree(shipped.folder, dest)
+    return shipped.sha256
+
+
+def test_the_kits_recipe_is_read_and_recorded(tmp_path):
+    folder = make_result(tmp_path)
+    sha = kit_recipe_copy(tmp_path)
+    man = kit_manifest(tmp_path, recipe="resnet50", recipe_sha256=sha)
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man)
+    params = (run.root / "params.yaml").read_text()
+    assert "recipe: resnet50\n" in params and f"recipe_sha256: {sha}\n" in params
+    assert run.read(records.RecipeRecord).sha256 == sha      # kept as a run keeps its recipe
+    assert run.recipe.name == "resnet50" and run.recipe.sha256 == sha
+
+
+def test_a_kit_recipe_that_is_missing_or_changed_is_refused(tmp_path):
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt")
+    yaml_path = tmp_path / "recipe" / "resnet50" / "recipe.yaml"
+    man = kit_manifest(tmp_path, recipe="resnet50", recipe_sha256="ab" * 32)
+    with pytest.raises(IngestError, match=re.escape(f"{yaml_path}: the kit's recipe is missing "
+                                                    f"(kit.json names recipe resnet50); copy "
+                                                    f"the recipe/ folder")):
+        ingest.ingest(folder, labels, tmp_path / "r", manifest=man)
+    sha = kit_recipe_copy(tmp_path)
+    yaml_path.write_text(yaml_path.read_text().replace("loop: 1000", "loop: 999"))
+    man = kit_manifest(tmp_path, recipe="resnet50", recipe_sha256=sha)
+    with pytest.raises(IngestError, match=re.escape(f"{yaml_path}: not the recipe the kit was "
+                                                    f"made with (its sha256")) as e:
+        ingest.ingest(folder, labels, tmp_path / "r", manifest=man)
+    assert "copy the recipe/ folder run_on_npu.sh wrote beside kit.json again" in str(e.value)
+    man = kit_manifest(tmp_path, recipe="resnet50")
+    with pytest.raises(IngestError, match=r"kit.json: names its recipe only in part"):
+        ingest.ingest(folder, labels, tmp_path / "r", manifest=man)
+    assert not (tmp_path / "r").exists()

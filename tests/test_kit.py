@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from zoorepro.ascend import atc, kit
-from zoorepro import cli, config
+from zoorepro import cli, config, recipebook
 
 from conftest import AIPP_CONFIG, DEMO_LABELS, small_params
+from npu_fixtures import tiny_onnx
 
 ALL_BS = [1, 4, 8, 16, 32, 64]
 
@@ -43,6 +44,13 @@ def test_kit_contents(kit_dir):
     pre = records.PreprocessRecord.from_json(man["preprocess"], "kit.json (preprocess)")
     assert pre.to_json() == man["preprocess"] and pre.ok == 6
     assert os.access(kit_dir / "run_on_npu.sh", os.X_OK)
+    # the recipe travels with the kit: its files, named in kit.json with recipe.yaml's sha256
+    shipped = recipebook.load("squeezenet1_1")
+    copy = kit_dir / "recipe" / "squeezenet1_1"
+    assert man["recipe"] == "squeezenet1_1" and man["recipe_sha256"] == shipped.sha256
+    assert (copy / "recipe.yaml").read_bytes() == shipped.path.read_bytes()
+    assert (copy / "aipp.config").is_file()
+    assert recipebook.load(str(copy)).sha256 == shipped.sha256
 
 
 def test_script_is_valid_bash(kit_dir):
@@ -66,7 +74,8 @@ def test_script_has_the_recipes_exact_commands(kit_dir):
     assert 'source "$CANN_SET_ENV"' in text and "npu-smi info" in text
     for bs in ALL_BS:
         # the ATC line, with the chip variable filled in, is exactly atc.atc_command's
-        want = atc.shell_line(atc.atc_command("model/squeezenet1_1.onnx", bs, "310P3",
+        want = atc.shell_line(atc.atc_command(recipebook.load("squeezenet1_1"),
+                                              "model/squeezenet1_1.onnx", bs, "310P3",
                                               "aipp.config", "om"))
         lines = [ln for ln in text.splitlines() if "atc --model=" in ln and f"_bs{bs} " in ln]
         assert len(lines) == 1
@@ -166,3 +175,53 @@ def _labels_for(tmp_path, src):
     path.write_text("".join(f"{p.name} {labels[data.image_key(p.name)]}\n"
                             for p in sorted(src.iterdir())))
     return path
+
+
+def _no_bins_kit(tmp_path, recipe, onnx_path=None):
+    onnx_path = onnx_path or tiny_onnx(tmp_path / "m.onnx", recipebook.load(recipe))
+    cfg = config.from_mapping(
+        small_params(tmp_path, data_dir="/nowhere/imagenet/val", weights="", aipp_config="",
+                     onnx_model=str(onnx_path), batch_sizes=[1, 8], soc_version="Ascend310P3",
+                     recipe=recipe), check_paths=False)
+    return kit.make_kit(cfg, tmp_path / "k", bins=False, progress=False).read_text()
+
+
+def test_no_bins_runs_the_recipes_own_preprocessing_script(tmp_path):
+    """resnet50's upstream script takes its model type first (the README's line shows it);
+    the kit's line is that line, the script and folders its own."""
+    text = _no_bins_kit(tmp_path, "resnet50")
+    assert "DEFAULT_PREPROCESS_PY=imagenet_torch_preprocess.py\n" in text
+    assert '\n    python3 "$PREPROCESS_PY" resnet "$DATA_DIR" prep_dataset\n' in text
+    assert "# run_on_npu.sh: the ResNet-50 recipe on this NPU host" in text
+    assert "om/resnet50_bs<N>.om with aipp_resnet50.aippconfig" in text
+    assert "--loop 1000" in text and "squeezenet" not in text.lower()
+    assert (tmp_path / "k" / "aipp_resnet50.aippconfig").is_file()
+    assert (tmp_path / "k" / "model" / "resnet50.onnx").is_file()
+    script = str(tmp_path / "k" / "run_on_npu.sh")
+    assert subprocess.run(["bash", "-n", script]).returncode == 0
+    if shutil.which("shellcheck"):
+        r = subprocess.run(["shellcheck", script], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout
+
+
+def test_no_bins_keeps_the_readmes_trailing_slash(tmp_path):
+    """mobilenet_v2's preprocess.py joins folder and class name without a separator."""
+    text = _no_bins_kit(tmp_path, "mobilenet_v2")
+    assert '\n    python3 "$PREPROCESS_PY" "$DATA_DIR/" prep_dataset\n' in text
+
+
+def test_no_bins_needs_an_upstream_script(tmp_path):
+    with pytest.raises(kit.KitError, match=r"efficientnet_lite0/recipe.yaml: recipe "
+                                           r"efficientnet_lite0 names no upstream preprocessing "
+                                           r"script.*leave out --no-bins"):
+        _no_bins_kit(tmp_path, "efficientnet_lite0")
+    assert not (tmp_path / "k").exists()
+
+
+def test_an_onnx_model_without_the_recipes_input_is_refused(tmp_path, onnx_models):
+    """resnet50's ATC line names the input actual_input_1: squeezenet's ONNX (image) would
+    fail on the NPU host, after the copy; it is refused before anything is written."""
+    with pytest.raises(kit.KitError, match=r"takes image, not the recipe's input "
+                                           r"actual_input_1 \(model.input in .*resnet50"):
+        _no_bins_kit(tmp_path, "resnet50", onnx_models[0])
+    assert not (tmp_path / "k").exists()

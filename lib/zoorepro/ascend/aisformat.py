@@ -30,7 +30,7 @@ from zoorepro.outputs import (BIN_DTYPES, CLASSES, FORMATS, RESULT_FILE,  # noqa
                               write_output)  # with the recipe's scoring)
 
 NAME = "ais_bench"
-PERF_LOOP = 50
+# no --loop constant here: each recipe's ais_bench.loop is its own (ais_bench's default is 1)
 VALIDITY_SPREAD = 1.5   # p90 / median above this marks a timing record invalid (noisy machine)
 
 
@@ -73,7 +73,8 @@ def batches(files: Sequence[Path], batch_size: int):
 
 
 def result_dirname(batch_size: int) -> str:
-    """ais_bench's ``--output_dirname`` in the recipe: ``result_bs<N>``."""
+    """zoorepro's ``--output_dirname`` for an accuracy run: ``result_bs<N>``, whatever the
+    README names its folder (ingest reads the ``bs<N>`` as a batch-size clue)."""
     return f"result_bs{batch_size}"
 
 

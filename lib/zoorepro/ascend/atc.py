@@ -1,12 +1,14 @@
-"""Huawei ATC: the recipe's ONNX -> OM conversion with AIPP, driven exactly as the README does.
+"""Huawei ATC: the recipe's ONNX -> OM conversion with AIPP, driven exactly as its README does.
 
-    atc --model=<onnx> --framework=5 --output=squeezenet1_1_bs<N>
-        --input_shape="image:<N>,3,224,224" --log=error --soc_version=Ascend<chip>
-        --enable_small_channel=1 --insert_op_conf=aipp.config
+Each recipe's ``recipe.yaml`` holds its README's ATC line (``atc.command``), the OM name
+(``atc.om``, e.g. ``resnet50_bs{bs}``) and the line's words as a template (``atc.argv``:
+``{onnx}`` ``{om}`` ``{input}`` ``{bs}`` ``{size}`` ``{soc}`` ``{aipp}``); :func:`atc_command`
+fills it for one batch size: one static-batch OM per batch size, with the recipe's ONNX
+input name (``model.input``) and input size (``model.size``).  Where a README's spelling is
+not ATC's documented one, the template writes ATC's and the recipe's ``notes`` say so.
 
-(``--input_shape`` with an underscore: the documented spelling; the README's hyphen form is
-unverified.)  ``soc_version`` comes from params or from ``npu-smi info``.  When ``atc`` is
-not on PATH nothing runs and the record says so.
+``soc_version`` comes from params or from ``npu-smi info``.  When ``atc`` is not on PATH
+nothing runs and the record says so.
 """
 from __future__ import annotations
 
@@ -18,36 +20,45 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
+from zoorepro import recipebook
+from zoorepro.ascend.aiscommands import template_argv
 from zoorepro.errors import AtcError  # noqa: F401  (raised here; defined in errors)
 
-OM_PREFIX = "squeezenet1_1_bs"
-# soc_version when the chip is not known here: the recipe's own shell variable.
+# soc_version when the chip is not known here: the ModelZoo READMEs' own shell variable.
 SOC_PLACEHOLDER = "${chip_name}"
+# an --input_shape value the READMEs' double quotes may hold as it is (nothing the shell
+# expands inside double quotes)
+_PLAIN_SHAPE = re.compile(r"[A-Za-z0-9_.,:;/@%+=-]+")
 
 
-def om_name(batch_size: int) -> str:
-    return f"{OM_PREFIX}{batch_size}"
+def om_name(recipe: "recipebook.Recipe", batch_size: int) -> str:
+    """The recipe's OM name for ``batch_size`` (``atc.om``), without ``.om``."""
+    return recipe.om_name(batch_size)
 
 
-def atc_command(onnx: str, batch_size: int, soc_version: str, aipp_config: str = "aipp.config",
-                output_dir: str = "", extra: Sequence[str] = ()) -> list[str]:
+def atc_command(recipe: "recipebook.Recipe", onnx: str, batch_size: int, soc_version: str,
+                aipp_config: str, output_dir: str = "",
+                extra: Sequence[str] = ()) -> list[str]:
     """The recipe's ATC command for one batch size, as an argv list (``soc_version`` may be
-    :data:`SOC_PLACEHOLDER` to show the command before the chip is known)."""
+    :data:`SOC_PLACEHOLDER` to show the command before the chip is known); ``extra`` (the
+    params' ``atc_extra_args``) comes last."""
     soc = soc_version if soc_version.startswith("Ascend") else f"Ascend{soc_version}"
-    out = os.path.join(output_dir, om_name(batch_size)) if output_dir else om_name(batch_size)
-    return ["atc", f"--model={onnx}", "--framework=5", f"--output={out}",
-            f"--input_shape=image:{batch_size},3,224,224", "--log=error",
-            f"--soc_version={soc}", "--enable_small_channel=1",
-            f"--insert_op_conf={aipp_config}", *extra]
+    name = om_name(recipe, batch_size)
+    out = os.path.join(output_dir, name) if output_dir else name
+    return ["atc", *template_argv(recipe, recipe.atc.argv, "atc.argv", onnx=onnx, om=out,
+                                  input=recipe.model.input, bs=int(batch_size),
+                                  size=recipe.model.size, soc=soc, aipp=aipp_config),
+            *extra]
 
 
 def shell_line(argv: Sequence[str]) -> str:
-    """The command as the README writes it (input_shape in double quotes)."""
+    """The command as the READMEs write it (``--input_shape`` in double quotes; the chip
+    variable ``Ascend${chip_name}`` left for the shell)."""
     parts = []
     for a in argv:
         if a == f"--soc_version=Ascend{SOC_PLACEHOLDER}":
             parts.append(a)   # left for the shell to fill in, as in the recipe's README
-        elif a.startswith("--input_shape="):
+        elif a.startswith("--input_shape=") and _PLAIN_SHAPE.fullmatch(a.split("=", 1)[1]):
             parts.append('--input_shape="' + a.split("=", 1)[1] + '"')
         else:
             parts.append(shlex.quote(a))
@@ -84,17 +95,20 @@ def available() -> bool:
     return shutil.which("atc") is not None
 
 
-def build_all(onnx: str, batch_sizes: Sequence[int], soc_version: str, aipp_config: str,
-              out_dir: Path, extra: Sequence[str] = ()) -> list[dict]:
-    """Run ATC for every batch size, logs kept beside the models; raise on the first failure."""
+def build_all(recipe: "recipebook.Recipe", onnx: str, batch_sizes: Sequence[int],
+              soc_version: str, aipp_config: str, out_dir: Path,
+              extra: Sequence[str] = ()) -> list[dict]:
+    """Run the recipe's ATC command for every batch size, logs kept beside the models; raise
+    on the first failure."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for bs in batch_sizes:
-        argv = atc_command(onnx, bs, soc_version, aipp_config, str(out_dir), extra)
+        argv = atc_command(recipe, onnx, bs, soc_version, aipp_config, str(out_dir), extra)
         log = out_dir / f"atc_bs{bs}.log"
         with open(log, "w", encoding="utf-8") as fh:
             proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT)
-        om = out_dir / f"{om_name(bs)}.om"
+        om = out_dir / f"{om_name(recipe, bs)}.om"
         if proc.returncode != 0 or not om.is_file():
             raise AtcError(f"atc failed for batch size {bs} (exit {proc.returncode}); see {log}. "
                            f"Check soc_version ({soc_version}) against 'npu-smi info' and that "

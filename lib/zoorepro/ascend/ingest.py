@@ -164,6 +164,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     checks.check_formats(result_dir, pred.paths.values())
     checks.check_constant_outputs(result_dir, pred)
     man = read_manifest(manifest)
+    recipe = ingesthost.kit_recipe(man, manifest)      # None: a kit.json naming no recipe
     if man.get("label_file_sha256") not in (None, data.sha256_file(labels_path)):
         raise IngestError(f"{given_labels}: not the label file the kit was made with (its "
                           f"sha256 differs from kit.json's label_file_sha256); give the "
@@ -280,6 +281,8 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
 
     # the run folder
     run = Run.create_ingested(out_root, name)
+    if recipe is not None:
+        run.keep_recipe(recipe)         # the report reads the kit's recipe from the run
     folder = run.results / NAME
     evaluate.write_results(metrics, folder)
     atomic_write_json(folder / "predictions.json", per_image)
@@ -364,5 +367,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         "summaries": sweep_paths, "device": device, "reference_tolerance_pct":
         (man.get("params") or {}).get("reference_tolerance_pct", 1.0),
         "kit_params": man.get("params"),
+        "recipe": recipe.name if recipe else None,
+        "recipe_sha256": recipe.sha256 if recipe else None,
     }))
     return run

@@ -300,7 +300,8 @@ def sweep_summaries(paths, accuracy_path, kit_sizes) -> list[tuple[Path, dict]]:
 
 # ------------------------------------------------------------ kit.json
 # What ingest reads from kit.json, and the JSON type each must have.
-MANIFEST_TYPES = {"keys": list, "params": dict, "export": dict, "preprocess": dict,
+MANIFEST_TYPES = {"recipe": str, "recipe_sha256": str,
+                  "keys": list, "params": dict, "export": dict, "preprocess": dict,
                   "atc_commands": list, "unlabelled_examples": list, "accuracy_batch_size": int,
                   "device_id": int, "soc_version": str, "data_dir": str, "max_images": int,
                   "image_list_sha256": str, "labels_without_image": int, "unlabelled_images": int,

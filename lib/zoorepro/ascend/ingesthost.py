@@ -3,15 +3,19 @@
 npu-smi is missing) and the chip: ``--soc-version`` and the kit's ``soc_version`` checked by
 :class:`zoorepro.config.RunConfig`'s own rule, then against the chip npu-smi names for the
 device that ran; a disagreement is an :class:`IngestError` or a note, never a silent choice.
+And the kit it ran: its copy of the recipe, checked against ``kit.json`` (:func:`kit_recipe`).
 """
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
-from zoorepro import config
+from zoorepro import config, recipebook
 from zoorepro.ascend.atc import parse_npu_smi
-from zoorepro.errors import ConfigError, IngestError
+from zoorepro.errors import ConfigError, IngestError, RecipeError
 from zoorepro.ascend.ingestchecks import MAX_TEXT_BYTES
+from zoorepro.names import name_problem
 
 NPU_SMI_MISSING = "npu-smi not found on PATH"     # what run_on_npu.sh saves without npu-smi
 # NUL, other control characters (tab, newlines and ESC aside) and undecodable bytes
@@ -87,3 +91,33 @@ def chip_for(chips: list, device_id: int | None, given: str | None, kit_soc: str
         notes.append(f"the kit was made for {_named(kit_soc)} (kit.json soc_version) but the "
                      f"results name {soc} (SOC_VERSION set on the NPU host?): {soc} is recorded")
     return soc, notes
+
+
+def kit_recipe(man: dict, path: str | os.PathLike | None) -> "recipebook.Recipe | None":
+    """The recipe the kit carried (``recipe/<name>/`` beside ``kit.json``, copied there by
+    run_on_npu.sh), read and checked against the kit.json's ``recipe_sha256``: the recipe the
+    kit was made with, or an error naming the file and the fix.  None for a kit.json that
+    names no recipe (a kit from before recipes were data)."""
+    name, sha = man.get("recipe"), man.get("recipe_sha256")
+    if name is None and sha is None:
+        return None
+    if name is None or sha is None or name_problem(name, "recipe"):
+        raise IngestError(f"{path}: names its recipe only in part (recipe {name!r}, "
+                          f"recipe_sha256 {sha!r}); give the kit.json of the kit that was run")
+    folder = Path(path).resolve().parent / "recipe" / name
+    yaml_path = folder / recipebook.RECIPE_FILE
+    if not yaml_path.is_file():
+        raise IngestError(f"{yaml_path}: the kit's recipe is missing (kit.json names recipe "
+                          f"{name}); copy the recipe/ folder run_on_npu.sh put beside kit.json "
+                          f"(npu_results/recipe/) with it")
+    try:
+        recipe = recipebook.load(str(folder))
+    except RecipeError as exc:
+        raise IngestError(f"{yaml_path}: the kit's recipe cannot be read ({exc}); copy the "
+                          f"recipe/ folder of the kit again") from None
+    if recipe.sha256 != sha:
+        raise IngestError(f"{yaml_path}: not the recipe the kit was made with (its sha256 "
+                          f"{recipe.sha256[:12]}... differs from kit.json's recipe_sha256 "
+                          f"{sha[:12]}...); copy the recipe/ folder run_on_npu.sh wrote "
+                          f"beside kit.json again")
+    return recipe

@@ -2,8 +2,8 @@
 
 ``infer(batch)`` uses ``InferSession(device_id, om).infer([batch])`` with the OM built for
 that batch size; the accuracy run and the ``--loop`` sweep run the recipe's command lines
-(:mod:`zoorepro.ascend.aiscommands`) and read what ais_bench writes through the contract
-(:mod:`zoorepro.ascend.aisformat`).
+(``Artifacts.recipe``'s templates, built by :mod:`zoorepro.ascend.aiscommands`) and read what
+ais_bench writes through the contract (:mod:`zoorepro.ascend.aisformat`).
 
 The ``ais_bench`` package (plus its ``aclruntime`` runtime, both built from Ascend/tools
 ``ais-bench_workload/tool/ais_bench``) is imported only when the backend is created; when
@@ -21,8 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
+from zoorepro import recipebook
 from zoorepro.ascend.aiscommands import accuracy_argv, perf_argv, shell_line
-from zoorepro.ascend.aisformat import (NAME, PERF_LOOP, list_inputs, perf_dirname, read_summary,
+from zoorepro.ascend.aisformat import (NAME, list_inputs, perf_dirname, read_summary,
                                        result_dirname, summary_path)
 from zoorepro.backends.bench import bench_record
 from zoorepro.ascend.atc import cann_version_from_env, detect_soc_version, npu_device_name
@@ -148,6 +149,8 @@ class AisBenchBackend(Backend):
             raise BackendUnavailable(f"{', '.join(missing)}: .om model(s) not found; rerun ATC")
         self._session_cls = InferSession
         self.artifacts = artifacts
+        # the recipe whose command lines run (the params' default recipe when none is given)
+        self.recipe = artifacts.recipe or recipebook.load(recipebook.DEFAULT)
         self.device_id = int(device_id)
         self.threads = threads
         self._sessions: dict = {}
@@ -173,7 +176,7 @@ class AisBenchBackend(Backend):
             raise BackendUnavailable(
                 f"no .om for batch size {batch_size} (have "
                 f"{', '.join(map(str, sorted(self.artifacts.om_models)))}); the recipe's OMs "
-                f"are static-batch: build squeezenet1_1_bs{batch_size}.om with ATC")
+                f"are static-batch: build {self.recipe.om_name(batch_size)}.om with ATC")
         return str(om)
 
     def run_accuracy(self, job: AccuracyJob) -> dict:
@@ -201,26 +204,28 @@ class AisBenchBackend(Backend):
         """``python -m ais_bench --input DIR --output OUT ...`` as the recipe runs it."""
         dirname = result_dirname(batch_size)
         om = self._om(batch_size)
-        argv = accuracy_argv(om, batch_size, str(input_dir), str(output),
+        argv = accuracy_argv(self.recipe, om, batch_size, str(input_dir), str(output),
                              dirname, outfmt, self.device_id, python=sys.executable)
         log = log_path(output, dirname)
         run_command(argv, log, prepare_paths([input_dir, om], output))
         return _read_summary(summary_path(output, dirname), log)
 
     def run_sweep(self, job: SweepJob) -> list[dict]:
-        """The recipe's ``--loop=50`` pure inference at every batch size (device compute only,
-        zero input), one record per summary."""
+        """The recipe's ``--loop`` pure inference (``ais_bench.loop``) at every batch size
+        (device compute only, zero input), one record per summary."""
         info = self.info()
         out = Path(job.output)
         return [bench_record(self.run_perf(bs, out), summary_path(out, perf_dirname(bs)),
                              info["device"], info.get("version", ""))
                 for bs in job.settings.batch_sizes]
 
-    def run_perf(self, batch_size: int, output: str | os.PathLike, loop: int = PERF_LOOP) -> dict:
-        """The recipe's ``--loop`` pure-inference command (zero input); returns its summary."""
+    def run_perf(self, batch_size: int, output: str | os.PathLike,
+                 loop: int | None = None) -> dict:
+        """The recipe's ``--loop`` pure-inference command (zero input; ``loop`` defaults to
+        the recipe's); returns its summary."""
         dirname = perf_dirname(batch_size)
         om = self._om(batch_size)
-        argv = perf_argv(om, batch_size, loop, self.device_id, str(output),
+        argv = perf_argv(self.recipe, om, batch_size, loop, self.device_id, str(output),
                          dirname, python=sys.executable)
         log = log_path(output, dirname)
         run_command(argv, log, prepare_paths([om], output))
