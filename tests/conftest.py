@@ -39,17 +39,22 @@ def demo_images():
 @pytest.fixture(scope="session")
 def demo_batch(demo_images):
     """Eight real preprocessed demo images, uint8 [8, 224, 224, 3]."""
+    from zoorepro import recipebook
     from zoorepro.recipe import preprocess
-    return np.stack([preprocess.preprocess_array(p) for p in demo_images[:8]])
+    spec = recipebook.load(recipebook.DEFAULT).preprocess
+    return np.stack([preprocess.preprocess_array(p, spec) for p in demo_images[:8]])
 
 
 @pytest.fixture(scope="session")
 def onnx_models(tmp_path_factory):
     """(plain ONNX, AIPP ONNX) exported from the demo weights once per session."""
+    from zoorepro import recipebook
     from zoorepro.recipe import aipp, export
     d = tmp_path_factory.mktemp("onnx")
-    plain = export.export_onnx(DEMO_WEIGHTS, d / export.ONNX_NAME)
-    fused = export.build_aipp_model(plain, aipp.load(AIPP_CONFIG), d / export.AIPP_ONNX_NAME)
+    r = recipebook.load("squeezenet1_1")
+    plain = export.export_onnx(r, DEMO_WEIGHTS, d / export.onnx_name(r))
+    fused = export.build_aipp_model(r, plain, aipp.load(AIPP_CONFIG),
+                                    d / export.aipp_onnx_name(r))
     return plain, fused
 
 

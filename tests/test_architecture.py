@@ -16,14 +16,18 @@ PKG = ROOT / "lib" / "zoorepro"
 # The layers, lowest first (docs/architecture.md draws them): a module imports only modules of
 # its own layer or of a lower one.  A layer is a package, or a named part of one.
 BASE = {"errors", "files", "names", "addresses", "outputs", "host", "hostload", "configspec",
-        "config", "backends.registry", "recipebook"}
+        "config", "backends.registry", "recipebook", "recipebook.schema", "recipebook.parse",
+        "recipebook.code"}
 ASCEND_CONTRACT = {"ascend", "ascend.aisformat", "ascend.aiscommands", "ascend.aisclues",
                    "ascend.atc", "ascend.shell"}
 ASCEND_WORKFLOWS = {"ascend.kit", "ascend.ingest", "ascend.ingestchecks", "ascend.ingesthost"}
-APP = {"lab", "cli", "__main__", ""}
+APP = {"lab", "cli", "cli.commands", "__main__", ""}
 LAYERS = (
     ("base", lambda m: m in BASE),
     ("recipe", lambda m: m.split(".")[0] == "recipe"),
+    # a recipe's own code (recipes/<name>/*.py: a model the libraries lack, a recipe's tool),
+    # loaded by path by recipebook, never imported
+    ("recipes", lambda m: m.split(".")[0] == "recipes"),
     ("ascend contract", lambda m: m in ASCEND_CONTRACT),
     ("backends", lambda m: m.split(".")[0] == "backends"),
     ("run", lambda m: m.split(".")[0] == "run"),
@@ -117,9 +121,15 @@ def importers(graph, pred) -> set[str]:
     return {m for m, deps in graph.items() for d in deps if pred(d) and not pred(m)}
 
 
+def test_a_recipes_code_is_loaded_by_path_never_imported(graph):
+    assert importers(graph, lambda m: m.split(".")[0] == "recipes") == set()
+    assert {d for m, deps in graph.items() if m.startswith("recipes.") for d in deps} \
+        <= BASE | {m for m in graph if m.split(".")[0] == "recipe"}
+
+
 def test_the_recipe_imports_only_the_base(graph):
-    assert {d for m, deps in graph.items() if m.startswith("recipe") for d in deps
-            if not d.startswith("recipe")} <= BASE
+    assert {d for m, deps in graph.items() if m.split(".")[0] == "recipe" for d in deps
+            if d.split(".")[0] != "recipe"} <= BASE
 
 
 def test_the_ais_bench_contract_imports_only_the_base(graph):
@@ -134,7 +144,7 @@ def test_only_scale_and_the_app_import_the_report(graph):
 def test_only_the_cli_imports_scale(graph):
     """The stages get the shards' executor passed in (the notebooks build it); the matrix
     gets its per-run function from the CLI."""
-    assert importers(graph, lambda m: m.split(".")[0] == "scale") <= {"cli"}
+    assert importers(graph, lambda m: m.split(".")[0] == "scale") <= {"cli", "cli.commands"}
 
 
 def test_the_backend_registry_imports_no_backend(graph):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from zoorepro import backends
+from zoorepro import backends, recipebook
 
 from conftest import AIPP_CONFIG, DEMO_WEIGHTS
 
@@ -9,7 +9,8 @@ from conftest import AIPP_CONFIG, DEMO_WEIGHTS
 @pytest.fixture(scope="module")
 def arts(onnx_models):
     return backends.Artifacts(aipp_onnx=str(onnx_models[1]), weights=str(DEMO_WEIGHTS),
-                              aipp_config=str(AIPP_CONFIG))
+                              aipp_config=str(AIPP_CONFIG),
+                              recipe=recipebook.load("squeezenet1_1"))
 
 
 def test_registry_knows_portable_backends():

@@ -6,7 +6,13 @@ import pytest
 
 from zoorepro.backends import bench
 
+SHAPE = (224, 224, 3)     # the test inputs: what the demo recipe's .bin holds
 BIN = 150528
+
+
+def run_folder(*args, **kwargs):
+    """bench.run_folder over this file's inputs (``SHAPE``)."""
+    return bench.run_folder(*args, shape=SHAPE, **kwargs)
 
 
 class Recorder:
@@ -38,7 +44,7 @@ def test_batches_padding_and_natural_order(tmp_path):
     make_bins(tmp_path / "in", 7, [f"img{i}" for i in (1, 2, 3, 4, 5, 6, 10)])
     (tmp_path / "in" / "notes.txt").write_text("stray")
     be = Recorder()
-    s = bench.run_folder(be, tmp_path / "in", tmp_path / "out", "result_bs4", 4, "TXT", warmup=0,
+    s = run_folder(be, tmp_path / "in", tmp_path / "out", "result_bs4", 4, "TXT", warmup=0,
                          progress=False)
     # natural sort keeps img10 last; the last batch is padded with its own first file
     assert be.calls == [[1, 2, 3, 4], [5, 6, 7, 5]]
@@ -58,7 +64,7 @@ def test_batches_padding_and_natural_order(tmp_path):
 
 def test_txt_format_is_ais_bench(tmp_path):
     make_bins(tmp_path / "in", 1)
-    bench.run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 1, "TXT", 0, False)
+    run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 1, "TXT", 0, False)
     text = (tmp_path / "out" / "r" / "img1_0.txt").read_text()
     assert text.endswith(" \n") and text.count("\n") == 1
     vals = text.split()
@@ -68,7 +74,7 @@ def test_txt_format_is_ais_bench(tmp_path):
 @pytest.mark.parametrize("fmt", ["NPY", "BIN"])
 def test_npy_and_bin_outputs(tmp_path, fmt):
     make_bins(tmp_path / "in", 3)
-    bench.run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 2, fmt, 0, False)
+    run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 2, fmt, 0, False)
     p = tmp_path / "out" / "r" / f"img2_0.{fmt.lower()}"
     arr = np.load(p) if fmt == "NPY" else np.fromfile(p, np.float32)
     assert arr.reshape(-1).argmax() == 2
@@ -78,7 +84,7 @@ def test_wrong_size_bin_is_named(tmp_path):
     make_bins(tmp_path / "in", 2)
     (tmp_path / "in" / "img2.bin").write_bytes(b"\0" * 100)
     with pytest.raises(Exception, match="img2.bin: 100 bytes, expected 150528"):
-        bench.run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 1, "TXT", 0, False)
+        run_folder(Recorder(), tmp_path / "in", tmp_path / "out", "r", 1, "TXT", 0, False)
 
 
 def test_time_stats_on_known_list():
@@ -134,7 +140,7 @@ def test_subset_of_a_shared_input_folder(tmp_path):
     make_bins(tmp_path / "in", 5)
     be = Recorder()
     files = [tmp_path / "in" / "img2.bin", tmp_path / "in" / "img4.bin"]
-    s = bench.run_folder(be, tmp_path / "in", tmp_path / "out", "r", 2, "TXT", 0, False,
+    s = run_folder(be, tmp_path / "in", tmp_path / "out", "r", 2, "TXT", 0, False,
                          files=files)
     assert be.calls == [[2, 4]]
     assert (sorted(p.name for p in (tmp_path / "out" / "r").iterdir())
@@ -166,9 +172,9 @@ class Replicated(Recorder):
 
 def test_streams_write_the_same_outputs_in_order(tmp_path):
     make_bins(tmp_path / "in", 11)
-    one = bench.run_folder(Recorder(), tmp_path / "in", tmp_path / "o1", "r", 2, "TXT", 0, False)
+    one = run_folder(Recorder(), tmp_path / "in", tmp_path / "o1", "r", 2, "TXT", 0, False)
     be = Replicated()
-    two = bench.run_folder(be, tmp_path / "in", tmp_path / "o2", "r", 2, "TXT", 0, False,
+    two = run_folder(be, tmp_path / "in", tmp_path / "o2", "r", 2, "TXT", 0, False,
                            streams=0)                   # 0: the backend's own choice (2)
     assert two["streams"] == 2 and len({t for t, _ in be.log}) == 2   # both streams did work
     assert be.log[0][1] != 1        # the slow first batch finished after others ...
@@ -200,7 +206,7 @@ def test_a_failing_stream_stops_the_run(tmp_path):
             reps[1].infer = lambda batch: (_ for _ in ()).throw(RuntimeError("boom"))
             return reps
     with pytest.raises(RuntimeError, match="boom"):
-        bench.run_folder(Failing(), tmp_path / "in", tmp_path / "o", "r", 1, "TXT", 0, False,
+        run_folder(Failing(), tmp_path / "in", tmp_path / "o", "r", 1, "TXT", 0, False,
                          streams=2)
     # the healthy stream stops after the batch it was on (it takes 0.2 s on image 1 and
     # 2 ms on the others): without the stop it would write all 19 other images
@@ -215,7 +221,7 @@ def test_onnxruntime_streams_give_byte_identical_outputs(tmp_path, onnx_models, 
     be = backends.create("onnxruntime", backends.Artifacts(aipp_onnx=str(onnx_models[1])),
                          device="cpu", threads=2)
     for streams in (1, 2):
-        bench.run_folder(be, tmp_path / "in", tmp_path / f"s{streams}", "r", 1, "TXT", 1, False,
+        run_folder(be, tmp_path / "in", tmp_path / f"s{streams}", "r", 1, "TXT", 1, False,
                          streams=streams)
     one = sorted((tmp_path / "s1" / "r").iterdir())
     assert len(one) == 8
@@ -277,7 +283,7 @@ def test_a_batch_that_cannot_fit_in_memory_stops_before_running(tmp_path, monkey
     bench.sweep(b, samples, bench.SweepSettings((1, 8), iterations=1))     # what fits runs
     make_bins(tmp_path / "in", 3)
     with pytest.raises(ResourceError, match="batch size 1000"):
-        bench.run_folder(b, tmp_path / "in", tmp_path / "out", "result_bs1000", 1000,
+        run_folder(b, tmp_path / "in", tmp_path / "out", "result_bs1000", 1000,
                          progress=False)
 
 

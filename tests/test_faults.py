@@ -33,13 +33,13 @@ if _KILL or _FSIZE or _FILL:
     from zoorepro.recipe import inputs, preprocess
     _load, _check = preprocess.load_rgb, inputs.check_free_space
 
-    def load_rgb(path, fast=True):
+    def load_rgb(path, spec, fast=True):
         name = os.path.basename(str(path))
         if os.getpid() != _MAIN and name == _KILL:
             os.kill(os.getpid(), signal.SIGKILL)
         if os.getpid() != _MAIN and name == _FSIZE:
             resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
-        return _load(path, fast)
+        return _load(path, spec, fast)
 
     def check_free_space(folder, *args, **kwargs):   # the check passes; then the disk fills up
         _check(folder, *args, **kwargs)
@@ -110,8 +110,11 @@ def test_a_killed_preprocessing_worker_stops_the_run_and_keeps_its_work(tmp_path
     kept = sorted(p.name for p in bins.glob("*.bin"))
     assert 0 < len(kept) < IMAGES
     check_partial_report(run_dir, "preprocessing stopped after", "killed by signal 9")
+    from zoorepro import recipebook
     from zoorepro.recipe import data, preprocess
-    again = preprocess.preprocess_folder(data.list_images(DEMO_IMAGES, IMAGES), bins, 1, False)
+    spec = recipebook.load(recipebook.DEFAULT).preprocess
+    again = preprocess.preprocess_folder(data.list_images(DEMO_IMAGES, IMAGES), bins, spec, 1,
+                                         False)
     assert again.reused >= len(kept) - 2 and again.ok == IMAGES and not again.failed
 
 

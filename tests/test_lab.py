@@ -411,11 +411,12 @@ def test_the_accuracy_bar_of_several_streams_reaches_its_total(tmp_path):
     stream finished while the bar drew was never counted)."""
     import numpy as np
     from zoorepro.backends import bench
-    from zoorepro.recipe.preprocess import BIN_BYTES
+    shape = (224, 224, 3)
     files = [tmp_path / f"img_{i:03d}.bin" for i in range(40)]
     for f in files:
-        np.zeros(BIN_BYTES, np.uint8).tofile(f)
+        np.zeros(shape, np.uint8).tofile(f)
     (tmp_path / "out").mkdir()
     bar = SlowBar()
-    bench._infer_files([SlowReplica(), SlowReplica()], files, 1, tmp_path / "out", "NPY", bar=bar)
+    bench._infer_files([SlowReplica(), SlowReplica()], files, 1, tmp_path / "out", "NPY", shape,
+                       bar=bar)
     assert bar.n == len(files)

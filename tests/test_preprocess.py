@@ -9,7 +9,7 @@ from torchvision import transforms
 
 import jpegs
 from zoorepro import recipebook
-from zoorepro.recipe import data, preprocess
+from zoorepro.recipe import data, decode, preprocess
 
 SQUEEZENET = recipebook.load("squeezenet1_1").preprocess      # pil, 256 -> 224, bilinear
 RESNET = recipebook.load("resnet50").preprocess               # pil, 256 -> 256
@@ -200,8 +200,8 @@ def test_opencv_names_every_bad_kind_too(tmp_path, demo_images):
     for name in ("good", "gray", "cmyk", "png_inside"):
         assert ((tmp_path / "bin" / f"{name}.bin").read_bytes()
                 == torchvision_reference(tmp_path / "src" / f"{name}.JPEG", MOBILENET)), name
-    assert preprocess._jpeg_complete(demo_images[0])
-    assert not preprocess._jpeg_complete(tmp_path / "src" / "truncated.JPEG")
+    assert decode._jpeg_complete(demo_images[0])
+    assert not decode._jpeg_complete(tmp_path / "src" / "truncated.JPEG")
 
 
 def test_opencv_turns_an_exif_6_jpeg_and_pil_does_not(tmp_path):
@@ -258,11 +258,11 @@ def test_fast_decoder_gives_the_same_bytes_as_pil(tmp_path, kind):
 
 
 def test_fast_decoder_used_on_demo_images(demo_images):
-    if preprocess._simplejpeg is None:
+    if decode._simplejpeg is None:
         pytest.skip("simplejpeg not installed: PIL decodes everything")
     data = demo_images[0].read_bytes()
-    assert preprocess._fast_jpeg(data) is not None
-    assert preprocess._fast_jpeg(data[: len(data) // 2]) is None   # truncated: PIL explains
+    assert decode._fast_jpeg(data) is not None
+    assert decode._fast_jpeg(data[: len(data) // 2]) is None   # truncated: PIL explains
     assert "simplejpeg" in preprocess.decoder_note(SPEC)
 
 
@@ -325,10 +325,10 @@ def test_a_redo_first_withdraws_the_old_manifest_line(tmp_path, demo_images, mon
 def test_the_pixel_limit_is_applied_before_the_fast_decoder(tmp_path, demo_images, monkeypatch):
     """A huge colour JPEG went through simplejpeg, which has no pixel limit (6.2 GB for
     30000x30000); now Pillow's limit applies from the header, on every decoder."""
-    assert preprocess._simplejpeg is not None
+    assert decode._simplejpeg is not None
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)      # the demo JPEGs are larger
     decoded = []
-    monkeypatch.setattr(preprocess._simplejpeg, "decode_jpeg",
+    monkeypatch.setattr(decode._simplejpeg, "decode_jpeg",
                         lambda *a, **k: decoded.append(1) or np.zeros((1, 1, 3), np.uint8))
     with pytest.raises(Image.DecompressionBombError, match="exceeds the limit of 20,000 pixels"):
         preprocess.load_rgb(demo_images[0], SPEC)

@@ -8,7 +8,7 @@ import pytest
 from zoorepro import config, report
 from zoorepro import runner
 from zoorepro.run import records, stages
-from zoorepro.recipe import references
+from zoorepro import recipebook
 from zoorepro.run.folder import Run
 
 from conftest import small_params
@@ -57,11 +57,16 @@ def typed(name: str, obj):
     return cls(**{**FILL.get(name, {}), **obj})
 
 
-def run_data(root, recs: dict | None = None) -> report.RunData:
-    """``report.RunData`` of typed records made from ``recs`` (``params_text``: the params)."""
+SQ = recipebook.load("squeezenet1_1")          # the recipe a test's run followed, by default
+FULL = SQ.published.images
+
+
+def run_data(root, recs: dict | None = None, recipe=SQ) -> report.RunData:
+    """``report.RunData`` of typed records made from ``recs`` (``params_text``: the params),
+    the run having followed ``recipe``."""
     recs = dict(recs or {})
     text = recs.pop("params_text", None)
-    return report.RunData(root, {k: typed(k, v) for k, v in recs.items()}, text)
+    return report.RunData(root, {k: typed(k, v) for k, v in recs.items()}, text, recipe)
 
 
 def test_table_escapes_every_cell():
@@ -93,7 +98,7 @@ def test_demo_verdict_wording(tmp_path):
          "weights_sha256": None}
     data = run_data(tmp_path, {"accuracy": {"onnxruntime": m}})
     assert "Not comparable" in report.verdict(data)
-    full = dict(m, images=references.FULL_VAL_IMAGES, top1=57.9, top5=80.3,
+    full = dict(m, images=FULL, top1=57.9, top5=80.3,
                 weights_sha256="f364aa15" + "0" * 56)
     v = report.verdict(run_data(tmp_path, {"accuracy": {"onnxruntime": full},
                                            "params_text": "reference_tolerance_pct: 1.0\n"}))
@@ -227,7 +232,8 @@ def test_figure_batch_axis_shows_numbers():
     rec = dict(backend="onnxruntime", device="cpu: X", precision="fp32", batch_size=4,
                throughput=10.0, valid=True)
     fig = report.plot_throughput({"s": [bench_row(**rec),
-                                        bench_row(**dict(rec, batch_size=3, throughput=9.0))]}, "t")
+                                        bench_row(**dict(rec, batch_size=3, throughput=9.0))]}, "t",
+                                 SQ.throughput_labels())     # its series span 1 ... 64
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig).draw()
     ax = fig.axes[0]
@@ -256,13 +262,15 @@ def test_one_colour_per_series_in_every_figure(tmp_path):
         return {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()
                 if not line.get_label().startswith("_")}
     from zoorepro.report.plotstyle import series_groups
-    mine = colours(report.plot_throughput(series_groups([rec]), "t"))
+    published = SQ.throughput_labels()
+    mine = colours(report.plot_throughput(series_groups([rec]), "t", published))
     other = dataclasses.replace(rec, backend="torch")
     entries = [compare.Entry("b", run_data(tmp_path, {"bench": {"definition": "d",
                                                                       "records": [other]}})),
                compare.Entry("a", data), compare.Entry("c", data)]
     theirs = colours(compare.throughput_figure(entries))
-    for name, colour in plotstyle.SERIES_COLOURS.items():
+    assert list(published) == ["recipe Ascend310P3", "recipe Ascend310B1"]
+    for name, colour in zip(published, plotstyle.PUBLISHED_COLOURS):
         assert mine[f"{name} (published)"] == theirs[f"{name} (published)"] == colour
     key = plotstyle.series_key(rec)
     assert mine[f"zoorepro {key}"] == theirs[f"a: {key}"] == plotstyle.colour_of(key)
@@ -326,10 +334,11 @@ def test_every_section_renders_hostile_values_as_text(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / f"{EVIL_FILE}.ipynb").write_text("{}")
     for bad in HOSTILE:
-        data = run_data(tmp_path, _hostile_records(bad))
+        hostile = dataclasses.replace(SQ, title=bad, source=bad, notes=(bad,))   # a recipe's
+        data = run_data(tmp_path, _hostile_records(bad), hostile)
         ran = dict(data.records, infer={"ais_bench": {"status": "ok", "device": bad}})
         for name in report.SECTIONS:
-            for d in (data, run_data(tmp_path, ran)):
+            for d in (data, run_data(tmp_path, ran, hostile)):
                 out = getattr(report, name)(d)
                 assert "<script" not in out and "<img src=x" not in out, name
                 assert "onerror=" not in out.replace("&lt;img src=x onerror=alert(1)&gt;", ""), name
@@ -338,7 +347,7 @@ def test_every_section_renders_hostile_values_as_text(tmp_path):
 
 
 def _acc(**kw) -> dict:
-    m = {"status": "ok", "images": references.FULL_VAL_IMAGES, "top1": 57.9, "top5": 80.3,
+    m = {"status": "ok", "images": FULL, "top1": 57.9, "top5": 80.3,
          "device": "cpu: X", "weights_sha256": "f364aa15" + "0" * 56}
     m.update(kw)
     return m
@@ -355,14 +364,14 @@ def test_verdict_is_data(tmp_path):
 
     v = verdict_of(_acc(), params_text="reference_tolerance_pct: 1.0\n")
     assert (v.kind, v.word, v.tolerance) == (report.REPRODUCED, "REPRODUCED", 1.0)
-    assert v.figures == (references.ACCURACY["recipe Ascend310P3"],
-                         references.ACCURACY["torchvision fp32"])
+    assert v.figures == (("the recipe", 57.32, 80.06), ("torchvision", 58.178, 80.624))
     with pytest.raises(FrozenInstanceError):
         v.word = "x"
     v = verdict_of(_acc(top1=50.0))
     assert (v.kind, v.word) == (report.NOT_REPRODUCED, "NOT reproduced")
-    demo = _acc(images=references.DEMO_EXPECTED["images"], top1=references.DEMO_EXPECTED["top1"],
-                top5=references.DEMO_EXPECTED["top5"], weights_sha256=sha256_file(DEMO_WEIGHTS))
+    exp = SQ.weights.demo.expected
+    demo = _acc(images=exp["images"], top1=exp["top1"], top5=exp["top5"],
+                weights_sha256=sha256_file(DEMO_WEIGHTS))
     v = verdict_of(demo)
     assert (v.kind, v.word, v.full_set) == (report.DEMO_MATCHED, "matched", False)
     assert verdict_of(dict(demo, top1=1.0)).word == "NOT matched"
@@ -370,6 +379,29 @@ def test_verdict_is_data(tmp_path):
     v = verdict_of(_acc(images=1234, weights_sha256=None))
     assert (v.kind, v.word, v.images) == (report.NOT_COMPARABLE, "", 1234)
     assert report.verdict_of(run_data(tmp_path, {})).kind == report.NO_ACCURACY
+    # without a recipe kept nothing is compared (and nothing invented)
+    v = report.verdict_of(run_data(tmp_path, {"accuracy": {"onnxruntime": _acc()}}, None))
+    assert (v.kind, v.recipe, v.figures) == (report.NOT_COMPARABLE, (), ())
+
+
+def test_a_recipe_without_published_figures_says_so(tmp_path):
+    """EfficientNet-Lite0 (zoorepro's own): no NPU figures exist; the full set is judged
+    against the framework's top-1 only (it publishes no top-5)."""
+    lite = recipebook.load("efficientnet_lite0")
+    acc = _acc(top1=75.4, top2=84.0, top3=88.0, top4=90.5, top5=92.0,
+               weights_sha256="57934424" + "0" * 56)
+    data = run_data(tmp_path, {"accuracy": {"onnxruntime": acc}}, lite)
+    v = report.verdict_of(data)
+    assert (v.kind, v.recipe, v.figures) == (report.REPRODUCED, (), (("TensorFlow", 75.1, None),))
+    html = report.verdict(data)
+    assert "within ±1.0 points of TensorFlow (75.1)." in html
+    small = run_data(tmp_path, {"accuracy": {"onnxruntime": dict(acc, images=7)}}, lite)
+    assert "No published NPU figures to compare with (this recipe has none)" in \
+        report.verdict(small)
+    rows = report.accuracy_table(data)
+    assert "TensorFlow fp32 (published)" in rows and "Ascend" not in rows
+    assert "This recipe has no published NPU throughput." in report.recipe_ratio_table(data)
+    assert "this recipe has no published NPU figures" in report.npu_section(data)
     assert {report.REPRODUCED, report.NOT_COMPARABLE} <= set(report.VERDICT_KINDS)
 
 

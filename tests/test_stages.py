@@ -5,7 +5,7 @@ import pytest
 
 from zoorepro import config
 from zoorepro.run import records, stages
-from zoorepro.recipe import references
+from zoorepro import recipebook
 from zoorepro.run.folder import Run
 
 from conftest import small_params
@@ -17,7 +17,7 @@ def test_demo_reproduces_independent_figures_on_onnxruntime(tmp_path):
     run = Run.create(cfg)
     assert stages.ensure(run, "evaluate") == ["preprocess", "export", "infer", "evaluate"]
     m = run.read(records.AccuracyRecord).entries["onnxruntime"]
-    assert m.images == references.DEMO_EXPECTED["images"] == 100
+    assert m.images == recipebook.load("squeezenet1_1").weights.demo.expected["images"] == 100
     assert m.top1 == pytest.approx(65.0, abs=1e-9) and m.top5 == pytest.approx(87.0, abs=1e-9)
     assert stages.ensure(run, "evaluate") == []                 # done: nothing runs again
     top = json.loads((run.root / "result.json").read_text())

@@ -65,6 +65,23 @@ def list_inputs(folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
     return [folder / n for n in natural_sorted(inputs)], natural_sorted(foreign)
 
 
+def load_input(path: Path, shape: tuple) -> np.ndarray:
+    """One input as ais_bench feeds it: uint8 HWC of ``shape`` (the AIPP config's
+    ``src_image_size``, 3 channels); a size other than the model's is refused, as ais_bench
+    refuses it (tensorsize/filesize)."""
+    want = int(np.prod(shape))
+    dims = "x".join(str(d) for d in shape)
+    if path.name.lower().endswith(".npy"):
+        arr = np.load(path, allow_pickle=False)
+        if arr.dtype != np.uint8 or arr.size != want:
+            raise DataError(f"{path}: expected {dims} uint8, got {arr.dtype} {arr.shape}")
+        return arr.reshape(shape)
+    size = path.stat().st_size
+    if size != want:
+        raise DataError(f"{path}: {size} bytes, expected {want} ({dims} uint8): "
+                        f"tensorsize/filesize do not match; remove it or rerun preprocessing")
+    return np.fromfile(path, dtype=np.uint8).reshape(shape)
+
 def batches(files: Sequence[Path], batch_size: int):
     """Yield (real files, padded file list) per batch; the last batch is padded with its first."""
     for start in range(0, len(files), batch_size):

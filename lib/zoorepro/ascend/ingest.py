@@ -284,9 +284,10 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     if recipe is not None:
         run.keep_recipe(recipe)         # the report reads the kit's recipe from the run
     folder = run.results / NAME
-    evaluate.write_results(metrics, folder)
+    result_file = recipe.scoring.result_file if recipe is not None else evaluate.RESULT_JSON
+    evaluate.write_results(metrics, folder, result_file)
     atomic_write_json(folder / "predictions.json", per_image)
-    for fname in ("result.json", "metrics.json"):
+    for fname in (result_file, evaluate.METRICS_JSON):
         atomic_copy(folder / fname, run.root / fname)
 
     acc_throughput = None

