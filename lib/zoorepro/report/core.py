@@ -177,7 +177,7 @@ def is_demo_weights(sha: str | None, recipe) -> bool:
     return _sha_of(demo, st.st_size, st.st_mtime_ns) == sha
 
 
-def describe_weights(sha: str | None, ingested: bool = False, recipe=None) -> str:
+def describe_weights(sha: str | None, ingested: bool, recipe) -> str:
     """What the weights of sha256 ``sha`` are: the recipe's demo weights, a file the recipe
     knows by its hash, or the user's."""
     if not sha:

@@ -280,7 +280,8 @@ def provenance_section(data: RunData) -> str:
             ["image list sha256 (name + size)", d and d.image_list_sha256],
             ["label file", d and d.label_file], ["label file sha256", d and d.label_file_sha256],
             ["weights", e and e.weights], ["weights sha256", e and e.weights_sha256],
-            ["weights identified as", describe_weights(e and e.weights_sha256, data.ingested)],
+            ["weights identified as", describe_weights(e and e.weights_sha256, data.ingested,
+                                                            data.recipe)],
             ["ONNX sha256", e and e.onnx_sha256],
             ["aipp.config sha256", e and e.aipp_config_sha256],
             ["zoorepro git commit", env and env.zoorepro_git_commit]]
