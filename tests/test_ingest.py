@@ -812,3 +812,30 @@ def test_a_kit_recipe_that_is_missing_or_changed_is_refused(tmp_path):
     with pytest.raises(IngestError, match=r"kit.json: names its recipe only in part"):
         ingest.ingest(folder, labels, tmp_path / "r", manifest=man)
     assert not (tmp_path / "r").exists()
+
+
+def test_results_without_a_kit_take_the_recipe_named_with_recipe(tmp_path):
+    """Plain ais_bench results (no kit.json): --recipe names what they followed; without it
+    the run keeps no recipe and nothing is compared with a published figure."""
+    folder = make_result(tmp_path)
+    labels = write_labels(tmp_path / "l.txt")
+    run = ingest.ingest(folder, labels, tmp_path / "r", recipe="mobilenet_v2")
+    assert run.recipe.name == "mobilenet_v2"
+    assert run.read(records.RecipeRecord).copy == "recipe/mobilenet_v2"
+    bare = ingest.ingest(folder, labels, tmp_path / "r2")
+    assert bare.recipe is None
+    with pytest.raises(IngestError, match="--recipe nosuch: recipe 'nosuch': not a shipped"):
+        ingest.ingest(folder, labels, tmp_path / "r3", recipe="nosuch")
+
+
+def test_a_recipe_named_against_the_kits_is_refused(tmp_path):
+    folder = make_result(tmp_path)
+    sha = kit_recipe_copy(tmp_path)
+    man = kit_manifest(tmp_path, recipe="resnet50", recipe_sha256=sha)
+    with pytest.raises(IngestError, match=r"--recipe squeezenet1_1: the kit .*kit.json was made "
+                                          r"with recipe resnet50"):
+        ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man,
+                      recipe="squeezenet1_1")
+    run = ingest.ingest(folder, write_labels(tmp_path / "l.txt"), tmp_path / "r", manifest=man,
+                        recipe="resnet50")                      # the same recipe: fine
+    assert run.recipe.name == "resnet50"

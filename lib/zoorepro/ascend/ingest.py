@@ -123,7 +123,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
            npu_smi_text: str | None = None, cann_version: str | None = None,
            soc_version: str | None = None, manifest: str | os.PathLike | None = None,
            accuracy_summary: str | os.PathLike | None = None, name: str = "npu",
-           npu_smi_file: str | os.PathLike | None = None) -> Run:
+           npu_smi_file: str | os.PathLike | None = None, recipe: str | None = None) -> Run:
     """Score ``result_dir`` against ``labels_path`` and write a new run folder under
     ``out_root`` (records, ``result.json``, ``metrics.json``); returns it (the CLI renders
     its report with :func:`zoorepro.runner.render_report`).
@@ -164,7 +164,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     checks.check_formats(result_dir, pred.paths.values())
     checks.check_constant_outputs(result_dir, pred)
     man = read_manifest(manifest)
-    recipe = ingesthost.kit_recipe(man, manifest)      # None: a kit.json naming no recipe
+    recipe = ingesthost.ingest_recipe(man, manifest, recipe)   # None: none named anywhere
     if man.get("label_file_sha256") not in (None, data.sha256_file(labels_path)):
         raise IngestError(f"{given_labels}: not the label file the kit was made with (its "
                           f"sha256 differs from kit.json's label_file_sha256); give the "

@@ -121,3 +121,23 @@ def kit_recipe(man: dict, path: str | os.PathLike | None) -> "recipebook.Recipe 
                           f"{sha[:12]}...); copy the recipe/ folder run_on_npu.sh wrote "
                           f"beside kit.json again")
     return recipe
+
+
+def ingest_recipe(man: dict, path, given: str | None) -> "recipebook.Recipe | None":
+    """The recipe of ingested results: the kit's (:func:`kit_recipe`), or the one named with
+    ``--recipe`` for results made without a kit; both given and differing is an error (one
+    figure, two recipes to judge it by).  None when neither names one: the report then
+    compares with no published figure."""
+    kept = kit_recipe(man, path)
+    if not given:
+        return kept
+    try:
+        named = recipebook.load(given)
+    except RecipeError as exc:
+        raise IngestError(f"--recipe {given}: {exc}") from None
+    if kept is not None and (kept.name, kept.sha256) != (named.name, named.sha256):
+        raise IngestError(f"--recipe {given}: the kit {path} was made with recipe {kept.name} "
+                          f"(recipe.yaml sha256 {kept.sha256[:12]}...), not this one "
+                          f"({named.name}, {named.sha256[:12]}...); leave --recipe out to use "
+                          f"the kit's")
+    return named

@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--soc-version", metavar="TEXT", help="chip, e.g. Ascend310P3 "
                      "(default: from --npu-smi)")
     ing.add_argument("--manifest", metavar="FILE", help="the kit's kit.json (hashes, image list)")
+    ing.add_argument("--recipe", metavar="NAME_OR_FOLDER", default=None,
+                     help="the recipe the results followed, for results made without a kit "
+                          "(a kit's kit.json names its own)")
     ing.add_argument("--out", default="reports", help="folder for the new run folder")
     ing.add_argument("--name", default="npu", help="run folder name prefix")
     ing.add_argument("--no-report", action="store_true", help="write records only, no report.html")

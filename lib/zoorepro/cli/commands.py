@@ -183,7 +183,8 @@ def cmd_ingest(args) -> int:
     run = ingest.ingest(args.result_dir, args.labels, args.out, summaries=args.summary or (),
                         npu_smi_file=args.npu_smi, cann_version=args.cann_version,
                         soc_version=args.soc_version, manifest=args.manifest,
-                        accuracy_summary=args.accuracy_summary, name=args.name)
+                        accuracy_summary=args.accuracy_summary, name=args.name,
+                        recipe=args.recipe)
     if not args.no_report:
         runner.render_report(run, args.kernel, progress=not args.quiet)
     _refresh_index(run.root.parent)
