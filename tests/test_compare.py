@@ -135,6 +135,7 @@ def test_each_compare_makes_a_new_folder(cli_result):
 def test_strings_from_files_are_escaped(runs, tmp_path):
     evil_run = tmp_path / EVIL_DIR
     shutil.copytree(runs[0] / "records", evil_run / "records")
+    shutil.copytree(runs[0] / "recipe", evil_run / "recipe")
     shutil.copytree(runs[0] / "results", evil_run / "results",
                     ignore=shutil.ignore_patterns("result_bs*"))
     env_file = evil_run / "records" / "environment.json"
@@ -157,6 +158,7 @@ def test_strings_from_files_are_escaped(runs, tmp_path):
 def test_no_common_images_is_said(runs, tmp_path):
     other = tmp_path / "other-run"
     shutil.copytree(runs[1] / "records", other / "records")
+    shutil.copytree(runs[1] / "recipe", other / "recipe")
     (other / "results" / "torch").mkdir(parents=True)
     (other / "results" / "torch" / "predictions.json").write_text(json.dumps({"not_an_image": 3}))
     html = (compare.compare([runs[0], other], tmp_path / "out") / "report.html").read_text()
@@ -183,6 +185,7 @@ def test_not_a_run_folder_is_a_clear_error(runs, tmp_path, capsys):
 def test_damaged_record_names_the_file(runs, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(runs[0] / "records", bad / "records")
+    shutil.copytree(runs[0] / "recipe", bad / "recipe")
     (bad / "records" / "bench.json").write_text("{ truncated")
     with pytest.raises(compare.CompareError) as e:
         compare.compare([runs[1], bad], tmp_path / "o")

@@ -222,3 +222,18 @@ def test_zoorepro_recipes_lists_and_shows():
     bad = subprocess.run([sys.executable, "-m", "zoorepro", "recipes", "/no/such/recipe"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no recipe.yaml at /no/such/recipe" in bad.stderr
+
+
+def test_a_run_whose_recipe_copy_is_missing_or_edited_is_refused(tmp_path):
+    from zoorepro.errors import RecordError
+    from zoorepro.run.folder import Run
+    cfg = config.load(ROOT / "params" / "demo.yaml", {"output_root": str(tmp_path)})
+    run = Run.create(cfg)
+    kept = run.root / "recipe" / "squeezenet1_1" / "recipe.yaml"
+    kept.write_text(kept.read_text() + "# edited\n")
+    with pytest.raises(RecordError, match="the recipe copy differs from records/recipe.json"):
+        Run.open(run.root).recipe
+    kept.unlink()
+    with pytest.raises(RecordError, match="records/recipe.json says the run kept its recipe "
+                                          "here, but it is missing"):
+        Run.open(run.root).recipe

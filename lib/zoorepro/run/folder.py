@@ -143,7 +143,12 @@ class Run:
         if not self.has(records.RecipeRecord):
             return None
         kept = self.read(records.RecipeRecord)
-        recipe = recipebook.load(str(self.root / kept.copy))
+        copy = self.root / kept.copy
+        if not (copy / recipebook.RECIPE_FILE).is_file():
+            raise RecordError(f"{copy / recipebook.RECIPE_FILE}: records/recipe.json says the "
+                              f"run kept its recipe here, but it is missing; the run folder is "
+                              f"incomplete: copy the whole folder again, or make a new run")
+        recipe = recipebook.load(str(copy))
         if recipe.sha256 != kept.sha256:
             raise RecordError(f"{self.root / kept.copy}: the recipe copy differs from "
                               f"records/recipe.json (sha256 {recipe.sha256[:12]} vs "
