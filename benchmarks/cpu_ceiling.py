@@ -1,10 +1,11 @@
-"""The fp32 ceiling of this CPU for SqueezeNet 1.1: how many img/s no fp32 engine can beat.
+"""The fp32 ceiling of this CPU for a recipe's model: how many img/s no fp32 engine can beat.
 
-    .venv/bin/python benchmarks/cpu_ceiling.py [--threads N]
+    .venv/bin/python benchmarks/cpu_ceiling.py [--threads N] [--recipe squeezenet1_1]
 
-* work per image: multiply-accumulates of every convolution of torchvision's squeezenet1_1
-  at 224x224 (counted with forward hooks: output elements x in_channels/groups x kH x kW;
-  ReLU, pooling and concatenation are ignored, so the ceiling is generous);
+* work per image: multiply-accumulates of every convolution of the recipe's model (its
+  builder, e.g. torchvision's squeezenet1_1, untrained: the count needs no weights) at the
+  recipe's input size (counted with forward hooks: output elements x in_channels/groups x
+  kH x kW; ReLU, pooling and concatenation are ignored, so the ceiling is generous);
 * speed of the machine: the best fp32 matrix multiply (torch.mm, oneDNN/MKL) over square
   sizes 512-2048 with the inference threads -- about what dense fp32 code can reach here;
 * ceiling img/s = sustained FLOP/s / (2 x MACs per image), taking the larger of the
@@ -21,15 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import host  # noqa: E402
-from zoorepro.recipe.weights import build_model  # noqa: E402
-
-WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
+from zoorepro import host, recipebook  # noqa: E402
 
 
-def conv_macs() -> int:
+def conv_macs(recipe) -> int:
     import torch
-    net = build_model(WEIGHTS).eval()
+    net = recipe.build_model().eval()
+    size = recipe.model.size
     total = [0]
 
     def hook(mod, _inp, out):
@@ -39,7 +38,7 @@ def conv_macs() -> int:
         if isinstance(m, torch.nn.Conv2d):
             m.register_forward_hook(hook)
     with torch.inference_mode():
-        net(torch.zeros(1, 3, 224, 224))
+        net(torch.zeros(1, 3, size, size))
     return total[0]
 
 
@@ -63,13 +62,18 @@ def sgemm_flops(threads: int, seconds: float = 1.0) -> tuple[float, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=0, help="0: physical cores")
+    ap.add_argument("--recipe", default=recipebook.DEFAULT,
+                    help=f"a shipped recipe or a recipe folder (default {recipebook.DEFAULT})")
     args = ap.parse_args()
+    recipe = recipebook.load(args.recipe)
     threads = args.threads or host.physical_cores()
-    macs = conv_macs()
+    macs = conv_macs(recipe)
+    size = recipe.model.size
     flops, n = sgemm_flops(threads)
     one, n1 = sgemm_flops(1)
-    print(f"# {host.cpu_name()}, {threads} threads")
-    print(f"convolution MACs per image (224x224): {macs / 1e6:.1f} M  ({2 * macs / 1e9:.3f} GFLOP)")
+    print(f"# {recipe.title} ({recipe.name}); {host.cpu_name()}, {threads} threads")
+    print(f"convolution MACs per image ({size}x{size}): {macs / 1e6:.1f} M  "
+          f"({2 * macs / 1e9:.3f} GFLOP)")
     print(f"best fp32 matmul, {threads} thread(s): {flops / 1e9:.1f} GFLOP/s (n={n}); "
           f"1 thread: {one / 1e9:.1f} GFLOP/s (n={n1})")
     ceiling = max(flops, threads * one)   # generous: perfect scaling of the 1-thread rate

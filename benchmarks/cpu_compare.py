@@ -1,18 +1,21 @@
 """zoorepro's CPU path against what a user would pick instead, interleaved in one process tree.
 
-    .venv/bin/python benchmarks/cpu_compare.py [--rounds 5] [--images 256] [--copies 4]
+    .venv/bin/python benchmarks/cpu_compare.py [--rounds 5] [--images 256] [--copies 4] \
+        [--recipe squeezenet1_1] [--weights PTH]
 
-Inference (same SqueezeNet 1.1 weights, same real preprocessed demo images, img/s = images /
+Every recipe fact (model, weights, preprocessing, AIPP config, input name, normalisation)
+comes from the recipe (default: recipebook.DEFAULT, SqueezeNet 1.1 with its demo weights).
+Inference (same weights, same real preprocessed demo images, img/s = images /
 wall time of the inference call, including whatever input conversion the contender needs):
   * zoorepro      the default CPU backend: ONNX Runtime on the AIPP model, uint8 NHWC input
   * zoorepro-streams  the same model as the accuracy run uses it: one single-threaded
                   session per physical core, each inferring its own batch at the same time
   * ort-default   ONNX Runtime with default SessionOptions on the plain exported ONNX,
                   normalisation done on the host with numpy (what the recipe's float model needs)
-  * torch-eager   torchvision squeezenet1_1 in PyTorch eager, normalisation with torch
+  * torch-eager   the recipe's model in PyTorch eager, normalisation with torch
   * openvino      OpenVINO on the AIPP model (only when `pip install openvino` was done)
 Preprocessing (the recipe's exact bytes; demo images copied --copies times):
-  * pil-1proc     plain PIL loop in one process
+  * pil-1proc     plain PIL (or the recipe's OpenCV decoder) loop in one process
   * pil-allcores  the same function mapped over a multiprocessing.Pool of all cores
   * zoorepro      zoorepro.recipe.preprocess.preprocess_folder (pool, atomic writes, failure report)
 Every round runs every contender once: batch sizes in a shuffled order, and for each the
@@ -40,45 +43,50 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 from zoorepro.recipe import aipp, data, export, preprocess  # noqa: E402
-from zoorepro import backends, host  # noqa: E402
-from zoorepro.recipe.weights import TORCHVISION_MEAN, TORCHVISION_STD, build_model  # noqa: E402
+from zoorepro import backends, host, recipebook  # noqa: E402
+from zoorepro.recipe.weights import build_model  # noqa: E402
 
-WEIGHTS = ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"
 BATCHES = (1, 4, 8, 16, 32, 64)
+DEMO = ROOT / "demo" / "imagenet-sample-100" / "images"
 
 
 # ------------------------------------------------------------------ inference
-def contenders(tmp: Path, threads: int):
+def contenders(recipe, weights: str, tmp: Path, threads: int):
     import onnxruntime as ort
     import torch
-    plain = export.export_onnx(WEIGHTS, tmp / export.ONNX_NAME)
-    a = aipp.load(ROOT / "aipp.config")
-    fused = export.build_aipp_model(plain, a, tmp / export.AIPP_ONNX_NAME)
-    arts = backends.Artifacts(aipp_onnx=str(fused), weights=str(WEIGHTS),
-                              aipp_config=str(ROOT / "aipp.config"))
+    plain = export.export_onnx(recipe, weights, tmp / export.onnx_name(recipe))
+    a = aipp.load(recipe.aipp_path)
+    fused = export.build_aipp_model(recipe, plain, a, tmp / export.aipp_onnx_name(recipe))
+    arts = backends.Artifacts(aipp_onnx=str(fused), weights=weights,
+                              aipp_config=recipe.aipp_path, recipe=recipe)
     ours = backends.create("onnxruntime", arts, device="cpu", threads=threads)
     out = {"zoorepro": ours.infer}
     if ours.auto_streams() > 1:
         out["zoorepro-streams"] = streams_infer(ours)
 
+    # what the framework does on the host: the network's centre crop of the .bin images
+    # (when the recipe's AIPP crops), / 255, then (x - mean) / std
+    pre, size = recipe.preprocess, recipe.model.size
+    top, left = (int(round((d - size) / 2.0)) for d in a.input_shape[:2])
     default = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
-    mean = (np.asarray(TORCHVISION_MEAN, np.float32) * 255).reshape(1, 1, 1, 3)
-    scale = (1.0 / (np.asarray(TORCHVISION_STD, np.float32) * 255)).reshape(1, 1, 1, 3)
+    mean = (np.asarray(pre.mean, np.float32) * 255).reshape(1, 1, 1, 3)
+    scale = (1.0 / (np.asarray(pre.std, np.float32) * 255)).reshape(1, 1, 1, 3)
 
     def ort_default(x):
+        x = x[:, top:top + size, left:left + size]
         xf = np.ascontiguousarray(((x.astype(np.float32) - mean) * scale).transpose(0, 3, 1, 2))
-        return default.run(None, {"image": xf})[0]
+        return default.run(None, {recipe.model.input: xf})[0]
     out["ort-default"] = ort_default
 
     torch.set_num_threads(threads)
-    net = build_model(WEIGHTS)
-    tm = torch.tensor(TORCHVISION_MEAN).view(1, 3, 1, 1)
-    ts = torch.tensor(TORCHVISION_STD).view(1, 3, 1, 1)
+    net = build_model(recipe, weights)
+    tm = torch.tensor(pre.mean).view(1, 3, 1, 1)
+    ts = torch.tensor(pre.std).view(1, 3, 1, 1)
 
     def torch_eager(x):
         with torch.inference_mode():
-            t = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255).sub(tm).div(ts)
-            return net(t).numpy()
+            t = torch.from_numpy(x[:, top:top + size, left:left + size]).permute(0, 3, 1, 2)
+            return net(t.float().div(255).sub(tm).div(ts)).numpy()
     out["torch-eager"] = torch_eager
     try:
         out["openvino"] = openvino_infer(fused, threads)
@@ -127,26 +135,33 @@ def time_infer(fn, x: np.ndarray, images: int) -> float:
 
 # -------------------------------------------------------------- preprocessing
 def plain_pil(args):
-    src, dst = args
+    """The recipe's preprocessing written plainly: decode (PIL, or cv2.imread for an OpenCV
+    recipe), shorter side to ``resize``, centre crop ``crop``, raw bytes."""
+    src, dst, spec = args
     from PIL import Image
-    img = Image.open(src).convert("RGB")
+    if spec.decoder == "opencv":
+        import cv2
+        img = Image.fromarray(cv2.cvtColor(cv2.imread(src), cv2.COLOR_BGR2RGB))
+    else:
+        img = Image.open(src).convert("RGB")
+    r, c = spec.resize, spec.crop
     w, h = img.size
-    if not ((w <= h and w == 256) or (h <= w and h == 256)):
-        img = img.resize((256, int(256 * h / w)) if w < h else (int(256 * w / h), 256),
-                         Image.BILINEAR)
+    if not ((w <= h and w == r) or (h <= w and h == r)):
+        img = img.resize((r, int(r * h / w)) if w < h else (int(r * w / h), r),
+                         preprocess.FILTERS[spec.interpolation])
     w, h = img.size
-    top, left = int(round((h - 224) / 2.0)), int(round((w - 224) / 2.0))
-    img = img.crop((left, top, left + 224, top + 224))
+    top, left = int(round((h - c) / 2.0)), int(round((w - c) / 2.0))
+    img = img.crop((left, top, left + c, top + c))
     with open(dst, "wb") as fh:
         fh.write(np.asarray(img, dtype=np.uint8).tobytes())
 
 
-def pre_contenders(images: list[Path], tmp: Path):
+def pre_contenders(images: list[Path], tmp: Path, spec):
     def jobs(name):
         d = tmp / name
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
-        return [(str(p), str(d / f"{p.stem}.bin")) for p in images]
+        return [(str(p), str(d / f"{p.stem}.bin"), spec) for p in images]
 
     def one_proc():
         for j in jobs("p1"):
@@ -159,7 +174,7 @@ def pre_contenders(images: list[Path], tmp: Path):
     def ours():
         d = tmp / "ours"
         shutil.rmtree(d, ignore_errors=True)
-        r = preprocess.preprocess_folder(images, d, workers=0, progress=False)
+        r = preprocess.preprocess_folder(images, d, spec, workers=0, progress=False)
         assert not r.failed and r.written == len(images)
     return {"pil-1proc": one_proc, "pil-allcores": all_cores, "zoorepro": ours}
 
@@ -170,20 +185,29 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=256, help="images per inference measurement")
     ap.add_argument("--copies", type=int, default=4, help="copies of the 100 demo images")
     ap.add_argument("--threads", type=int, default=0, help="inference threads (0: physical cores)")
+    ap.add_argument("--recipe", default=recipebook.DEFAULT,
+                    help=f"a shipped recipe or a recipe folder (default {recipebook.DEFAULT})")
+    ap.add_argument("--weights", help="the model's state_dict (default: the recipe's)")
     args = ap.parse_args()
+    recipe = recipebook.load(args.recipe)
+    weights = args.weights or recipe.default_weights()
+    if not weights:
+        ap.error(f"recipe {recipe.name} has no default weights: give --weights "
+                 f"({recipe.weights.hint})")
+    spec = recipe.preprocess
     threads = args.threads or host.physical_cores()
     rng = random.Random(0)
     tmp = Path(tempfile.mkdtemp(prefix="zoorepro-bench-"))
     src = tmp / "images"
     src.mkdir()
-    demo = data.list_images(ROOT / "demo" / "imagenet-sample-100" / "images")
+    demo = data.list_images(DEMO, extensions=spec.extensions)   # a flat folder
     for c in range(args.copies):
         for p in demo:
             shutil.copyfile(p, src / f"c{c}_{p.name}")
-    images = data.list_images(src)
-    samples = np.stack([preprocess.preprocess_array(p) for p in demo[:64]])
-    inf = contenders(tmp, threads)
-    pre = pre_contenders(images, tmp)
+    images = data.list_images(src, extensions=spec.extensions)
+    samples = np.stack([preprocess.preprocess_array(p, spec) for p in demo[:64]])
+    inf = contenders(recipe, weights, tmp, threads)
+    pre = pre_contenders(images, tmp, spec)
     # correctness first: same bytes, same predictions
     for fn in pre.values():
         fn()
@@ -227,7 +251,8 @@ def main() -> int:
     import onnxruntime
     import torch
     import PIL
-    print(f"Machine: {platform.processor() or platform.machine()} / {host.cpu_name()}, "
+    print(f"Recipe: {recipe.title} ({recipe.name}), weights {Path(weights).name}.  "
+          f"Machine: {platform.processor() or platform.machine()} / {host.cpu_name()}, "
           f"{os.cpu_count()} logical cores, {host.physical_cores()} physical; Python "
           f"{platform.python_version()}; onnxruntime {onnxruntime.__version__}, torch "
           f"{torch.__version__}, Pillow {PIL.__version__}; {threads} inference threads; "

@@ -1,7 +1,8 @@
 """Sharded-run speed-up and matrix throughput on Dask, by worker count, on this machine.
 
     .venv/bin/python benchmarks/dask_scaling.py [--images 600] [--workers 1,2] \
-        [--matrix-runs 2] [--matrix-images 4] [--no-matrix] [--out results.json]
+        [--matrix-runs 2] [--matrix-images 4] [--no-matrix] [--out results.json] \
+        [--recipe squeezenet1_1]
 
 * **Sharded run**: preprocessing and the accuracy run (ONNX Runtime, batch 1, TXT outputs)
   of ``--images`` images (the demo's 100 JPEGs copied under new names, cycled), unsharded
@@ -14,6 +15,9 @@
 * **Matrix**: ``--matrix-runs`` small runs of the demo (``--matrix-images`` images, batch 1,
   one sweep point) through ``zoorepro matrix``'s code, on a LocalCluster of N workers:
   runs per minute (each run executes its five notebooks in Jupyter kernels).
+Weights, AIPP config and preprocessing are the recipe's (``--recipe``, default
+recipebook.DEFAULT with its default weights); the demo images make a flat folder, so the
+recipe's preprocessing must read one (``layout: flat``).
 """
 from __future__ import annotations
 
@@ -32,14 +36,15 @@ os.environ.setdefault("TQDM_DISABLE", "1")       # tables only
 sys.path.insert(0, str(ROOT / "lib"))
 
 from zoorepro.scale import cluster, matrix  # noqa: E402
-from zoorepro import config, host  # noqa: E402
+from zoorepro.scale import shards  # noqa: E402
+from zoorepro import config, host, recipebook  # noqa: E402
 from zoorepro.run import stages  # noqa: E402
 from zoorepro.run.folder import Run  # noqa: E402
 
 DEMO = ROOT / "demo" / "imagenet-sample-100"
-BASE = dict(weights=str(ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth"),
-            aipp_config=str(ROOT / "aipp.config"), backends=["onnxruntime"], batch_sizes=[1],
-            bench_iterations=1, bench_min_seconds=0, warmup=1, accuracy_batch_size=1)
+# weights and aipp_config left out: the recipe's (main() adds recipe: NAME)
+BASE = dict(backends=["onnxruntime"], batch_sizes=[1], bench_iterations=1,
+            bench_min_seconds=0, warmup=1, accuracy_batch_size=1)
 
 
 def image_set(folder: Path, n: int) -> tuple[Path, Path]:
@@ -63,12 +68,13 @@ def timed_run(tmp: Path, images: Path, labels: Path, **extra) -> dict:
     cfg = config.from_mapping({**BASE, "data_dir": str(images), "label_file": str(labels),
                                "output_root": str(tmp / "reports"), **extra})
     run = Run.create(cfg)
+    ex = shards.executor(run)      # the Dask tasks when the params ask for shards, else None
     t0 = time.perf_counter()
-    stages.ensure(run, "preprocess")
+    stages.ensure(run, "preprocess", ex)
     pre = time.perf_counter() - t0
-    stages.ensure(run, "export")
+    stages.ensure(run, "export", ex)
     t0 = time.perf_counter()
-    stages.ensure(run, "infer")
+    stages.ensure(run, "infer", ex)
     infer_stage = time.perf_counter() - t0
     summary = json.loads((run.results / "onnxruntime" / "result_bs1_summary.json").read_text())
     return {"preprocess_s": pre, "accuracy_s": summary["wall_s"], "infer_stage_s": infer_stage}
@@ -134,16 +140,24 @@ def main() -> int:
     ap.add_argument("--matrix-images", type=int, default=4)
     ap.add_argument("--no-matrix", action="store_true")
     ap.add_argument("--out", help="write the figures as JSON here")
+    ap.add_argument("--recipe", default=recipebook.DEFAULT,
+                    help=f"a shipped recipe or a recipe folder (default {recipebook.DEFAULT})")
     args = ap.parse_args()
+    recipe = recipebook.load(args.recipe)
+    if recipe.preprocess.layout != "flat":
+        ap.error(f"recipe {recipe.name} reads {recipe.preprocess.layout} folders; the demo "
+                 f"images are a flat folder")
+    BASE["recipe"] = args.recipe if args.recipe in recipebook.names() else recipe.folder
     counts = [int(x) for x in args.workers.split(",")]
-    facts = {"cpu": host.cpu_name(), "physical_cores": host.physical_cores(),
+    facts = {"recipe": recipe.name, "cpu": host.cpu_name(), "physical_cores": host.physical_cores(),
              "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
     with tempfile.TemporaryDirectory(prefix="zoorepro-dask-") as tmp:
         tmp = Path(tmp)
         shard_rows = sharded(tmp / "shards", args.images, counts)
         mat_rows = [] if args.no_matrix else matrix_rate(tmp / "matrix", args.matrix_runs,
                                                           args.matrix_images, counts)
-    print(f"# {facts['cpu']}, {facts['physical_cores']} physical cores, {facts['date']}\n")
+    print(f"# {recipe.title} ({recipe.name}); {facts['cpu']}, {facts['physical_cores']} "
+          f"physical cores, {facts['date']}\n")
     print(f"Sharded run, {args.images} images (ONNX Runtime, batch 1, TXT outputs):\n")
     print("| mode | preprocess s (img/s) | accuracy run s (img/s) | vs one core | "
           "cluster start s | first use: preprocess s, accuracy s |\n|---|---|---|---|---|---|")

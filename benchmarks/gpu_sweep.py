@@ -1,8 +1,11 @@
 """Batch-size sweep of the torch backend on a CUDA GPU (run where one is lent).
 
-    PYTHONPATH=lib python3 benchmarks/gpu_sweep.py --out DIR [--quick]
+    PYTHONPATH=lib python3 benchmarks/gpu_sweep.py --out DIR [--quick] \
+        [--recipe squeezenet1_1] [--weights PTH]
 
-Uses the demo images and weights shipped in the repo.  For each precision (fp32, fp16) it
+Uses the demo images shipped in the repo and the recipe's model, weights (default: the
+recipe's, SqueezeNet 1.1's demo weights), preprocessing and AIPP config (default recipe:
+recipebook.DEFAULT).  For each precision (fp32, fp16) it
 reports, per batch size:
   * ``infer`` img/s: zoorepro's TorchBackend.infer -- uint8 batch from host memory, AIPP and
     the network on the GPU, logits back to host (synchronous); the definition zoorepro uses
@@ -11,7 +14,8 @@ reports, per batch size:
     CUDA events (closest to ais_bench's NPU_compute_time, which excludes H2D/D2H);
   * ``graph`` img/s: as ``device`` but replaying a captured CUDA graph (launch overhead
     removed) -- an upper bound of what this GPU does with this model in eager PyTorch.
-It also scores the 100 demo images through the backend (fp32 must give 65 % / 87 %).
+It also scores the 100 demo images through the backend (with the recipe's demo weights fp32
+must give the recipe's expected figures: 65 % / 87 % for SqueezeNet 1.1).
 """
 from __future__ import annotations
 
@@ -27,9 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro import backends  # noqa: E402
+from zoorepro import backends, recipebook  # noqa: E402
 from zoorepro.backends import bench  # noqa: E402
-from zoorepro.recipe import data, evaluate, preprocess  # noqa: E402
+from zoorepro.recipe import aipp, data, evaluate, preprocess  # noqa: E402
 
 BATCHES = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -75,36 +79,48 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="gpu-results")
     ap.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
+    ap.add_argument("--recipe", default=recipebook.DEFAULT,
+                    help=f"a shipped recipe or a recipe folder (default {recipebook.DEFAULT})")
+    ap.add_argument("--weights", help="the model's state_dict (default: the recipe's)")
     args = ap.parse_args()
+    recipe = recipebook.load(args.recipe)
+    weights = args.weights or recipe.default_weights()
+    if not weights:
+        ap.error(f"recipe {recipe.name} has no default weights: give --weights "
+                 f"({recipe.weights.hint})")
+    spec, shape = recipe.preprocess, aipp.load(recipe.aipp_path).input_shape
     import torch
     torch.backends.cudnn.benchmark = True   # let cuDNN pick the fastest kernels per shape
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     demo = ROOT / "demo" / "imagenet-sample-100"
-    images = data.list_images(demo / "images")
+    images = data.list_images(demo / "images", extensions=spec.extensions)   # a flat folder
     labels = data.read_labels(demo / "val_label.txt")
     tmp = Path(tempfile.mkdtemp(prefix="zoorepro-gpu-"))
-    pre = preprocess.preprocess_folder(images, tmp / "bin", workers=0, progress=False)
+    pre = preprocess.preprocess_folder(images, tmp / "bin", spec, workers=0, progress=False)
     assert not pre.failed, pre.failed
     files, _ = bench.list_inputs(tmp / "bin")
-    samples = np.stack([bench.load_input(f) for f in files])
-    arts = backends.Artifacts(weights=str(ROOT / "demo/weights/squeezenet1_1_caffe_folded.pth"),
-                              aipp_config=str(ROOT / "aipp.config"))
+    samples = np.stack([bench.load_input(f, shape) for f in files])
+    arts = backends.Artifacts(weights=weights, aipp_config=recipe.aipp_path, recipe=recipe)
+    demo_w = recipe.weights.demo
+    expected = (demo_w.expected if demo_w and weights == recipe.demo_weights() else None)
     iters = 5 if args.quick else 100
     results = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-               "torch": torch.__version__, "records": [], "accuracy": {}}
+               "torch": torch.__version__, "recipe": recipe.name, "weights": Path(weights).name,
+               "records": [], "accuracy": {}}
     batches = BATCHES[:3] if args.quick else BATCHES
     for precision in ("fp32", "fp16"):
         be = backends.create("torch", arts, device="cuda", precision=precision)
         s = bench.run_folder(be, tmp / "bin", tmp / f"res_{precision}", "result_bs64", 64, "TXT",
-                             warmup=2, progress=False)
+                             warmup=2, progress=False, shape=shape)
         m = evaluate.score(evaluate.read_result_folder(tmp / f"res_{precision}" / "result_bs64"),
                            labels)
         results["accuracy"][precision] = {"top1": m["top1"], "top5": m["top5"],
                                           "images": m["images"],
                                           "e2e_img_s": s["e2e_throughput"]}
-        print(f"{precision}: Acc@1 {m['top1']:.2f} Acc@5 {m['top5']:.2f} on {m['images']} images",
-              flush=True)
+        want = (f" (expected {expected['top1']:g} / {expected['top5']:g})" if expected else "")
+        print(f"{precision}: Acc@1 {m['top1']:.2f} Acc@5 {m['top5']:.2f} on {m['images']} "
+              f"images{want}", flush=True)
         for bs in batches:
             rec = bench.measure(be, samples, bs, bench.SweepSettings((bs,), iters, 0.5, 2))
             x_gpu = torch.from_numpy(bench.cycled_batch(samples, bs)).cuda()
