@@ -40,6 +40,7 @@ class TorchBackend(Backend):
         self.precision = precision
         self.dev = torch.device("cuda" if use_cuda else "cpu")
         cfg = aipp_mod.load(artifacts.aipp_config)
+        self.input_shape = cfg.input_shape          # one image as the model takes it (HWC)
         self.aipp = aipp_mod.torch_module(cfg).to(self.dev)
         self.net = build_model(artifacts.recipe, artifacts.weights).to(self.dev)
         self.layout = torch.contiguous_format
@@ -65,7 +66,8 @@ class TorchBackend(Backend):
         """The captured CUDA graph of one batch size (made on first use)."""
         torch = self.torch
         if batch_size not in self._graphs:
-            static_in = torch.zeros((batch_size, 224, 224, 3), dtype=torch.uint8, device=self.dev)
+            static_in = torch.zeros((batch_size, *self.input_shape), dtype=torch.uint8,
+                                    device=self.dev)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
