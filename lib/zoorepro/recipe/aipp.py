@@ -75,7 +75,7 @@ class Aipp:
     def scale(self) -> np.ndarray:
         return np.asarray(self.var_reci, np.float32)
 
-    def check_model_input(self, height: int = 224, width: int = 224) -> None:
+    def check_model_input(self, height: int, width: int) -> None:
         """The AIPP output must equal the model's ``--input_shape`` H and W."""
         if self.out_hw != (height, width):
             which = "crop_size_h/crop_size_w" if self.crop else "src_image_size_h/src_image_size_w"
@@ -193,8 +193,8 @@ def parse(text: str, path: str = "aipp.config") -> Aipp:
         raise AippError(f"{where('padding')}: AIPP padding is not supported; set padding false")
     src_w, src_h = get("src_image_size_w", 0), get("src_image_size_h", 0)
     if src_w <= 0 or src_h <= 0:
-        raise AippError(f"{path}: src_image_size_w and src_image_size_h must be set (> 0); "
-                        f"the recipe's .bin files are 224 x 224")
+        raise AippError(f"{path}: src_image_size_w and src_image_size_h must be set (> 0): "
+                        f"the size of the recipe's .bin images (its preprocess.crop)")
     crop = get("crop", False)
     cx, cy = get("load_start_pos_w", 0), get("load_start_pos_h", 0)
     cw, ch = get("crop_size_w", 0), get("crop_size_h", 0)
