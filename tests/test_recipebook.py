@@ -232,8 +232,8 @@ def test_a_run_whose_recipe_copy_is_missing_or_edited_is_refused(tmp_path):
     kept = run.root / "recipe" / "squeezenet1_1" / "recipe.yaml"
     kept.write_text(kept.read_text() + "# edited\n")
     with pytest.raises(RecordError, match="the recipe copy differs from records/recipe.json"):
-        Run.open(run.root).recipe
+        assert Run.open(run.root).recipe is None   # never reached: raises
     kept.unlink()
     with pytest.raises(RecordError, match="records/recipe.json says the run kept its recipe "
                                           "here, but it is missing"):
-        Run.open(run.root).recipe
+        assert Run.open(run.root).recipe is None   # never reached: raises

@@ -330,8 +330,12 @@ def test_notebooks_opened_alone_from_one_folder_agree_on_paths(tmp_path, monkeyp
         run = runner.open_from_notebook(_notebook_namespace(nb), stage)
         used[nb] = {k: getattr(run.config, k) for k in PATH_KEYS if k != "run_dir"}
     assert all(u == used["01_preprocess.ipynb"] for u in used.values()), used
-    for key in ("data_dir", "label_file", "weights", "aipp_config", "output_root"):
+    for key in ("data_dir", "label_file", "weights", "output_root"):
         assert used["01_preprocess.ipynb"][key].startswith(f"{clone}/"), key
+    # the AIPP config is the recipe's, shipped with zoorepro (a recipe is data of the package)
+    from zoorepro import recipebook
+    assert used["01_preprocess.ipynb"]["aipp_config"] == recipebook.load("squeezenet1_1").aipp_path
+    assert used["01_preprocess.ipynb"]["recipe"] == "squeezenet1_1"
     printed = capsys.readouterr().out
     assert f"  weights      {clone / 'demo' / 'weights' / DEMO_WEIGHTS.name}\n" in printed
 

@@ -18,7 +18,7 @@ from zoorepro.addresses import scheduler_problem
 from zoorepro.configspec import (  # noqa: F401 (re-exported: the params' keys, declared there)
     DEFAULTS, EMPTY_MEANS, FIELD_NAMES, HELP, MAXIMA, PATH_KEYS, REQUIRED_EXISTING, SPECS,
     FILE_MAX,
-    VALID_KEYS, Params, check_rules, coerce, unknown_key)
+    VALID_KEYS, Params, check_rules, coerce, is_name, resolved, unknown_key)
 from zoorepro.configspec import show as _show
 from zoorepro import recipebook
 from zoorepro.errors import ConfigError  # noqa: F401  (raised here; defined in errors)
@@ -72,9 +72,13 @@ def atc_options(recipe: "recipebook.Recipe") -> tuple[str, ...]:
     return tuple(a[2:].split("=", 1)[0] for a in recipe.atc.argv if a.startswith("--"))
 
 
-def _with_recipe(v: dict, problems: list, check_paths: bool):
+def _with_recipe(v: dict, problems: list, check_paths: bool, resolve=None):
     """Load the recipe ``v`` names and fill the keys left to it ('' or 0): the AIPP config,
-    the opset, the accuracy batch size and the weights.  Its problems are lines of ``problems``."""
+    the opset, the accuracy batch size and the weights.  Its problems are lines of ``problems``.
+    A relative default weights path (the demo's, in the project) resolves as the route's other
+    default paths do (``resolve``: from the working directory; in a notebook as its parameters
+    cell writes a default, ``../`` from notebooks/) where it exists there, else against the
+    project (zoorepro's own checkout)."""
     try:
         r = recipebook.load(v["recipe"])
     except RecipeError as exc:
@@ -84,8 +88,11 @@ def _with_recipe(v: dict, problems: list, check_paths: bool):
     v["opset"] = v["opset"] or r.model.opset
     v["accuracy_batch_size"] = v["accuracy_batch_size"] or r.ais_bench.accuracy_batch_size
     if not v["weights"] and not v["onnx_model"]:
+        default = r.weights.default
+        local = (resolve(default) if resolve and default and not os.path.isabs(default)
+                 and not default.startswith(recipebook.PACKAGE_PREFIX) else "")
         try:
-            v["weights"] = r.default_weights()
+            v["weights"] = local if local and os.path.exists(local) else r.default_weights()
         except RecipeError as exc:
             if check_paths:
                 problems.append(f"weights: {exc}")
@@ -154,11 +161,13 @@ def _validate(v: dict, problems: list, check_paths: bool, recipe=None) -> None:
                                 f"or with -p {key} PATH)")
 
 
-def _finish(values: dict, problems: list, source: str, check_paths: bool) -> RunConfig:
-    """The one end of every route: validate, raise every problem at once, or the config."""
+def _finish(values: dict, problems: list, source: str, check_paths: bool,
+            resolve=None) -> RunConfig:
+    """The one end of every route: validate, raise every problem at once, or the config.
+    ``resolve``: how the route resolves a default path (the recipe's default weights)."""
     values = {**DEFAULTS, **values}
-    recipe = _with_recipe(values, problems, check_paths) if isinstance(values["recipe"], str) \
-        else None
+    recipe = (_with_recipe(values, problems, check_paths, resolve or _against(Path.cwd()))
+              if isinstance(values["recipe"], str) else None)
     _validate(values, problems, check_paths, recipe)
     if problems:
         unknown = any(p.split(": ", 1)[-1].startswith("unknown key") for p in problems)
@@ -256,16 +265,16 @@ def from_namespace(namespace: Mapping[str, Any], *, check_paths: bool = True,
     raw.update(base or {})
     raw.update((k, namespace[k]) for k in FIELD_NAMES if k in namespace)
     problems: list[str] = []
+    # a default path as a notebook writes it (notebook_value: from notebooks/, "../")
     return _finish(coerce(raw, resolve_notebook_path, problems), problems,
-                   "notebook parameters", check_paths)
+                   "notebook parameters", check_paths,
+                   lambda default: resolve_notebook_path("../" + default))
 
 
 def notebook_value(key: str, value: Any) -> Any:
     """``value`` of ``key`` as a notebook's parameters cell writes it: a list for a tuple, a
     relative path from ``notebooks/`` (``../``), since a notebook runs in that folder."""
-    named = SPECS[key].names is not None and value in SPECS[key].names()
-    if SPECS[key].path and isinstance(value, str) and value and not os.path.isabs(value) \
-            and not named:
+    if resolved(key, value, lambda v: "../" + v) != value:
         return "../" + value
     return list(value) if isinstance(value, tuple) else value
 

@@ -190,12 +190,25 @@ def coerce(raw: Mapping[str, Any], resolve: Callable[[str], str], problems: list
         value = _one(key, value, found)
         if value is _BAD:
             continue
-        named = SPECS[key].names and value in SPECS[key].names()
-        if SPECS[key].path and value and not os.path.isabs(value) and not named:
-            value = resolve(value)
-        out[key] = value
+        out[key] = resolved(key, value, resolve)
     problems.extend(prefix + p for p in found)
     return out
+
+
+def is_name(key: str, value: Any) -> bool:
+    """Whether ``value`` of path key ``key`` is one of the names its Spec lists (a shipped
+    recipe's name), which stays a name, never a path."""
+    names = SPECS[key].names
+    return names is not None and isinstance(value, str) and value in names()
+
+
+def resolved(key: str, value: Any, resolve: Callable[[str], str]) -> Any:
+    """``value`` of ``key`` with a relative path made absolute by ``resolve`` -- the one place
+    a path key is resolved; other keys, absolute paths, '' and names stay as they are."""
+    if (not SPECS[key].path or not isinstance(value, str) or not value
+            or os.path.isabs(value) or is_name(key, value)):
+        return value
+    return resolve(value)
 
 
 _BAD = object()

@@ -21,7 +21,7 @@ from typing import Callable
 from zoorepro.run import records, runlock
 from zoorepro import report
 from zoorepro.config import (DEFAULTS, FIELD_NAMES, PATH_KEYS, VALID_KEYS, RunConfig,
-                             from_namespace, notebook_value, resolve_notebook_path)
+                             from_namespace, notebook_value, resolve_notebook_path, resolved)
 from zoorepro.errors import ConfigError, DataError
 from zoorepro.host import PROGRESS_ENV
 from zoorepro.run.folder import Run
@@ -278,15 +278,11 @@ def _notebook_default(key: str):
     return notebook_value(key, DEFAULTS[key])
 
 
-def resolve_path(value):
-    """A relative path a notebook is given (its defaults, papermill's ``-p``/``-y``/``-f``),
-    as :func:`zoorepro.config.resolve_notebook_path` resolves it; other values as they are."""
-    return resolve_notebook_path(value) if isinstance(value, str) else value
-
-
 def _parameters(namespace, keys) -> dict:
-    """``keys`` of a notebook's namespace, paths made absolute (:func:`resolve_path`)."""
-    return {k: resolve_path(namespace[k]) if k in PATH_KEYS else namespace[k] for k in keys}
+    """``keys`` of a notebook's namespace, relative paths it is given (its defaults,
+    papermill's ``-p``/``-y``/``-f``) made absolute as
+    :func:`zoorepro.config.resolve_notebook_path` resolves them (a recipe's name stays)."""
+    return {k: resolved(k, namespace[k], resolve_notebook_path) for k in keys}
 
 
 def _injected_keys(namespace) -> set:
@@ -381,7 +377,7 @@ def open_from_notebook(namespace, stage: str | None = None) -> Run:
     refuse_unknown_parameters(namespace)
     run_dir = namespace.get("run_dir")
     if run_dir:
-        run_dir = resolve_path(str(run_dir))
+        run_dir = resolve_notebook_path(str(run_dir))
     if run_dir and (Path(run_dir) / "records").is_dir():
         run = Run.open(run_dir)
         runlock.check(run.root)

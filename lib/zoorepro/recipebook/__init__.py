@@ -19,8 +19,8 @@ from pathlib import Path
 
 from zoorepro.errors import RecipeError
 from zoorepro.files import load_yaml
-from zoorepro.recipebook.code import (COPY_MAX, copy_folder, fill, locate,  # noqa: F401
-                                      resolve, resolve_builder, summary)
+from zoorepro.recipebook.code import (COPY_MAX, PACKAGE_PREFIX, copy_folder, fill,  # noqa: F401
+                                      locate, resolve, resolve_builder, summary)
 from zoorepro.recipebook.parse import parse  # noqa: F401
 from zoorepro.recipebook.schema import *  # noqa: F401,F403
 from zoorepro.recipebook.schema import RECIPE_FILE, Recipe
