@@ -219,7 +219,7 @@ def test_aipp_config(text):
     a = result_or_our_error(aipp.load, write("aipp.config", text.encode("utf-8", "surrogatepass")))
     if a is not None:
         assert all(math.isfinite(v) for v in (*a.mean, *a.min, *a.var_reci))
-        result_or_our_error(a.check_model_input)
+        result_or_our_error(a.check_model_input, 224, 224)   # the default recipe's network
 
 
 # ------------------------------------------------------------ kit.json
