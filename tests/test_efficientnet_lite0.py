@@ -108,6 +108,7 @@ def _preprocess(path) -> np.ndarray:
     return ((hwc.astype(np.float32) - 127.0) * 0.0078125).transpose(2, 0, 1)
 
 
+@pytest.mark.e2e       # about 7 s: the network on the 100 demo images
 def test_demo_accuracy(ours):
     rows = [line.split() for line in DEMO_LABELS.read_text().splitlines() if line.strip()]
     assert len(rows) == 100

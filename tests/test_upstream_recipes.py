@@ -194,6 +194,7 @@ def test_squeezenet1_1_export_equals_upstream(tmp_path, shim):
     _export_case("squeezenet1_1", tmp_path, shim)
 
 
+@pytest.mark.e2e       # about 8 s: MobileNetV2 exported twice (the quick tier keeps SqueezeNet's)
 def test_mobilenet_v2_export_equals_upstream(tmp_path, shim):
     _export_case("mobilenet_v2", tmp_path, shim)
 
