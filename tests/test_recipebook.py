@@ -237,3 +237,25 @@ def test_a_run_whose_recipe_copy_is_missing_or_edited_is_refused(tmp_path):
     with pytest.raises(RecordError, match="records/recipe.json says the run kept its recipe "
                                           "here, but it is missing"):
         assert Run.open(run.root).recipe is None   # never reached: raises
+
+
+def test_a_run_resumed_after_its_recipe_changed_is_refused(tmp_path):
+    """--resume, a notebook opened alone, any stage still to run: all follow the recipe the
+    run began with; a changed recipe file stops them with the path and the way out."""
+    from zoorepro import runner
+    from zoorepro.errors import DataError
+    from zoorepro.run import stages
+    from zoorepro.run.folder import Run
+    mine = _copy(tmp_path)
+    cfg = config.load(ROOT / "params" / "demo.yaml",
+                      {"recipe": str(mine), "output_root": str(tmp_path / "out"),
+                       "max_images": 2, "backends": ["onnxruntime"]})
+    run = Run.create(cfg)
+    stages.ensure(run, "preprocess")
+    (mine / "recipe.yaml").write_text((mine / "recipe.yaml").read_text()
+                                      .replace("interpolation: bilinear", "interpolation: nearest"))
+    with pytest.raises(DataError, match=r"recipe.yaml: changed since this run began"):
+        stages.ensure(Run.open(run.root), "export")
+    with pytest.raises(DataError, match=r"changed since this run began"):
+        runner.run_all(resume=Run.open(run.root), progress=False)
+    assert stages.ensure(Run.open(run.root), "preprocess") == []     # what is done stays done

@@ -204,6 +204,7 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
                                 f"(rerun its params.yaml for a new run)")
             if run.origin != "run":
                 raise DataError(f"{run.root}: not a run to continue ({run.origin} results)")
+            run.check_recipe()         # what is left runs with the recipe the run began with
             # what the failed or interrupted attempt left: its failure and its partial report
             run.record_path(records.FailureRecord).unlink(missing_ok=True)
             (run.root / "report.html").unlink(missing_ok=True)

@@ -123,17 +123,28 @@ class Run:
         record it, once; a run continued with a changed recipe file is refused."""
         from zoorepro import recipebook
         if self.has(records.RecipeRecord):
-            kept = self.read(records.RecipeRecord)
-            if kept.sha256 != recipe.sha256:
-                raise DataError(f"{recipe.path}: changed since this run began (sha256 "
-                                f"{recipe.sha256[:12]}, the run has {kept.sha256[:12]}); "
-                                f"leave run_dir empty for a new run with it")
+            self.check_recipe(recipe)
             return
         files = recipebook.copy_folder(recipe, self.root / RECIPE_DIR)
         self.write(records.RecipeRecord(
             name=recipe.name, title=recipe.title, kind=recipe.kind, source=recipe.source,
             folder=recipe.folder, sha256=recipe.sha256,
             copy=f"{RECIPE_DIR}/{recipe.name}", files=files))
+
+    def check_recipe(self, recipe=None) -> None:
+        """Work still to do in this run follows the recipe it began with: ``recipe`` (default:
+        the one its config names, as the file is now) must be the one it kept, or a
+        :class:`DataError` says the recipe changed.  A run that keeps none is not checked."""
+        if not self.has(records.RecipeRecord) or (recipe is None and self.config is None):
+            return
+        recipe = recipe or self.config.recipe_spec
+        kept = self.read(records.RecipeRecord)
+        if kept.sha256 != recipe.sha256:
+            raise DataError(f"{recipe.path}: changed since this run began (sha256 "
+                            f"{recipe.sha256[:12]}..., the run keeps {kept.sha256[:12]}... in "
+                            f"{self.root / kept.copy}); a run follows one recipe: leave "
+                            f"run_dir empty (or rerun its params.yaml) for a new run with the "
+                            f"recipe as it is now, or put the kept copy back")
 
     @property
     def recipe(self):

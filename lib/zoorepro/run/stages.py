@@ -379,6 +379,7 @@ def ensure(run: Run, name: str, executor: Executor | None = None) -> list[str]:
     stage = STAGES[name]
     if run.has(stage.record):
         return []
+    run.check_recipe()          # a stage that runs follows the recipe the run began with
     ran = []
     for req in stage.requires:
         ran += ensure(run, req, executor)
