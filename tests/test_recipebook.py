@@ -259,3 +259,87 @@ def test_a_run_resumed_after_its_recipe_changed_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"changed since this run began"):
         runner.run_all(resume=Run.open(run.root), progress=False)
     assert stages.ensure(Run.open(run.root), "preprocess") == []     # what is done stays done
+
+
+def _edit(folder: Path, change) -> Path:
+    data = yaml.safe_load((folder / "recipe.yaml").read_text())
+    change(data)
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
+
+
+def test_an_unknown_or_misspelt_key_is_a_problem_never_a_default(tmp_path):
+    mine = _edit(_copy(tmp_path), lambda d: (d.update(titel="x"),
+                                             d["preprocess"].update(interpolaton="bilinear"),
+                                             d["model"].pop("classes")))
+    (mine / "recipe.yaml").write_text((mine / "recipe.yaml").read_text().replace(
+        "  batch: dynamic", "  clases: 1000\n  batch: dynamic"))
+    with pytest.raises(RecipeError) as e:
+        recipebook.load(str(mine))
+    text = str(e.value)
+    assert "titel: unknown key (did you mean 'title'?)" in text
+    assert "preprocess.interpolaton: unknown key (did you mean 'interpolation'?)" in text
+    assert "model.clases: unknown key (did you mean 'classes'?)" in text
+
+
+def test_a_crop_past_the_resized_image_is_a_problem(tmp_path):
+    mine = _edit(_copy(tmp_path), lambda d: d["preprocess"].update(crop=300))
+    with pytest.raises(RecipeError, match="preprocess.crop: 300 is larger than the shorter side "
+                                          r"after resize \(256\)"):
+        recipebook.load(str(mine))
+
+
+@pytest.mark.parametrize("builder, code, says", [
+    ("torchvision.models:squeezenet9_9", None, "torchvision.models has no function squeezenet9_9"),
+    ("torchvisoin.models:squeezenet1_1", None, "cannot import torchvisoin.models"),
+    ("model.py:net", "def net(:\n", "model.py, line 1: model.builder model.py:net: the recipe's "
+                                    "code fails to load (SyntaxError"),
+    ("model.py:net", "import torchvision\ndef net():\n    return torchvision.models."
+                     "squeezenet1_0()\n", "model.parameters is 1,235,496 but model.py:net builds "
+                                          "a model with 1,248,424"),
+    ("model.py:net", "def net():\n    raise RuntimeError('boom')\n",
+     "fails to build a model (RuntimeError: boom); fix the builder"),
+])
+def test_the_check_runs_the_builder_and_counts_its_parameters(tmp_path, builder, code, says):
+    from zoorepro.recipe import check
+    mine = _edit(_copy(tmp_path), lambda d: d["model"].update(builder=builder))
+    if code:
+        (mine / "model.py").write_text(code)
+    with pytest.raises(RecipeError, match=re.escape(says)):
+        check.check(recipebook.load(str(mine)))
+    rc = subprocess.run([sys.executable, "-m", "zoorepro", "recipes", str(mine)],
+                        capture_output=True, text=True)
+    assert rc.returncode == 2 and says in rc.stderr
+
+
+def test_a_run_of_a_recipe_whose_code_fails_is_refused_before_its_folder(tmp_path):
+    from zoorepro import runner
+    from zoorepro.recipe import check
+    mine = _edit(_copy(tmp_path), lambda d: d["model"].update(parameters=12))
+    cfg = config.load(ROOT / "params" / "demo.yaml",
+                      {"recipe": str(mine), "output_root": str(tmp_path / "out")})
+    with pytest.raises(RecipeError, match="model.parameters is 12 but"):
+        runner.run_all(cfg, progress=False)
+    assert not (tmp_path / "out").exists()
+    for name in recipebook.names():                       # the shipped ones pass
+        check.check(recipebook.load(name))
+
+
+def test_a_recipes_files_are_found_in_its_folder_the_project_or_a_package(tmp_path):
+    mine = _copy(tmp_path)
+    (mine / "w.pth").write_bytes(b"not really")
+    r = recipebook.load(str(_edit(mine, lambda d: d["weights"].update(default="w.pth"))))
+    assert r.default_weights() == str(mine / "w.pth")            # beside its recipe.yaml
+    assert recipebook.load("squeezenet1_1").default_weights() == str(
+        ROOT / "demo" / "weights" / "squeezenet1_1_caffe_folded.pth")   # project:
+    gone = _edit(mine, lambda d: d["weights"].update(default="nothere.pth"))
+    assert "its default" in " ".join(recipebook.summary(recipebook.load(str(gone)))["needs"])
+    with pytest.raises(ConfigError, match=r"weights: the recipe's default .*nothere.pth "
+                                          r"\(weights.default in .*recipe.yaml\) does not exist"):
+        config.from_mapping({"recipe": str(gone)})
+    pkg = _edit(mine, lambda d: d["weights"].update(default="package:no_such_pkg_zr/w.pth"))
+    with pytest.raises(ConfigError) as e:
+        config.from_mapping({"recipe": str(pkg)})
+    assert "weights: " in str(e.value) and "ship in the Python package no_such_pkg_zr, which " \
+        "is not installed; pip install the package that provides no_such_pkg_zr" in str(e.value)
+    assert "ships no weights" not in str(e.value) and "1 problem(s)" in str(e.value)

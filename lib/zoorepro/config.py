@@ -89,16 +89,22 @@ def _with_recipe(v: dict, problems: list, check_paths: bool, resolve=None):
     v["accuracy_batch_size"] = v["accuracy_batch_size"] or r.ais_bench.accuracy_batch_size
     if not v["weights"] and not v["onnx_model"]:
         default = r.weights.default
-        local = (resolve(default) if resolve and default and not os.path.isabs(default)
-                 and not default.startswith(recipebook.PACKAGE_PREFIX) else "")
+        local = (resolve(default[len(recipebook.PROJECT_PREFIX):]) if resolve
+                 and default.startswith(recipebook.PROJECT_PREFIX) else "")
         try:
             v["weights"] = local if local and os.path.exists(local) else r.default_weights()
         except RecipeError as exc:
             if check_paths:
                 problems.append(f"weights: {exc}")
-        if not v["weights"] and check_paths:
-            problems.append(f"weights: recipe {r.name} ships no weights; set weights to "
-                            f"{r.weights.hint} (or give onnx_model)")
+        else:
+            if not v["weights"] and check_paths:
+                problems.append(f"weights: recipe {r.name} ships no weights; set weights to "
+                                f"{r.weights.hint} (or give onnx_model)")
+            elif check_paths and not os.path.exists(v["weights"]):
+                problems.append(f"weights: the recipe's default {v['weights']} "
+                                f"(weights.default in {r.path}) does not exist; set weights "
+                                f"to {r.weights.hint}")
+                v["weights"] = ""
     return r
 
 

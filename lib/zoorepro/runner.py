@@ -212,6 +212,8 @@ def run_all(cfg: RunConfig | None = None, kernel: str | None = None, resume: Run
             if cfg.shards > 1 and cfg.scheduler:     # nothing answers there: before any folder
                 from zoorepro.addresses import check_scheduler
                 check_scheduler(cfg.scheduler)
+            from zoorepro.recipe import check       # the recipe's code and AIPP: before any
+            check.check(cfg.recipe_spec)              # folder, as a bad parameter is refused
             if cfg.run_dir and Path(cfg.run_dir).is_dir():   # an existing folder: lock first
                 stack.enter_context(runlock.hold(cfg.run_dir, "zoorepro run", say))
             run = Run.create(cfg)

@@ -120,12 +120,19 @@ def cmd_recipes(args) -> int:
                 ("published", "; ".join(f"{c}: {a[0]} / {a[1]}"
                                         for c, a in r.published.accuracy.items())
                  or "none (no NPU has run this recipe)"),
-                ("reference", f"{r.reference.label}: {r.reference.top1} / {r.reference.top5} "
-                              f"({r.reference.source})"),
+                ("reference", f"{r.reference.label}: Acc@1 {r.reference.top1}, Acc@5 "
+                              f"{r.reference.top5 or 'not published'} ({r.reference.source})"),
                 ("needs", "; ".join(info["needs"]) or "nothing more")]
+        rows += [("ATC", f"atc {' '.join(r.atc.argv)}"),
+                 ("ais_bench accuracy", f"python3 -m ais_bench {' '.join(r.ais_bench.accuracy)}"),
+                 ("ais_bench perf", f"python3 -m ais_bench {' '.join(r.ais_bench.perf)}"),
+                 ("scoring", f"{r.scoring.script or 'zoorepro'} -> {r.scoring.result_file}")]
         rows += [("note", n) for n in r.notes]
         for k, v in rows:
             print(f"{k:20} {v}")
+        from zoorepro.recipe import check
+        check.check(r)         # its code and AIPP config, as a run uses them (exit 2 if not)
+        print(f"{'checked':20} builder, parameter count and AIPP config: ok")
         return 0
     for name in recipebook.names():
         info = recipebook.summary(recipebook.load(name))
@@ -202,7 +209,8 @@ def cmd_ingest(args) -> int:
 def cmd_kit(args) -> int:
     from zoorepro.ascend import kit
     cfg = config.load(args.params, _overrides(args.param), check_paths=False)
-    script = kit.make_kit(cfg, args.out_dir, bins=not args.no_bins, params_source=str(args.params))
+    script = kit.make_kit(cfg, args.out_dir, bins=not args.no_bins, params_source=str(args.params),
+                          progress=not args.quiet)
     print(f"wrote the kit to {script.parent}; copy that folder to the NPU host and run:\n"
           f"  bash {script.name}")
     return 0

@@ -77,15 +77,23 @@ def check_aipp(recipe, aipp: "aipp_mod.Aipp") -> None:
     if (aipp.src_h, aipp.src_w) != (crop, crop):
         raise AippError(f"{aipp.path}: src_image_size is {aipp.src_w}x{aipp.src_h}, but the "
                         f"recipe's preprocessing writes {crop}x{crop} images (preprocess.crop "
-                        f"in {recipe.path}); set src_image_size_w/src_image_size_h to {crop}, "
-                        f"or use the recipe's own AIPP config ({recipe.aipp_path})")
+                        f"in {recipe.path}); set src_image_size_w/src_image_size_h to {crop}"
+                        + _or_the_recipes(aipp, recipe))
     if aipp.out_hw != (size, size):
         which = "crop_size_h/crop_size_w" if aipp.crop else "src_image_size_h/src_image_size_w"
         raise AippError(f"{aipp.path}: AIPP gives {aipp.out_hw[0]}x{aipp.out_hw[1]} ({which}), "
                         f"but the network takes {size}x{size} (model.size in {recipe.path}); "
                         f"set {which} to {size} (and crop: true to cut it from the "
-                        f"{crop}x{crop} input), or use the recipe's own AIPP config "
-                        f"({recipe.aipp_path})")
+                        f"{crop}x{crop} input)" + _or_the_recipes(aipp, recipe))
+
+
+def _or_the_recipes(aipp, recipe) -> str:
+    """The other way out of an AIPP mismatch: the recipe's own config, unless that is the
+    file at fault (then the recipe itself disagrees: fix one of its two files)."""
+    if os.path.realpath(aipp.path) == os.path.realpath(recipe.aipp_path):
+        return ("; the recipe's own AIPP config and its recipe.yaml disagree: fix one of "
+                "the two")
+    return f", or use the recipe's own AIPP config ({recipe.aipp_path})"
 
 
 def build_aipp_model(recipe, onnx_path: str | os.PathLike, aipp: "aipp_mod.Aipp",

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from zoorepro.errors import RecipeError
 from zoorepro.files import load_yaml
-from zoorepro.recipebook.code import (COPY_MAX, PACKAGE_PREFIX, copy_folder, fill,  # noqa: F401
+from zoorepro.recipebook.code import (COPY_MAX, PACKAGE_PREFIX, PROJECT_PREFIX,  # noqa: F401
+                                      copy_folder, fill,
                                       locate, resolve, resolve_builder, summary)
 from zoorepro.recipebook.parse import parse  # noqa: F401
 from zoorepro.recipebook.schema import *  # noqa: F401,F403

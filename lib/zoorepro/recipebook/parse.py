@@ -73,12 +73,54 @@ class _Reader:
         return tuple(value)
 
 
+# every key a recipe.yaml may hold, by section ("": the top level): any other is a problem
+KEYS = {
+    "": {"schema", "name", "title", "kind", "source", "notes", "model", "weights", "preprocess",
+         "aipp", "atc", "ais_bench", "scoring", "published", "reference"},
+    "source": {"what", "revision", "scripts"},
+    "model": {"builder", "parameters", "input", "output", "batch", "export_batch", "size",
+              "opset", "classes"},
+    "weights": {"hint", "default", "extra", "known", "demo"},
+    "weights.demo": {"file", "convert", "name", "expected", "measured_by"},
+    "preprocess": {"decoder", "layout", "extensions", "resize", "interpolation", "crop", "dtype",
+                   "command", "mean", "std"},
+    "atc": {"om", "argv", "command"},
+    "ais_bench": {"accuracy_batch_size", "loop", "accuracy", "perf", "accuracy_command",
+                  "perf_command"},
+    "scoring": {"script", "result_file", "command"},
+    "published": {"source", "images", "accuracy", "throughput"},
+    "reference": {"label", "name", "source", "top1", "top5"},
+}
+
+
+def unknown_keys(top: Mapping) -> list[str]:
+    """A problem line per key no section knows, with the nearest known key when one is close
+    (a misspelt key is never read as its default)."""
+    import difflib
+    out = []
+    for section, known in KEYS.items():
+        data = top
+        for part in section.split(".") if section else ():
+            data = data.get(part) if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping):
+            continue
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+                where = f"{section}.{key}" if section else str(key)
+                out.append(f"{where}: unknown key" + (f" (did you mean {close[0]!r}?)"
+                                                      if close else
+                                                      f"; known: {', '.join(sorted(known))}"))
+    return out
+
+
 def parse(raw: Any, folder: Path, sha256: str = "") -> Recipe:
     """A :class:`Recipe` from the data of ``folder/recipe.yaml``; every problem at once."""
     where = str(Path(folder) / RECIPE_FILE)
     r = _Reader(raw, where)
     g = r.get
     top = r.raw
+    r.problems.extend(unknown_keys(top))
     schema = g(top, "schema", int, default=SCHEMA)
     if schema != SCHEMA:
         r.problems.append(f"schema: {schema} (this zoorepro reads schema {SCHEMA})")
@@ -180,6 +222,10 @@ def parse(raw: Any, folder: Path, sha256: str = "") -> Recipe:
     if prep.crop and model.size and prep.crop < model.size:
         r.problems.append(f"preprocess.crop: {prep.crop} is smaller than the network's input "
                           f"{model.size} (model.size); AIPP can crop, never enlarge")
+    if prep.crop and prep.resize and prep.crop > prep.resize:
+        r.problems.append(f"preprocess.crop: {prep.crop} is larger than the shorter side "
+                          f"after resize ({prep.resize}): the crop would reach past the image "
+                          f"(black borders); crop at most preprocess.resize")
     if r.problems:
         raise RecipeError(f"{where}: {len(r.problems)} problem(s):\n  - "
                           + "\n  - ".join(r.problems))

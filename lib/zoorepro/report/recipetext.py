@@ -75,8 +75,9 @@ def recipe_section(data: RunData) -> str:
             ["source", r.source], ["revision", r.raw.get("source", {}).get("revision", "")],
             ["recipe.yaml sha256", r.sha256], ["kept in the run folder", r.folder],
             ["published figures", r.published.source or "none: no NPU has run this recipe"],
-            ["reference", f"{r.reference.label}: {r.reference.top1} / {r.reference.top5} "
-                          f"({r.reference.source})"]]
+            ["reference", f"{r.reference.label}: Acc@1 {r.reference.top1}"
+                          + (f", Acc@5 {r.reference.top5}" if r.reference.top5 is not None
+                             else " (no Acc@5 published)") + f" ({r.reference.source})"]]
     rows += [["note", n] for n in r.notes]
     text = (r.path.read_text(encoding="utf-8") if r.path.is_file() else "")
     return render("report/recipe_section.html.j2", recipe=r, rows=rows, text=text)

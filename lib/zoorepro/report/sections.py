@@ -241,7 +241,7 @@ def npu_section(data: RunData) -> str:
         rows += [["note", n] for n in (ing.notes if ing else [])]
         return _section("npu_section", ran=True, rows=rows)
     reason = next((st.reason for st in npu.values() if st.reason), None) or (
-        "ais_bench was not among this run's backends, and no NPU results were ingested")
+        "ais_bench was not among this run's backends, and no NPU results were ingested.")
     chips = [chip_name(c) for c in published_throughput(data.recipe)]
     return _section("npu_section", ran=False, reason=reason, chips=chips, **_atc_context(data))
 

@@ -103,8 +103,8 @@ def run_inputs(run: Run) -> list[Path]:
 
 
 def sample_inputs(run: Run, n: int) -> np.ndarray:
-    shape = aipp_mod.load(run.config.aipp_config).input_shape
-    return np.stack([bench.load_input(f, shape) for f in run_inputs(run)[:n]])
+    a = aipp_mod.load(run.config.aipp_config)
+    return np.stack([bench.load_input(f, a.input_shape) for f in run_inputs(run)[:n]])
 
 
 # ------------------------------------------------------------------ 2. export
@@ -267,12 +267,11 @@ def run_infer(run: Run, progress: bool = True,
     ensure(run, "preprocess", executor)
     made, status = create_backends(run)
     try:
-        files = run_inputs(run)
+        files, shape = run_inputs(run), aipp_mod.load(cfg.aipp_config).input_shape
         for name, backend in made.items():
             out = run.results / name
             job = backends_mod.AccuracyJob(run.bin_dir, files, out, cfg.accuracy_batch_size,
-                                           aipp_mod.load(cfg.aipp_config).input_shape,
-                                           cfg.outfmt, cfg.warmup, progress,
+                                           shape, cfg.outfmt, cfg.warmup, progress,
                                            cfg.infer_streams, scratch=run.root / "inputs")
             if executor is not None:
                 summary = executor.run_accuracy(name, backend, job, artifacts(run))
