@@ -28,6 +28,9 @@ def test_index_lists_runs_with_their_status(tmp_path):
     assert f'<a href="./{done.root.name}/report.html">{done.root.name}</a>' in html
     assert "failed in 03_infer.ipynb" in html and "unfinished" in html and "finished" in html
     assert "<script" not in html and "http" not in html.split("<body", 1)[1]
+    from zoorepro import recipebook
+    sha = recipebook.load("squeezenet1_1").sha256
+    assert "<th>recipe</th>" in html and f"<td>squeezenet1_1 ({sha[:8]})</td>" in html
 
 
 def _folder(root, name, report=True):

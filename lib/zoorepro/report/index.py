@@ -41,7 +41,7 @@ def describe(run: Run) -> dict:
     params.yaml that does not parse, anything else that fails) is listed as damaged with the
     reason: it never stops the index of the other runs."""
     name = run.root.name
-    row = {"name": name, "href": href(name), "has_report": False, "date": "",
+    row = {"name": name, "href": href(name), "has_report": False, "date": "", "recipe": "",
            "backends": "", "top1": None, "top5": None, "images": None, "best": None,
            "status": "", "problem": None}
     try:
@@ -61,6 +61,9 @@ def describe(run: Run) -> dict:
 
 
 def _figures(run: Run, row: dict) -> None:
+    if run.has(records.RecipeRecord):     # the record only: a finished run is listed as it was
+        kept = run.read(records.RecipeRecord)
+        row["recipe"] = f"{kept.name} ({kept.sha256[:8]})"
     if run.has(records.AccuracyRecord):
         acc = run.read(records.AccuracyRecord).entries
         row["backends"] = ", ".join(acc)
