@@ -90,3 +90,26 @@ def test_a_registered_backend_is_accepted_by_the_config_and_created(tmp_path, mo
     assert registry.needs_om("ais_bench") and registry.runs_on_npu("ais_bench")
     with pytest.raises(BackendUnavailable, match="already registered"):
         registry.register("echo")(Echo)
+
+
+def test_onnxruntime_refuses_a_precision_it_does_not_run(arts):
+    """precision fp16 is honoured (torch on CUDA) or refused: the onnxruntime backend runs
+    the fp32 AIPP model, so it is refused by name, never run as fp32 and recorded as fp32."""
+    with pytest.raises(backends.BackendUnavailable,
+                       match="precision fp16: the onnxruntime backend runs the fp32 AIPP model"):
+        backends.create("onnxruntime", arts, device="cpu", precision="fp16")
+    be = backends.create("onnxruntime", arts, device="cpu", precision="fp32")
+    assert be.info()["precision"] == "fp32"
+
+
+def test_a_run_asking_fp16_of_onnxruntime_records_it_not_run(tmp_path):
+    from zoorepro import config
+    from zoorepro.run import records, stages
+    from zoorepro.run.folder import Run
+    from conftest import small_params
+    run = Run.create(config.from_mapping(small_params(tmp_path, precision="fp16",
+                                                      backends=["onnxruntime"], max_images=2)))
+    made, skipped = stages.create_backends(run)
+    assert not made and skipped["onnxruntime"].status == "not run"
+    assert "precision fp16" in skipped["onnxruntime"].reason
+    assert isinstance(skipped["onnxruntime"], records.InferEntry)

@@ -14,7 +14,12 @@ class OnnxRuntimeBackend(Backend):
     """ONNX Runtime on the AIPP model; CUDA when available and allowed, else CPU."""
     name = "onnxruntime"
 
-    def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0, **_):
+    def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0,
+                 precision: str = "fp32", **_):
+        if precision != "fp32":   # honoured or refused: never an fp32 run recorded as asked
+            raise BackendUnavailable(f"precision {precision}: the onnxruntime backend runs the "
+                                     f"fp32 AIPP model (it builds no {precision} model); use "
+                                     f"precision fp32, or the torch backend on CUDA for fp16")
         try:
             import onnxruntime as ort
         except ImportError:
