@@ -177,10 +177,21 @@ def test_class_folder_problems_are_named(tmp_path):
     with pytest.raises(data.DataError) as e:
         data.list_images(tmp_path, layout="class_folders")
     msg = str(e.value)
-    assert "loose.JPEG is an image outside the class folders" in msg
-    assert "move it into its class folder" in msg
+    assert "1 image(s) outside the class folders (loose.JPEG)" in msg
+    assert "move them into their class folders" in msg
     assert "n01/x.JPEG is a folder" in msg and "n01/gone.JPEG is a symlink to nothing" in msg
     images, odd = data.scan_images(tmp_path, layout="class_folders")
     assert [p.name for p in images] == ["ok.JPEG"] and len(odd) == 3
     with pytest.raises(data.DataError, match="layout 'nested': one of flat, class_folders"):
         data.scan_images(tmp_path, layout="nested")
+
+
+def test_a_flat_folder_given_to_a_class_folder_recipe_says_so_once(tmp_path):
+    for i in range(7):
+        _touch(tmp_path / f"img{i}.JPEG")
+    with pytest.raises(data.DataError) as e:
+        data.list_images(tmp_path, layout="class_folders")
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path}: 7 images lie directly in it and it has no class "
+                          f"folders; this recipe (preprocess.layout: class_folders) reads")
+    assert "img3.JPEG" not in msg                   # one sentence, not an entry per image

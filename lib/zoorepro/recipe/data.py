@@ -48,10 +48,19 @@ def scan_images(folder: str | os.PathLike, max_images: int = 0, layout: str = "f
                         f"ImageNet validation {_shape(layout)})")
     found, odd = _scan(folder, suffixes, "")
     if layout == "class_folders":
-        loose = [f"{p.name} is an image outside the class folders (this recipe reads "
-                 f"<class>/<image>): move it into its class folder" for p in found]
-        found, odd = [], odd + loose
-        for d in natural_sorted(e.name for e in _entries(folder) if _is_class(e)):
+        classes = natural_sorted(e.name for e in _entries(folder) if _is_class(e))
+        if found and not classes:          # a flat folder given to a class-folder recipe
+            raise DataError(f"{folder}: {len(found)} images lie directly in it and it has no "
+                            f"class folders; this recipe (preprocess.layout: class_folders) "
+                            f"reads <class>/<image>, as its upstream preprocess does: put each "
+                            f"image into a folder of its class (any folder name: the labels "
+                            f"come from label_file), or use a recipe with a flat layout")
+        if found:
+            names = ", ".join(p.name for p in found[:3]) + (" ..." if len(found) > 3 else "")
+            odd = odd + [f"{len(found)} image(s) outside the class folders ({names}): this "
+                         f"recipe reads <class>/<image>; move them into their class folders"]
+        found = []
+        for d in classes:
             images, bad = _scan(folder / d, suffixes, f"{d}/")
             found += images
             odd += bad
