@@ -17,6 +17,9 @@ import pytest
 import ais_real as ar
 from ais_real import EXPECTED, need_ais
 from conftest import small_params
+from zoorepro import recipebook
+
+SQ = recipebook.load("squeezenet1_1")     # the recipe the stand-in's models follow
 
 pytestmark = [pytest.mark.npu, need_ais]
 
@@ -239,7 +242,7 @@ def test_backend_infersession_and_teardown(host, tmp_path, real_ais_in_process):
     from zoorepro import backends
     d, bins, labels = host
     oms = {bs: str(ar.om(tmp_path / f"squeezenet1_1_bs{bs}.om", bs)) for bs in (1, 4)}
-    b = backends.create("ais_bench", backends.Artifacts(om_models=oms), device_id=0,
+    b = backends.create("ais_bench", backends.Artifacts(om_models=oms, recipe=SQ), device_id=0,
                         soc_version="Ascend310P3", cann_version="8.0.RC1")
     batch = np.stack([np.fromfile(p, np.uint8).reshape(224, 224, 3) for p in bins[:4]])
     out = b.infer(batch)
@@ -297,7 +300,7 @@ def test_backend_cli_paths_under_umask(host, tmp_path, real_ais_in_process, umas
             ar.standin().stub_om(path, bs)
         results = tmp_path / "results" / "ais_bench"
         results.mkdir(parents=True)                             # 0755 or 0775: ais_bench
-        b = backends.create("ais_bench", backends.Artifacts(om_models=oms), device_id=0,
+        b = backends.create("ais_bench", backends.Artifacts(om_models=oms, recipe=SQ), device_id=0,
                             soc_version="Ascend310P3")
         s = b.run_folder(prep, results, 2, "TXT")
         p = b.run_perf(4, results, loop=3)

@@ -18,7 +18,7 @@ from zoorepro.addresses import scheduler_problem
 from zoorepro.configspec import (  # noqa: F401 (re-exported: the params' keys, declared there)
     DEFAULTS, EMPTY_MEANS, FIELD_NAMES, HELP, MAXIMA, PATH_KEYS, REQUIRED_EXISTING, SPECS,
     FILE_MAX,
-    VALID_KEYS, Params, check_rules, coerce, is_name, resolved, unknown_key)
+    VALID_KEYS, Params, check_rules, coerce, resolved, unknown_key)
 from zoorepro.configspec import show as _show
 from zoorepro import recipebook
 from zoorepro.errors import ConfigError  # noqa: F401  (raised here; defined in errors)
@@ -88,11 +88,8 @@ def _with_recipe(v: dict, problems: list, check_paths: bool, resolve=None):
     v["opset"] = v["opset"] or r.model.opset
     v["accuracy_batch_size"] = v["accuracy_batch_size"] or r.ais_bench.accuracy_batch_size
     if not v["weights"] and not v["onnx_model"]:
-        default = r.weights.default
-        local = (resolve(default[len(recipebook.PROJECT_PREFIX):]) if resolve
-                 and default.startswith(recipebook.PROJECT_PREFIX) else "")
         try:
-            v["weights"] = local if local and os.path.exists(local) else r.default_weights()
+            v["weights"] = r.default_weights(resolve)
         except RecipeError as exc:
             if check_paths:
                 problems.append(f"weights: {exc}")

@@ -21,7 +21,6 @@ from typing import Sequence
 
 import numpy as np
 
-from zoorepro import recipebook
 from zoorepro.ascend.aiscommands import accuracy_argv, perf_argv, shell_line
 from zoorepro.ascend.aisformat import (NAME, list_inputs, perf_dirname, read_summary,
                                        result_dirname, summary_path)
@@ -149,8 +148,11 @@ class AisBenchBackend(Backend):
             raise BackendUnavailable(f"{', '.join(missing)}: .om model(s) not found; rerun ATC")
         self._session_cls = InferSession
         self.artifacts = artifacts
-        # the recipe whose command lines run (the params' default recipe when none is given)
-        self.recipe = artifacts.recipe or recipebook.load(recipebook.DEFAULT)
+        if artifacts.recipe is None:     # its command lines are the recipe's: never a default
+            raise BackendUnavailable("the ais_bench backend runs the recipe's ais_bench lines: "
+                                     "give it the recipe (Artifacts(recipe=...), as the stages "
+                                     "do)")
+        self.recipe = artifacts.recipe
         self.device_id = int(device_id)
         self.threads = threads
         self._sessions: dict = {}

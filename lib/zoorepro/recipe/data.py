@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 from zoorepro.outputs import natural_key, natural_sorted  # noqa: F401  (ais_bench's order)
 from zoorepro.errors import DataError  # noqa: F401  (raised here; defined in errors)
+from zoorepro.recipebook import LAYOUTS   # the layouts a recipe may name
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 NUM_CLASSES = 1000
@@ -27,7 +28,6 @@ def image_key(file_name: str) -> str:
     return os.path.basename(file_name).split(".", 1)[0]
 
 
-LAYOUTS = ("flat", "class_folders")
 
 
 def scan_images(folder: str | os.PathLike, max_images: int = 0, layout: str = "flat",

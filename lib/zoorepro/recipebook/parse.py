@@ -213,12 +213,12 @@ def parse(raw: Any, folder: Path, sha256: str = "") -> Recipe:
         r.problems.append("notes: expected a list of sentences")
         notes = []
     recipe = Recipe(name=name, title=g(top, "title", str), kind=g(top, "kind", str, choices=KINDS),
-                    folder=str(Path(folder).resolve()), source=g(src, "what", str,
-                                                                 where="source"),
+                    folder=str(Path(folder).resolve()), source=g(src, "what", str, where="source"),
+                    revision=g(src, "revision", str, default="", where="source"),
                     scripts=dict(scripts) if isinstance(scripts, Mapping) else {},
                     notes=tuple(notes), model=model, weights=weights, preprocess=prep,
                     aipp=aipp, atc=atc_, ais_bench=ais_, scoring=scoring, published=published,
-                    reference=reference, sha256=sha256, raw=dict(top))
+                    reference=reference, sha256=sha256)
     if prep.crop and model.size and prep.crop < model.size:
         r.problems.append(f"preprocess.crop: {prep.crop} is smaller than the network's input "
                           f"{model.size} (model.size); AIPP can crop, never enlarge")

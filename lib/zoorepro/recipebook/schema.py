@@ -3,9 +3,10 @@ and the words each field may take."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from zoorepro.errors import RecipeError
 
@@ -37,7 +38,7 @@ class Model:
 
 @dataclass(frozen=True)
 class Demo:
-    file: str               # project-relative path or package:<module>/<path>
+    file: str               # as weights.default: a path, project:<path> or package:<...>
     convert: str            # '' or file.py:function that makes the file (zoorepro convert-weights)
     name: str               # how the report names these weights
     expected: Mapping[str, float]   # top1, top5, images: an independent evaluation's figures
@@ -124,7 +125,8 @@ class Recipe:
     title: str
     kind: str
     folder: str
-    source: str             # where the recipe comes from (upstream path, revision)
+    source: str             # where the recipe comes from (upstream path)
+    revision: str           # which revision of it
     scripts: Mapping[str, str]
     notes: tuple
     model: Model
@@ -137,7 +139,6 @@ class Recipe:
     published: Published
     reference: Reference
     sha256: str = ""        # of recipe.yaml
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def path(self) -> Path:
@@ -150,13 +151,6 @@ class Recipe:
     def om_name(self, batch_size: int) -> str:
         return self.atc.om.format(bs=int(batch_size))
 
-    def accuracy_labels(self) -> dict:
-        """``{"recipe <chip>": (top1, top5), <reference label>: (top1, top5)}``."""
-        out = {f"recipe {chip}": acc for chip, acc in self.published.accuracy.items()}
-        if self.reference.top1 is not None:
-            out[self.reference.label] = (self.reference.top1, self.reference.top5)
-        return out
-
     def throughput_labels(self) -> dict:
         return {f"recipe {chip}": dict(t) for chip, t in self.published.throughput.items()}
 
@@ -165,11 +159,18 @@ class Recipe:
         from zoorepro.recipebook.code import resolve_builder
         return resolve_builder(self)()
 
-    def default_weights(self) -> str:
+    def default_weights(self, local=None) -> str:
         """The default weights as an absolute path ('' when the recipe has none); a
-        :class:`RecipeError` when they come from a package that is not installed."""
-        from zoorepro.recipebook.code import locate
-        return locate(self.weights.default, self)
+        :class:`RecipeError` when they come from a package that is not installed.
+        ``local(path)``: how the caller's route resolves a default path (a notebook in a
+        clone of the project); a ``project:`` file found there wins over zoorepro's own."""
+        from zoorepro.recipebook.code import PROJECT_PREFIX, locate
+        spec = self.weights.default
+        if local is not None and spec.startswith(PROJECT_PREFIX):
+            here = local(spec[len(PROJECT_PREFIX):])
+            if os.path.exists(here):
+                return here
+        return locate(spec, self)
 
     def demo_weights(self) -> str:
         if self.weights.demo is None:

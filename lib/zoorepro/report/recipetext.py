@@ -72,7 +72,7 @@ def recipe_section(data: RunData) -> str:
     if r is None:
         return render("report/recipe_section.html.j2", recipe=None, rows=[], text="")
     rows = [["recipe", f"{r.name}: {r.title} ({KINDS.get(r.kind, r.kind)})"],
-            ["source", r.source], ["revision", r.raw.get("source", {}).get("revision", "")],
+            ["source", r.source], ["revision", r.revision],
             ["recipe.yaml sha256", r.sha256], ["kept in the run folder", r.folder],
             ["published figures", r.published.source or "none: no NPU has run this recipe"],
             ["reference", f"{r.reference.label}: Acc@1 {r.reference.top1}"
