@@ -72,8 +72,12 @@ class Params:
                            "onnxruntime, torch, ais_bench; the first is the headline",
                            choices=registry.names)   # the built-in ones and any registered since
     device: str = spec("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
-    # ATC's own default is fp16
-    precision: str = spec("fp32", "fp32 | fp16 (fp16: torch on CUDA)", choices=("fp32", "fp16"))
+    # '' is what the recipe reproduces: fp32 on the portable path, ATC's own default (fp16)
+    precision: str = spec("", "'' (each backend's recipe precision: fp32 here, the ATC model's "
+                              "on the NPU) | fp32 | fp16 | int8; a backend that cannot is not "
+                              "run and says why", choices=("",) + registry.PRECISIONS,
+                          said="'' (the recipe's), " + ", ".join(registry.PRECISIONS[:-1])
+                               + " or " + registry.PRECISIONS[-1], empty=True)
     timing: str = spec("device", "device: compute only (ais_bench's definition) | call: around "
                                  "each call", choices=("device", "call"),
                        said="device (compute only, as ais_bench) or call (around each "
@@ -104,6 +108,16 @@ class Params:
                             empty=True)
     device_id: int = spec(0, "NPU device id for ais_bench", minimum=0, maximum=255)
     atc_extra_args: tuple = spec((), "extra ATC options", words=True)
+    ladder: bool = spec(True, "measure where accuracy goes: the precision ladder (framework "
+                              "fp32, recipe fp32, fp16 AIPP output, fp16 network, int8) on the "
+                              "run's images after scoring")
+    ladder_batch_size: int = spec(8, "batch size of the ladder's inference and its throughput "
+                                     "column", minimum=1, maximum=4096)
+    calibration_images: int = spec(32, "images the int8 model is calibrated on (at most the "
+                                       "set's)", minimum=1, maximum=100_000)
+    calibration_dir: str = spec("", "folder of JPEGs to calibrate int8 on; '': the run's own "
+                                    "images (the report says they are also scored)",
+                                path=True, must_exist=True, empty=True)
     # points either side of the recipe's top-1/top-5 (58.x/80.x): past a few points the
     # verdict "reproduced" stops meaning anything (the recipe's two chips differ by <0.1)
     reference_tolerance_pct: float = spec(

@@ -19,9 +19,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Artifacts:
-    """What a backend may need: the AIPP ONNX model, the weights and the AIPP config, and the
-    recipe (:class:`zoorepro.recipebook.Recipe`: the model builder, the command lines)."""
+    """What a backend may need: the AIPP ONNX model (and its int8 version, built only when a
+    run asks for int8), the weights and the AIPP config, and the recipe
+    (:class:`zoorepro.recipebook.Recipe`: the model builder, the command lines)."""
     aipp_onnx: str = ""
+    int8_onnx: str = ""
     weights: str = ""
     aipp_config: str = ""
     om_models: dict = field(default_factory=dict)   # batch size -> .om path (ais_bench)

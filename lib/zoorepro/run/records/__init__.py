@@ -14,7 +14,9 @@ reads them: every reader takes the objects (``run.read(records.BenchRecord).reco
 * :mod:`~zoorepro.run.records.perbackend`: ``infer`` and ``accuracy`` map a backend name to
   an entry dataclass (:class:`InferEntry`, :class:`AccuracyEntry`);
 * :mod:`~zoorepro.run.records.sweep`: ``bench`` holds one :class:`BenchRow` per sweep point,
-  ``parity`` one :class:`ParityPair` per two backends (a bare JSON list before version 1).
+  ``parity`` one :class:`ParityPair` per two backends (a bare JSON list before version 1);
+* :mod:`~zoorepro.run.records.ladder`: ``quantize`` (the int8 model and its calibration) and
+  ``ladder`` (one :class:`LadderRow` per precision step, "Where accuracy goes").
 
 Reached as ``from zoorepro.run import records``; ``records.X`` for every class here.
 """
@@ -24,6 +26,8 @@ from zoorepro.run.recordcheck import SCHEMA_VERSION, Record  # noqa: F401
 from zoorepro.run.recordcsv import (ACCURACY_COLUMNS, BENCH_CSV_FIELDS,  # noqa: F401
                                     BENCH_CSV_RUN_FIELDS, accuracy_csv, bench_csv,
                                     definition_key)
+from zoorepro.run.records.ladder import (LadderRecord, LadderRow,  # noqa: F401
+                                         QuantizeRecord)
 from zoorepro.run.records.perbackend import (AccuracyEntry, AccuracyRecord,  # noqa: F401
                                              InferEntry, InferRecord)
 from zoorepro.run.records.perrun import (AtcRecord, DatasetRecord,  # noqa: F401
@@ -35,4 +39,5 @@ from zoorepro.run.records.sweep import (BENCH_ALWAYS, BenchRecord, BenchRow,  # 
 
 ALL = {c.NAME: c for c in (EnvironmentRecord, RecipeRecord, DatasetRecord, PreprocessRecord,
                            ExportRecord, AtcRecord, InferRecord, BenchRecord, AccuracyRecord,
-                           ParityRecord, IngestRecord, FailureRecord, ShardsRecord)}
+                           ParityRecord, IngestRecord, FailureRecord, ShardsRecord,
+                           QuantizeRecord, LadderRecord)}
