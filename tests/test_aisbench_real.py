@@ -581,3 +581,24 @@ def test_the_kit_script_follows_the_physical_path(kit_dir, tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "ais_bench accepts only" in proc.stderr
     assert not (real / "kit" / "om").exists()
+
+
+def test_backend_precision_is_the_om_s_honoured_or_refused(tmp_path, real_ais_in_process):
+    """The .om's precision is ATC's (--precision_mode; ATC's default force_fp16): recorded as
+    it is, honoured when asked for, refused (with the ATC option to add) when not."""
+    from zoorepro import backends
+    oms = {1: str(ar.om(tmp_path / "squeezenet1_1_bs1.om", 1))}
+    kw = dict(device_id=0, soc_version="Ascend310P3", cann_version="8.0.RC1")
+    arts = backends.Artifacts(om_models=oms, recipe=SQ)
+    assert backends.create("ais_bench", arts, **kw).info()["precision"] == "fp16"
+    assert backends.create("ais_bench", arts, precision="fp16", **kw).precision == "fp16"
+    with pytest.raises(backends.BackendUnavailable,
+                       match=r"precision fp32: the recipe's .om models run fp16 \(ATC "
+                             r"--precision_mode force_fp16 .*add --precision_mode="
+                             r"must_keep_origin_dtype to atc_extra_args"):
+        backends.create("ais_bench", arts, precision="fp32", **kw)
+    fp32 = backends.Artifacts(om_models=oms, recipe=SQ,
+                              atc_extra_args=("--precision_mode=must_keep_origin_dtype",))
+    assert backends.create("ais_bench", fp32, precision="fp32", **kw).info()["precision"] == "fp32"
+    assert backends.refuses("ais_bench", "int8") == ("precision int8: the ais_bench backend "
+                                                     "runs fp32, fp16 only")

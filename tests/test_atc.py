@@ -108,3 +108,17 @@ def test_each_recipe_gets_its_own_atc_line(name):
 def test_an_input_shape_the_shell_would_expand_is_quoted_whole():
     line = atc.shell_line(["atc", "--input_shape=$(id):1,3,224,224"])
     assert line == "atc '--input_shape=$(id):1,3,224,224'"
+
+
+@pytest.mark.parametrize("extra, want", [
+    ((), ("fp16", "force_fp16 (ATC's default for inference)")),
+    (("--precision_mode=force_fp16",), ("fp16", "force_fp16")),
+    (("--precision_mode=must_keep_origin_dtype",), ("fp32", "must_keep_origin_dtype")),
+    (("--precision_mode=allow_fp32_to_fp16",), ("mixed", "allow_fp32_to_fp16")),
+    (("--precision_mode_v2=origin",), ("fp32", "origin")),
+    (("--precision_mode_v2=fp16",), ("fp16", "fp16")),
+    (("--precision_mode=something_new",), ("mixed", "something_new")),
+])
+def test_the_om_precision_is_read_from_atc_s_options(extra, want):
+    argv = atc.atc_command(SQUEEZENET, "m.onnx", 1, "310P3", "aipp.config", "", extra)
+    assert atc.precision_of(argv) == want

@@ -101,6 +101,23 @@ def test_kit_refuses_a_non_empty_folder(tmp_path):
         kit.make_kit(cfg, tmp_path / "k")
 
 
+@pytest.mark.parametrize("precision, extra, says", [
+    ("fp32", [], "precision fp32: the kit's .om models run fp16 (ATC --precision_mode "
+                 "force_fp16 (ATC's default for inference)); add --precision_mode="
+                 "must_keep_origin_dtype to atc_extra_args"),
+    ("int8", [], "precision int8: the kit's .om models run fp16"),
+    ("fp16", ["--precision_mode=must_keep_origin_dtype"],
+     "precision fp16: the kit's .om models run fp32"),
+])
+def test_kit_refuses_a_precision_its_om_models_do_not_run(tmp_path, precision, extra, says):
+    cfg = config.from_mapping(small_params(tmp_path, precision=precision,
+                                           atc_extra_args=extra))
+    with pytest.raises(kit.KitError) as e:
+        kit.make_kit(cfg, tmp_path / "k")
+    assert says in str(e.value)
+    assert not (tmp_path / "k").exists()
+
+
 def test_cli_kit_no_bins(tmp_path, capsys, onnx_models):
     params = tmp_path / "p.yaml"
     params.write_text(yaml.safe_dump({

@@ -68,7 +68,8 @@ def test_plan_is_the_product_and_validates_every_run(tmp_path):
     assert runs[3].cfg.backends == ("torch",) and runs[3].cfg.accuracy_batch_size == 4
     assert all(r.cfg.max_images == 2 for r in runs)
     with pytest.raises(ConfigError,
-                       match="(?s)run precision-fp64: .*precision: must be fp32 or fp16"):
+                       match="(?s)run precision-fp64: .*precision: must be '' .*, fp32, fp16 "
+                             "or int8"):
         matrix.plan(p, matrix.parse_grid(["precision=fp32,fp64"]))
 
 
@@ -206,20 +207,20 @@ def dask_cluster(tmp_path):
 @pytest.mark.e2e
 def test_scheduler_address_and_a_failing_run_keeps_the_matrix_going(tmp_path, capsys,
                                                                     dask_cluster):
-    """fp16 is torch on CUDA only: on this CPU that run fails cleanly, the other finishes."""
+    """int8 is not a precision torch runs: that run fails cleanly, the other finishes."""
     p = params_file(tmp_path, backends=["torch"])
-    code = cli(["matrix", str(p), "--grid", "precision=fp32,fp16", "--scheduler", dask_cluster])
+    code = cli(["matrix", str(p), "--grid", "precision=fp32,int8", "--scheduler", dask_cluster])
     out, err = capsys.readouterr()
     assert code == 1
     folder = Path(out.strip().splitlines()[-1])
     info = json.loads((folder / "matrix.json").read_text())
     assert info["scheduler"] == dask_cluster and info["cluster"].startswith("external cluster")
-    fp32, fp16 = info["runs"]
-    assert fp32["status"] == "finished" and fp16["status"] == "failed"
-    assert fp16["failure"]["notebook"] == "03_infer.ipynb"
-    assert "fp16 needs a CUDA device" in fp16["failure"]["error"]
-    assert (Path(fp16["run_dir"]) / "report.html").is_file()          # its partial report
-    assert "precision-fp16: FAILED in 03_infer.ipynb" in err
+    fp32, int8 = info["runs"]
+    assert fp32["status"] == "finished" and int8["status"] == "failed"
+    assert int8["failure"]["notebook"] == "03_infer.ipynb"
+    assert "precision int8: the torch backend runs fp32, fp16 only" in int8["failure"]["error"]
+    assert (Path(int8["run_dir"]) / "report.html").is_file()          # its partial report
+    assert "precision-int8: FAILED in 03_infer.ipynb" in err
     assert "[precision-fp32] 03_infer.ipynb: done" in err              # progress per run
     assert info["compare"] and (Path(info["compare"]) / "report.html").is_file()
 

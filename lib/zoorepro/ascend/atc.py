@@ -51,6 +51,35 @@ def atc_command(recipe: "recipebook.Recipe", onnx: str, batch_size: int, soc_ver
             *extra]
 
 
+# ATC's precision options -> the precision the .om model runs (CANN's ATC reference:
+# --precision_mode, and --precision_mode_v2 from CANN 7/8; the two are exclusive).  Without
+# either, inference models are compiled force_fp16 (precision_mode_v2 fp16 on newer CANN).
+ATC_DEFAULT_PRECISION = ("fp16", "force_fp16 (ATC's default for inference)")
+ATC_PRECISIONS = {
+    "force_fp16": "fp16", "fp16": "fp16",
+    "must_keep_origin_dtype": "fp32", "origin": "fp32", "force_fp32": "fp32",
+    "allow_fp32_to_fp16": "mixed", "allow_mix_precision": "mixed",
+    "mixed_float16": "mixed", "allow_mix_precision_fp16": "mixed",
+    "mixed_bfloat16": "mixed", "allow_mix_precision_bf16": "mixed", "mixed_hif8": "mixed",
+    "cube_fp16in_fp32out": "mixed", "force_lowerprecision": "mixed",
+}
+# the option that asks ATC for each precision a run may name (a refusal says which to add)
+ATC_ASK = {"fp32": "--precision_mode=must_keep_origin_dtype", "fp16": "--precision_mode=force_fp16"}
+
+
+def precision_of(argv: Sequence[str]) -> tuple[str, str]:
+    """(precision, ATC's mode in words) of an ATC command (the recipe's argv and the params'
+    extra args): ``fp16``, ``fp32`` or ``mixed``; no precision option is ATC's default."""
+    mode = None
+    for a in argv:
+        for opt in ("--precision_mode=", "--precision_mode_v2="):
+            if a.startswith(opt):
+                mode = a[len(opt):]
+    if mode is None:
+        return ATC_DEFAULT_PRECISION
+    return ATC_PRECISIONS.get(mode, "mixed"), mode
+
+
 def shell_line(argv: Sequence[str]) -> str:
     """The command as the READMEs write it (``--input_shape`` in double quotes; the chip
     variable ``Ascend${chip_name}`` left for the shell)."""

@@ -266,6 +266,14 @@ def _make_kit(cfg: RunConfig, out: Path, bins: bool, params_source: str, progres
             problems.append(str(exc))
     if not os.path.isfile(cfg.label_file):
         problems.append(f"label_file: {cfg.label_file} not found")
+    om_precision, mode = atc.precision_of([*recipe.atc.argv, *cfg.atc_extra_args])
+    if cfg.precision and cfg.precision != om_precision:   # what the NPU runs is ATC's
+        ask = atc.ATC_ASK.get(cfg.precision)
+        problems.append(f"precision {cfg.precision}: the kit's .om models run {om_precision} "
+                        f"(ATC --precision_mode {mode}); " + (
+                            f"add {ask} to atc_extra_args" if ask else
+                            f"the kit builds no {cfg.precision} model") +
+                        ", or leave precision '' (the recipe's)")
     if not os.path.isfile(cfg.aipp_config):
         problems.append(f"aipp_config: {cfg.aipp_config} not found")
     if not cfg.onnx_model and not os.path.isfile(cfg.weights):

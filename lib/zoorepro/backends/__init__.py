@@ -3,10 +3,11 @@ capabilities, lazy import); :mod:`zoorepro.backends.base` says what a backend is
 :mod:`zoorepro.backends.bench` is the portable path (ais_bench's folder run and timed sweep,
 done here in Python).  ``ort``, ``pytorch`` and ``ascend`` are the backends."""
 from zoorepro.backends.base import AccuracyJob, Artifacts, Backend, SweepJob
-from zoorepro.backends.registry import (BackendSpec, create, factory, names, needs_om, register,
-                                        runs_on_npu, spec)
+from zoorepro.backends.registry import (PRECISIONS, BackendSpec, create, factory, names,
+                                        needs_om, precisions, refuses, register, runs_on_npu,
+                                        spec)
 from zoorepro.errors import BackendUnavailable
 
 __all__ = ["AccuracyJob", "Artifacts", "Backend", "BackendSpec", "BackendUnavailable",
-           "SweepJob", "create", "factory", "names", "needs_om", "register", "runs_on_npu",
-           "spec"]
+           "PRECISIONS", "SweepJob", "create", "factory", "names", "needs_om", "precisions",
+           "refuses", "register", "runs_on_npu", "spec"]

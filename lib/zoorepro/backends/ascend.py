@@ -25,7 +25,8 @@ from zoorepro.ascend.aiscommands import accuracy_argv, perf_argv, shell_line
 from zoorepro.ascend.aisformat import (NAME, list_inputs, perf_dirname, read_summary,
                                        result_dirname, summary_path)
 from zoorepro.backends.bench import bench_record
-from zoorepro.ascend.atc import cann_version_from_env, detect_soc_version, npu_device_name
+from zoorepro.ascend.atc import (ATC_ASK, cann_version_from_env, detect_soc_version,
+                                 npu_device_name, precision_of)
 from zoorepro.errors import AisBenchError, IngestError
 from zoorepro.files import atomic_copy
 from zoorepro.backends.base import AccuracyJob, Artifacts, Backend, SweepJob
@@ -134,7 +135,8 @@ class AisBenchBackend(Backend):
     name = NAME
 
     def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0,
-                 device_id: int = 0, soc_version: str = "", cann_version: str = "", **_):
+                 device_id: int = 0, soc_version: str = "", cann_version: str = "",
+                 precision: str = "", **_):
         try:
             from ais_bench.infer.interface import InferSession
         except ImportError:
@@ -153,6 +155,17 @@ class AisBenchBackend(Backend):
                                      "give it the recipe (Artifacts(recipe=...), as the stages "
                                      "do)")
         self.recipe = artifacts.recipe
+        # the .om's precision is ATC's: honoured when it is the one asked for, else refused
+        self.precision, self.atc_mode = precision_of([*self.recipe.atc.argv,
+                                                      *artifacts.atc_extra_args])
+        if precision and precision != self.precision:
+            ask = ATC_ASK.get(precision)
+            raise BackendUnavailable(
+                f"precision {precision}: the recipe's .om models run {self.precision} (ATC "
+                f"--precision_mode {self.atc_mode}); " + (
+                    f"add {ask} to atc_extra_args for {precision} on the NPU"
+                    if ask else f"the ais_bench backend runs no {precision} model (no AMCT "
+                                f"quantization here)") + ", or leave precision '' (the recipe's)")
         self.device_id = int(device_id)
         self.threads = threads
         self._sessions: dict = {}
@@ -261,4 +274,5 @@ class AisBenchBackend(Backend):
             except Exception:
                 versions.append(f"{pkg} ?")
         return {**super().info(), "device_id": self.device_id, "soc_version": self.soc_version,
-                "cann": self.cann_version, "version": ", ".join(versions)}
+                "cann": self.cann_version, "version": ", ".join(versions),
+                "precision": self.precision}

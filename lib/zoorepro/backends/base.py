@@ -28,6 +28,7 @@ class Artifacts:
     aipp_config: str = ""
     om_models: dict = field(default_factory=dict)   # batch size -> .om path (ais_bench)
     recipe: object = None
+    atc_extra_args: tuple = ()       # the params' extra ATC options (the .om's precision)
 
 
 class Backend:

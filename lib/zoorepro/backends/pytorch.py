@@ -1,7 +1,8 @@
 """PyTorch: the same AIPP (as a module) in front of torchvision's model.
 
 On CUDA it runs the fastest way this stack allows without changing the numbers: cuDNN
-autotuning, channels-last convolutions, fp16 when asked (ATC's default precision), and one
+autotuning, channels-last convolutions, fp16 when asked (ATC's default precision; on the CPU
+too, with torch's float16 kernels: weights and activations fp16), and one
 captured CUDA graph per batch size (the launch overhead of ~70 small kernels removed; AIPP
 stays in the graph).  :meth:`TorchBackend.measure_device` times the compute alone with CUDA
 events, input already on the GPU, and the copies apart, as ais_bench reports
@@ -33,9 +34,11 @@ class TorchBackend(Backend):
             raise BackendUnavailable("device cuda asked for, but torch sees no CUDA device")
         self.threads = threads or physical_cores()
         torch.set_num_threads(self.threads)
-        if precision == "fp16" and not use_cuda:
-            raise BackendUnavailable("precision fp16 needs a CUDA device for the torch backend; "
-                                     "use precision fp32 on the CPU")
+        precision = precision or "fp32"          # '': the recipe's (the framework's fp32)
+        if precision not in ("fp32", "fp16"):
+            raise BackendUnavailable(f"precision {precision}: the torch backend runs fp32 and "
+                                     f"fp16 (it builds no {precision} model); use the "
+                                     f"onnxruntime backend for int8")
         self.torch = torch
         self.precision = precision
         self.dev = torch.device("cuda" if use_cuda else "cpu")
@@ -46,12 +49,12 @@ class TorchBackend(Backend):
         self.layout = torch.contiguous_format
         self.cuda_graphs = bool(use_cuda and cuda_graphs)
         self._graphs: dict = {}        # batch size -> (graph, static input, static output)
-        if use_cuda:   # NHWC convolutions; fp16 like ATC's default precision_mode force_fp16
+        if use_cuda:   # NHWC convolutions
             torch.backends.cudnn.benchmark = True      # fastest kernels per input shape
             self.layout = torch.channels_last
             self.net = self.net.to(memory_format=self.layout)
-            if precision == "fp16":
-                self.net = self.net.half()
+        if precision == "fp16":   # like ATC's default precision_mode force_fp16; on the CPU
+            self.net = self.net.half()   # torch's float16 kernels (slow, for accuracy)
         super().__init__(f"cuda: {torch.cuda.get_device_name(0)}" if use_cuda
                          else f"cpu: {cpu_name()}")
 
