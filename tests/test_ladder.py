@@ -248,6 +248,7 @@ def test_framework_logits_batch_and_how(tmp_path, recipe):
                                   threads=1)
     assert got.shape == (3, 1000) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    assert ladder.framework_engine() == f"torch {torch.__version__} (CPU)"
     how = ladder.framework_how(recipe)
     for part in ("Resize(256, interpolation=InterpolationMode.BILINEAR)", "CenterCrop(224)",
                  "ToTensor()", "Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, "
@@ -333,10 +334,14 @@ def test_ladder_csv_exact_text():
     text = ladder.ladder_csv(["x", "y", "z"], [0, 1, 2],
                              {"d": np.array([-2, 1, -1]), "b": np.array([0, 1, 2]),
                               "a": np.array([0, 1, 3])})
-    assert text == ("image,label,top1_a,top1_b,top1_d,changed_a,changed_d\n"
+    assert text == ("image,label,top1_a,top1_b,top1_d,differs_a,differs_d\n"
                     "x,0,0,0,non-finite,0,1\n"
                     "y,1,1,1,1,0,0\n"
                     "z,2,3,2,background,1,1\n")
+    assert [ladder.parse_class(t) for t in ("3", "0", "background", "non-finite")] == [
+        3, 0, ladder.BACKGROUND, ladder.NO_CLASS]
+    with pytest.raises(ValueError):
+        ladder.parse_class("cat")
     with pytest.raises(EvaluationError, match="base step 'b' is not among the steps \\(a\\)"):
         ladder.ladder_csv(["x"], [0], {"a": np.array([0])})
     with pytest.raises(EvaluationError, match="top-1 a \\(2,\\)"):

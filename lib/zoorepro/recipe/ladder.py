@@ -10,13 +10,11 @@ arithmetic inside each op (:data:`FP16_HOW`: what it models and what it cannot).
 (int8) and f (the NPU) are made elsewhere.  :func:`onnx_logits` runs rows b to d.
 
 Row d is an ONNX model, not torch's ``.half()`` on the CPU.  On the demo (100 images, batch
-8) the two agree (the same top-1 everywhere, logits within 1 fp16 step, 1/32, of each other),
-but torch's CPU fp16 convolution is oneDNN's kernel for the CPU at hand: as fast as float32
-with AVX512-FP16, 8 times slower and other last bits with oneDNN held to AVX2
-(``ONEDNN_MAX_CPU_ISA=AVX2``, a CPU without it), so its speed and numbers are the machine's.
-The ONNX model runs the float32 kernels of rows b and c at their speed on any CPU, so rows b,
-c and d differ only by the roundings, each an explicit node the tests check, and it has the
-cube unit's fp32 accumulation by construction.
+8) the two agree (the same top-1 everywhere, logits within 1/32, one fp16 step), but torch's
+CPU fp16 convolution is oneDNN's kernel for the CPU at hand: as fast as float32 with
+AVX512-FP16, 8 times slower, other last bits, with oneDNN held to AVX2.  The ONNX model runs
+rows b and c's float32 kernels on any CPU: b, c and d differ only by the roundings, each an
+explicit node the tests check, with the cube unit's fp32 accumulation by construction.
 
 :func:`compare` (a row against row b) and :func:`ladder_csv` (the per-image table) score as
 :mod:`zoorepro.recipe.evaluate` does; an image with NaN or inf scores is a miss, and changed.
@@ -74,8 +72,7 @@ def _mode(recipe) -> str:
     name = recipe.preprocess.interpolation
     if name not in INTERPOLATION_MODES:
         raise DataError(f"{recipe.path}: preprocess.interpolation {name!r} has no torchvision "
-                        f"InterpolationMode here (known: {', '.join(INTERPOLATION_MODES)}); "
-                        f"add it to zoorepro.recipe.ladder.INTERPOLATION_MODES")
+                        f"mode in zoorepro.recipe.ladder.INTERPOLATION_MODES: add it there")
     return INTERPOLATION_MODES[name]
 
 
@@ -94,14 +91,13 @@ def _open_rgb(path):
         with Image.open(path) as im:
             return im.convert("RGB")
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: the framework's pipeline (ladder row a) cannot read it "
-                        f"({type(exc).__name__}: {exc}); the recipe's preprocessing should "
-                        f"have refused it too: replace or remove the image") from None
+        raise DataError(f"{path}: ladder row a (PIL) cannot read it ({type(exc).__name__}: "
+                        f"{exc}); replace or remove the image") from None
 
 
 def framework_inputs(recipe, image_paths: Sequence[str | os.PathLike]) -> np.ndarray:
-    """Row a's network input: float32 ``[N, 3, crop, crop]``, each image as
-    ``PIL.Image.open(p).convert("RGB")`` through :func:`framework_transform`."""
+    """Row a's input, float32 ``[N, 3, crop, crop]``: ``Image.open(p).convert("RGB")``,
+    then :func:`framework_transform`."""
     torch, _ = _torchvision()
     t = framework_transform(recipe)
     _check_batch(len(image_paths), 1, "row a")
@@ -111,21 +107,19 @@ def framework_inputs(recipe, image_paths: Sequence[str | os.PathLike]) -> np.nda
 def framework_logits(recipe, weights: str | os.PathLike,
                      image_paths: Sequence[str | os.PathLike], batch_size: int,
                      threads: int = 0) -> np.ndarray:
-    """Row a: float32 logits ``[N, classes]`` of the recipe's model with ``weights``
-    (:func:`zoorepro.recipe.weights.build_model`, eval mode, float32, CPU) on
-    :func:`framework_inputs`, ``batch_size`` images at a time (memory stays flat), in
-    ``threads`` torch threads (0: the physical cores; the previous setting is restored)."""
+    """Row a: float32 logits ``[N, classes]``, the recipe's model with ``weights`` (eval,
+    float32, CPU) on :func:`framework_inputs`, ``batch_size`` images at a time, in ``threads``
+    torch threads (0: the physical cores; the previous setting is restored)."""
     from zoorepro.recipe.weights import build_model
     torch, _ = _torchvision()
     _check_batch(len(image_paths), batch_size, "row a")
     model = build_model(recipe, weights).float()
-    before, out = torch.get_num_threads(), []
+    before = torch.get_num_threads()
     torch.set_num_threads(threads or physical_cores())
     try:
         with torch.inference_mode():
-            for i in range(0, len(image_paths), batch_size):
-                x = torch.from_numpy(framework_inputs(recipe, image_paths[i:i + batch_size]))
-                out.append(model(x).float().numpy())
+            out = [model(torch.from_numpy(framework_inputs(recipe, image_paths[i:i + batch_size])))
+                   .float().numpy() for i in range(0, len(image_paths), batch_size)]
     finally:
         torch.set_num_threads(before)
     return np.concatenate(out)
@@ -148,6 +142,11 @@ def framework_how(recipe) -> str:
             f"ToTensor(), Normalize(mean={list(pp.mean)}, std={list(pp.std)}), then the "
             f"network in float32 (torch {torch.__version__}, eager, CPU), as the framework's "
             f"reference measures it")
+
+
+def framework_engine() -> str:
+    """What ran row a: ``torch <version> (CPU)``."""
+    return f"torch {_torchvision()[0].__version__} (CPU)"
 
 
 # ----------------------------------------------------------------- rows c and d
@@ -198,12 +197,10 @@ def fp16_aipp_model(aipp_onnx_path: str | os.PathLike, dest_path: str | os.PathL
 
 
 def fp16_network_model(aipp_onnx_path: str | os.PathLike, dest_path: str | os.PathLike) -> Path:
-    """Row d: row c's model with the network in fp16 storage, at ``dest_path`` (atomic): every
-    float initialiser of the network (weights and biases; not AIPP's) rounded to fp16 and kept
-    as float32, and every float output of every network node through ``Cast(to float16) ->
-    Cast(to float32)``, the graph's output too (the ``.om`` of a force_fp16 build without
-    ``--output_type`` returns fp16).  Run by ONNX Runtime, each op computes in float32 on
-    fp16-valued operands and its result is rounded once (:data:`FP16_HOW`)."""
+    """Row d: row c's model at ``dest_path`` (atomic) with the network's float initialisers
+    (not AIPP's) rounded to fp16, kept float32, and each network node's float output through
+    ``Cast(to float16) -> Cast(to float32)``, the logits too (an ``.om`` built without
+    ``--output_type`` returns fp16): each op float32 inside, rounded once (:data:`FP16_HOW`)."""
     onnx, model = _load_onnx(aipp_onnx_path)
     model = _with_rounded_aipp(model, aipp_onnx_path)
     graph = model.graph
@@ -259,10 +256,9 @@ FP16_HOW = (
 # ----------------------------------------------------------------- running the ONNX rows
 def onnx_logits(model_path: str | os.PathLike, inputs: np.ndarray, batch_size: int,
                 threads: int = 0) -> np.ndarray:
-    """Logits of an AIPP model (rows b, c, d) on uint8 ``inputs`` ``[N, H, W, 3]`` (the
-    ``.bin`` images, :func:`read_bins`), ``batch_size`` at a time (the last batch smaller),
-    ONNX Runtime on the CPU as the onnxruntime backend runs it (ORT_ENABLE_ALL, sequential,
-    ``threads`` intra-op threads, 0: the physical cores)."""
+    """Logits of an AIPP model (rows b, c, d) on uint8 ``[N, H, W, 3]`` (:func:`read_bins`),
+    ``batch_size`` at a time, on ONNX Runtime's CPU as the onnxruntime backend runs it
+    (ORT_ENABLE_ALL, sequential, ``threads`` intra-op threads, 0: the physical cores)."""
     ort = _need("onnxruntime", "ONNX rows (b, c, d)", "onnxruntime")
     _check_batch(len(inputs), batch_size, f"model {model_path}")
     opts = ort.SessionOptions()
@@ -277,8 +273,7 @@ def onnx_logits(model_path: str | os.PathLike, inputs: np.ndarray, batch_size: i
 
 
 def read_bins(paths: Sequence[str | os.PathLike], input_shape: tuple) -> np.ndarray:
-    """The ``.bin`` images at ``paths`` as uint8 ``[N, *input_shape]`` (the AIPP config's
-    ``input_shape``: H, W, 3); a file of another size is refused by name."""
+    """The ``.bin`` files as uint8 ``[N, *input_shape]`` (H, W, 3); another size is refused."""
     want = int(np.prod(input_shape))
     out = np.empty((len(paths), *input_shape), np.uint8)
     for i, p in enumerate(paths):
@@ -303,16 +298,24 @@ def _ranked(logits: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def top1(logits: np.ndarray) -> np.ndarray:
-    """Each image's best class (0-based, as the labels: a 1001-class output shifted back by
-    one: its background class 0 is -1), ties to the lower class; ``NO_CLASS`` (-2) where
-    its scores hold NaN or inf."""
+    """Each image's best class, ties to the lower: 0-based as the labels (a 1001-class
+    output's background is ``BACKGROUND``, -1); ``NO_CLASS`` (-2) for NaN or inf scores."""
     best, finite = _ranked(logits, "logits")
     return np.where(finite, best[:, 0], NO_CLASS)
 
 
+_NAMES = {BACKGROUND: "background", NO_CLASS: NON_FINITE}
+
+
 def _name(c) -> str:
-    """A class as the examples and the table write it."""
-    return {BACKGROUND: "background", NO_CLASS: NON_FINITE}.get(int(c), str(int(c)))
+    """A class as the examples and the table write it (:func:`parse_class` reads it)."""
+    return _NAMES.get(int(c), str(int(c)))
+
+
+def parse_class(text: str) -> int:
+    """A class as :func:`ladder_csv` wrote it, back (a ValueError when it is none)."""
+    c = next((c for c, t in _NAMES.items() if t == text), None)
+    return int(text) if c is None else c
 
 
 def compare(logits: np.ndarray, base: np.ndarray, labels: np.ndarray, keys: list[str],
@@ -357,8 +360,7 @@ def compare(logits: np.ndarray, base: np.ndarray, labels: np.ndarray, keys: list
 
 
 def non_finite_note(logits: np.ndarray, keys: list[str], step: str) -> str | None:
-    """A sentence for the ladder's notes when some of ``step``'s images have NaN or inf
-    scores (None when none has): how many, a few by name, how :func:`compare` counted them."""
+    """A sentence for the notes on ``step``'s images with NaN or inf scores (None: none)."""
     _, finite = _ranked(logits, f"row {step}'s logits")
     bad = [keys[i] for i in np.flatnonzero(~finite)]
     if not bad:
@@ -372,9 +374,8 @@ def ladder_csv(keys: list[str], labels, top1_by_step: dict[str, np.ndarray],
                base: str = "b") -> str:
     """The per-image table: a header, then one line per image in the keys' order: ``image``,
     ``label``, ``top1_<step>`` for each step (steps in name order; :func:`top1`'s class,
-    ``background`` for -1, ``non-finite`` for -2), then ``changed_<step>`` (1 where that step's
-    top-1 differs from the ``base`` step's, a non-finite one always; 0 otherwise) for each
-    step but the base."""
+    ``background`` for -1, ``non-finite`` for -2), then ``differs_<step>`` for each step but
+    the base (1 where its top-1 differs from the ``base`` step's, a non-finite one always)."""
     import csv
     import io
     steps, labels = sorted(top1_by_step), np.asarray(labels)
@@ -390,7 +391,7 @@ def ladder_csv(keys: list[str], labels, top1_by_step: dict[str, np.ndarray],
     others, buf = [s for s in steps if s != base], io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["image", "label", *(f"top1_{s}" for s in steps),
-                *(f"changed_{s}" for s in others)])
+                *(f"differs_{s}" for s in others)])
     for i, key in enumerate(keys):
         b = cols[base][i]
         w.writerow([key, int(labels[i]), *(_name(cols[s][i]) for s in steps),
