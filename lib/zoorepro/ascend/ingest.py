@@ -12,8 +12,10 @@ Input, as ais_bench writes it (Ascend/tools ``ais-bench_workload/tool/ais_bench`
   ``npu-smi info``, the CANN version and the kit's ``kit.json`` (hashes of what was sent).
 
 Output: a NEW run folder with ``result.json``, ``metrics.json`` and the records the report
-reads, labelled with the NPU that produced them, then ``report.html``.  Nothing here
-computes an NPU figure: every number comes from the files given.
+reads, labelled with the NPU that produced them, then ``report.html``; with ``ladder_from``
+(``--ladder-from RUN_DIR``) also the precision ladder: a local run's rows a-e and row f, the
+NPU's outputs against that run's row b (:mod:`ingestladder`).  Nothing here computes an NPU
+figure: every number comes from the files given.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import numpy as np
 from zoorepro.recipe import data, evaluate
 from zoorepro.run import provenance, records
 from zoorepro.ascend import ingestchecks as checks
-from zoorepro.ascend import ingesthost
+from zoorepro.ascend import ingesthost, ingestladder
 from zoorepro.ascend.aisclues import DEVICE_DIR, summary_device_id
 from zoorepro.ascend.aisformat import (AIS_BENCH_DEFINITION, AIS_BENCH_REAL_DEFINITION, NAME,
                                        PIPELINE_MEAN, arg_value, compute_times, read_summary,
@@ -123,7 +125,8 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
            npu_smi_text: str | None = None, cann_version: str | None = None,
            soc_version: str | None = None, manifest: str | os.PathLike | None = None,
            accuracy_summary: str | os.PathLike | None = None, name: str = "npu",
-           npu_smi_file: str | os.PathLike | None = None, recipe: str | None = None) -> Run:
+           npu_smi_file: str | os.PathLike | None = None, recipe: str | None = None,
+           ladder_from: str | os.PathLike | None = None) -> Run:
     """Score ``result_dir`` against ``labels_path`` and write a new run folder under
     ``out_root`` (records, ``result.json``, ``metrics.json``); returns it (the CLI renders
     its report with :func:`zoorepro.runner.render_report`).
@@ -132,8 +135,10 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
     run's own summary is ``<result_dir>_summary.json`` beside the folder (or
     ``accuracy_summary``); when it is missing the accuracy is still scored and the records
     say that no throughput came with it.  ``npu_smi_file``: the saved ``npu-smi info`` (or
-    its text as ``npu_smi_text``).  Every clue is cross-checked first (:mod:`ingestchecks`):
-    nothing is written for results that disagree with themselves."""
+    its text as ``npu_smi_text``).  ``ladder_from``: a local run folder of the same recipe
+    whose precision ladder was measured: its rows a-e and row f, the NPU's results against
+    its row b (:mod:`ingestladder`).  Every clue is cross-checked first (:mod:`ingestchecks`):
+    nothing is written for results that disagree with themselves or with ``ladder_from``."""
     name = checks.check_run_name(name)
     smi_where = "--npu-smi text"
     if npu_smi_file is not None:
@@ -278,6 +283,10 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         sweep_records.append(bench_record(s, p, device, version))
         sweep_paths.append(str(Path(p).resolve()))
     sweep_records.sort(key=lambda r: r["batch_size"])
+    ladder = None if ladder_from is None else ingestladder.prepare(
+        ladder_from, recipe=recipe, man=man, manifest=manifest, pred=pred, labels=labels,
+        labels_path=labels_path, result_dir=result_dir, soc=soc,
+        engine=f"{tools or 'ais_bench'} on {device}", sweep=sweep_records)
 
     # the run folder
     run = Run.create_ingested(out_root, name)
@@ -362,6 +371,7 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         label_file_sha256=data.sha256_file(labels_path),
         warnings=read_warnings + notes, source="ingested from an NPU host")}))
     run.write(records.BenchRecord(definition=AIS_BENCH_DEFINITION, records=sweep_records))
+    ingestladder.write(run, ladder)
 
     atomic_write_text(run.root / "params.yaml", dump_yaml({
         "source": "zoorepro ingest", "result_dir": str(result_dir), "labels": str(labels_path),
@@ -370,5 +380,6 @@ def ingest(result_dir: str | os.PathLike, labels_path: str | os.PathLike,
         "kit_params": man.get("params"),
         "recipe": recipe.name if recipe else None,
         "recipe_sha256": recipe.sha256 if recipe else None,
+        **({"ladder_from": str(Path(ladder_from).resolve())} if ladder is not None else {}),
     }))
     return run

@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--recipe", metavar="NAME_OR_FOLDER", default=None,
                      help="the recipe the results followed, for results made without a kit "
                           "(a kit's kit.json names its own)")
+    ing.add_argument("--ladder-from", metavar="RUN_DIR", default=None,
+                     help="a local run of the same recipe whose precision ladder was "
+                          "measured: its rows a-e, and row f (the NPU) against its row b")
     ing.add_argument("--out", default="reports", help="folder for the new run folder")
     ing.add_argument("--name", default="npu", help="run folder name prefix")
     ing.add_argument("--no-report", action="store_true", help="write records only, no report.html")

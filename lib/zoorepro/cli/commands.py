@@ -191,7 +191,7 @@ def cmd_ingest(args) -> int:
                         npu_smi_file=args.npu_smi, cann_version=args.cann_version,
                         soc_version=args.soc_version, manifest=args.manifest,
                         accuracy_summary=args.accuracy_summary, name=args.name,
-                        recipe=args.recipe)
+                        recipe=args.recipe, ladder_from=args.ladder_from)
     if not args.no_report:
         runner.render_report(run, args.kernel, progress=not args.quiet)
     _refresh_index(run.root.parent)
