@@ -187,12 +187,10 @@ def read_local_csv(local: Run, rec: records.LadderRecord, keys: list) -> tuple[d
                           f"table (e.g. {', '.join(missing[:5])}): the local run had no label "
                           f"for them, or the table is damaged; give a local run with the "
                           f"kit's val_label.txt, or {FRESH}")
-
-    def value(text: str) -> int:
-        return -1 if text == ladder_mod.NON_FINITE else int(text)
     try:
         labels = {k: int(by_key[k][1]) for k in keys}
-        top1 = {s: np.array([value(by_key[k][c]) for k in keys]) for s, c in col.items()}
+        top1 = {s: np.array([ladder_mod.parse_class(by_key[k][c]) for k in keys])
+                for s, c in col.items()}
     except ValueError:
         raise IngestError(f"{path}: a label or class that is not a number; copy the whole run "
                           f"folder, or {FRESH}") from None
