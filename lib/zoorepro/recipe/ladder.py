@@ -12,7 +12,7 @@ arithmetic inside each op (:data:`FP16_HOW`: what it models and what it cannot).
 Row d is an ONNX model, not torch's ``.half()`` on the CPU.  On the demo (100 images, batch
 8) the two agree (the same top-1 everywhere, logits within 1/32, one fp16 step), but torch's
 CPU fp16 convolution is oneDNN's kernel for the CPU at hand: as fast as float32 with
-AVX512-FP16, 8 times slower, other last bits, with oneDNN held to AVX2.  The ONNX model runs
+AVX512-FP16, 10 times slower, other last bits, with oneDNN held to AVX2.  The ONNX model runs
 rows b and c's float32 kernels on any CPU: b, c and d differ only by the roundings, each an
 explicit node the tests check, with the cube unit's fp32 accumulation by construction.
 
@@ -234,8 +234,8 @@ FP16_AIPP_HOW = (
     "the recipe's fp32 AIPP model with Cast(float32 -> float16) -> Cast(float16 -> float32) "
     "on aipp_output (ONNX Runtime, CPU): AIPP computed in float32 and its output rounded once "
     "to the nearest fp16 (ties to even), the network in float32; it cannot model the device "
-    "AIPP's own arithmetic (its subtraction and multiplication, and the min_chn / var_reci_chn "
-    "values, held in fp16 on the NPU), only the fp16 hand-over to the network")
+    "AIPP's own arithmetic (its subtraction and multiplication, min_chn and var_reci_chn as "
+    "the hardware holds them, in its own precision), only the fp16 hand-over to the network")
 
 FP16_HOW = (
     "ATC's precision_mode force_fp16 emulated on the CPU as fp16 storage with float32 "
