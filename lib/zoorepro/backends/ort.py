@@ -1,4 +1,5 @@
-"""ONNX Runtime on the AIPP model (the CPU default; CUDA when available and allowed)."""
+"""ONNX Runtime on the AIPP model (the CPU default; CUDA when available and allowed), or on
+its int8 version (precision int8: the QDQ model the run builds, CPU only)."""
 from __future__ import annotations
 
 import os
@@ -11,23 +12,40 @@ from zoorepro.errors import BackendUnavailable
 
 
 class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime on the AIPP model; CUDA when available and allowed, else CPU."""
+    """ONNX Runtime on the AIPP model; CUDA when available and allowed, else CPU.  With
+    precision int8, on ``artifacts.int8_onnx`` (recipe/quantize.py builds it), on the CPU."""
     name = "onnxruntime"
 
     def __init__(self, artifacts: Artifacts, device: str = "auto", threads: int = 0,
                  precision: str = "fp32", **_):
-        if precision != "fp32":   # honoured or refused: never an fp32 run recorded as asked
+        precision = precision or "fp32"     # '': the recipe's own, the fp32 AIPP model
+        if precision not in ("fp32", "int8"):   # honoured or refused: never fp32 recorded as asked
             raise BackendUnavailable(f"precision {precision}: the onnxruntime backend runs the "
-                                     f"fp32 AIPP model (it builds no {precision} model); use "
-                                     f"precision fp32, or the torch backend on CUDA for fp16")
+                                     f"fp32 AIPP model or its int8 version (it builds no "
+                                     f"{precision} model); use precision fp32 or int8, or the "
+                                     f"torch backend on CUDA for fp16")
+        if precision == "int8" and device == "cuda":
+            raise BackendUnavailable("precision int8 on device cuda: the int8 (QDQ) model runs on "
+                                     "ONNX Runtime's CPU kernels here; use device cpu (or auto), "
+                                     "or precision fp32 on CUDA")
         try:
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime "
                                      "(or onnxruntime-gpu for CUDA)") from None
-        if not artifacts.aipp_onnx or not os.path.isfile(artifacts.aipp_onnx):
-            raise BackendUnavailable(f"{artifacts.aipp_onnx or 'AIPP ONNX model'}: not found; "
+        model = artifacts.int8_onnx if precision == "int8" else artifacts.aipp_onnx
+        if precision == "int8" and not (model and os.path.isfile(model)
+                                        and os.path.getsize(model) > 0):
+            raise BackendUnavailable(f"{model or 'int8 model'}: not found or empty; the int8 "
+                                     f"model is built by the run when precision is int8 (from "
+                                     f"the fp32 AIPP model, calibrated on calibration_images "
+                                     f"of the run's inputs); run with precision int8, or use "
+                                     f"precision fp32")
+        if not model or not os.path.isfile(model):
+            raise BackendUnavailable(f"{model or 'AIPP ONNX model'}: not found; "
                                      f"run the export step first")
+        if precision == "int8":
+            device = "cpu"          # never CUDA: 'auto' means the CPU for the int8 model
         available = ort.get_available_providers()
         use_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
         use_trt = use_cuda and "TensorrtExecutionProvider" in available
@@ -36,6 +54,8 @@ class OnnxRuntimeBackend(Backend):
                                      "CUDAExecutionProvider: pip install onnxruntime-gpu")
         self.threads = threads or physical_cores()
         self.artifacts = artifacts
+        self.precision = precision
+        self.model = model
         self.cuda = use_cuda
         self._ort = ort
         opts = ort.SessionOptions()
@@ -48,7 +68,7 @@ class OnnxRuntimeBackend(Backend):
         providers = (["TensorrtExecutionProvider"] if use_trt else []) + (
             ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda
             else ["CPUExecutionProvider"])
-        self.session = ort.InferenceSession(artifacts.aipp_onnx, opts, providers=providers)
+        self.session = ort.InferenceSession(model, opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
         self._ort_version = ort.__version__
@@ -80,8 +100,8 @@ class OnnxRuntimeBackend(Backend):
         if self.cuda or n <= 1:
             return [self]
         per, extra = divmod(self.threads, n)
-        return [OnnxRuntimeBackend(self.artifacts, device="cpu", threads=per + (k < extra))
-                for k in range(n)]
+        return [OnnxRuntimeBackend(self.artifacts, device="cpu", threads=per + (k < extra),
+                                   precision=self.precision) for k in range(n)]
 
     def release_memory(self) -> None:
         """Shrink ONNX Runtime's CPU arena to what one image needs (after batch 64 a session
@@ -101,4 +121,4 @@ class OnnxRuntimeBackend(Backend):
 
     def info(self) -> dict:
         return {**super().info(), "providers": ",".join(self.providers), "threads": self.threads,
-                "precision": "fp32", "version": f"onnxruntime {self._ort_version}"}
+                "precision": self.precision, "version": f"onnxruntime {self._ort_version}"}
