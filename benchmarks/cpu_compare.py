@@ -1,7 +1,7 @@
 """zoorepro's CPU path against what a user would pick instead, interleaved in one process tree.
 
     .venv/bin/python benchmarks/cpu_compare.py [--rounds 5] [--images 256] [--copies 4] \
-        [--recipe squeezenet1_1] [--weights PTH]
+        [--recipe squeezenet1_1] [--weights PTH] [--calibration 32]
 
 Every recipe fact (model, weights, preprocessing, AIPP config, input name, normalisation)
 comes from the recipe (default: recipebook.DEFAULT, SqueezeNet 1.1 with its demo weights).
@@ -10,6 +10,10 @@ wall time of the inference call, including whatever input conversion the contend
   * zoorepro      the default CPU backend: ONNX Runtime on the AIPP model, uint8 NHWC input
   * zoorepro-streams  the same model as the accuracy run uses it: one single-threaded
                   session per physical core, each inferring its own batch at the same time
+  * zoorepro-int8 (and zoorepro-int8-streams)  the same backend with precision int8: the
+                  QDQ model zoorepro.recipe.quantize.build_int8 makes of the AIPP model,
+                  calibrated on --calibration of the demo images (chosen as a run chooses
+                  them); top-1 of fp32 and int8 on the demo images is printed with it
   * ort-default   ONNX Runtime with default SessionOptions on the plain exported ONNX,
                   normalisation done on the host with numpy (what the recipe's float model needs)
   * torch-eager   the recipe's model in PyTorch eager, normalisation with torch
@@ -42,27 +46,36 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from zoorepro.recipe import aipp, data, export, preprocess  # noqa: E402
+from zoorepro.recipe import aipp, data, export, preprocess, quantize  # noqa: E402
 from zoorepro import backends, host, recipebook  # noqa: E402
 from zoorepro.recipe.weights import build_model  # noqa: E402
 
 BATCHES = (1, 4, 8, 16, 32, 64)
 DEMO = ROOT / "demo" / "imagenet-sample-100" / "images"
+DEMO_LABELS = DEMO.parent / "val_label.txt"
 
 
 # ------------------------------------------------------------------ inference
-def contenders(recipe, weights: str, tmp: Path, threads: int):
+def contenders(recipe, weights: str, tmp: Path, threads: int, bins: list[Path],
+               calibration: int):
     import onnxruntime as ort
     import torch
     plain = export.export_onnx(recipe, weights, tmp / export.onnx_name(recipe))
     a = aipp.load(recipe.aipp_path)
     fused = export.build_aipp_model(recipe, plain, a, tmp / export.aipp_onnx_name(recipe))
-    arts = backends.Artifacts(aipp_onnx=str(fused), weights=weights,
+    chosen = [bins[i] for i in quantize.select_calibration([b.name for b in bins], calibration)]
+    q = quantize.build_int8(fused, chosen, a.input_shape, tmp, Path(fused).stem)
+    print(f"# int8 model built in {q['seconds']:.1f} s, calibrated on {len(chosen)} demo "
+          f"images ({chosen[0].stem} ... {chosen[-1].stem})", file=sys.stderr)
+    arts = backends.Artifacts(aipp_onnx=str(fused), int8_onnx=q["model"], weights=weights,
                               aipp_config=recipe.aipp_path, recipe=recipe)
     ours = backends.create("onnxruntime", arts, device="cpu", threads=threads)
-    out = {"zoorepro": ours.infer}
+    int8 = backends.create("onnxruntime", arts, device="cpu", threads=threads,
+                           precision="int8")
+    out = {"zoorepro": ours.infer, "zoorepro-int8": int8.infer}
     if ours.auto_streams() > 1:
         out["zoorepro-streams"] = streams_infer(ours)
+        out["zoorepro-int8-streams"] = streams_infer(int8)
 
     # what the framework does on the host: the network's centre crop of the .bin images
     # (when the recipe's AIPP crops), / 255, then (x - mean) / std
@@ -92,7 +105,15 @@ def contenders(recipe, weights: str, tmp: Path, threads: int):
         out["openvino"] = openvino_infer(fused, threads)
     except ImportError:
         print("# openvino skipped: pip install openvino to include it", file=sys.stderr)
-    return out
+    return out, q
+
+
+def top1(fn, bins: list[Path], shape: tuple, labels: dict) -> float:
+    """Top-1 (%) of ``fn`` on the labelled ``.bin`` images, 10 at a time."""
+    y = np.array([labels[data.image_key(b.name)] for b in bins])
+    x = np.stack([np.fromfile(b, np.uint8).reshape(shape) for b in bins])
+    pred = np.concatenate([fn(x[i:i + 10]) for i in range(0, len(x), 10)]).argmax(1)
+    return 100.0 * float((pred == y).mean())
 
 
 def streams_infer(ours):
@@ -188,6 +209,8 @@ def main() -> int:
     ap.add_argument("--recipe", default=recipebook.DEFAULT,
                     help=f"a shipped recipe or a recipe folder (default {recipebook.DEFAULT})")
     ap.add_argument("--weights", help="the model's state_dict (default: the recipe's)")
+    ap.add_argument("--calibration", type=int, default=32,
+                    help="demo images the int8 model is calibrated on (default 32)")
     args = ap.parse_args()
     recipe = recipebook.load(args.recipe)
     weights = args.weights or recipe.default_weights()
@@ -205,8 +228,14 @@ def main() -> int:
         for p in demo:
             shutil.copyfile(p, src / f"c{c}_{p.name}")
     images = data.list_images(src, extensions=spec.extensions)
-    samples = np.stack([preprocess.preprocess_array(p, spec) for p in demo[:64]])
-    inf = contenders(recipe, weights, tmp, threads)
+    arrays = [preprocess.preprocess_array(p, spec) for p in demo]
+    samples = np.stack(arrays[:64])
+    (tmp / "bin").mkdir()
+    bins = []
+    for p, arr in zip(demo, arrays):       # the demo's .bin files: int8 calibration, top-1
+        bins.append(tmp / "bin" / f"{p.stem}.bin")
+        arr.tofile(bins[-1])
+    inf, q = contenders(recipe, weights, tmp, threads, bins, args.calibration)
     pre = pre_contenders(images, tmp, spec)
     # correctness first: same bytes, same predictions
     for fn in pre.values():
@@ -216,7 +245,11 @@ def main() -> int:
         for b in ref.iterdir():
             assert (tmp / name / b.name).read_bytes() == b.read_bytes(), (name, b.name)
     top = {k: fn(samples[:8]).argmax(1).tolist() for k, fn in inf.items()}
-    assert all(v == top["zoorepro"] for v in top.values()), top
+    assert all(v == top["zoorepro"] for k, v in top.items() if "int8" not in k), top
+    assert top.get("zoorepro-int8-streams", top["zoorepro-int8"]) == top["zoorepro-int8"], top
+    labels = data.read_labels(DEMO_LABELS)
+    accuracy = {k: top1(inf[k], bins, arrays[0].shape, labels)
+                for k in ("zoorepro", "zoorepro-int8")}
 
     speeds: dict = {}
     for _ in range(args.rounds):
@@ -260,6 +293,7 @@ def main() -> int:
     names = [k for k in inf]
     ours = [n for n in ("zoorepro", "zoorepro-streams") if n in inf]
     ratios = [(a, b) for a in ours for b in ("ort-default", "torch-eager")]
+    ratios += [(a.replace("zoorepro", "zoorepro-int8"), a) for a in ours]
     print("| batch | " + " | ".join(f"{n} img/s (best)" for n in names) + " | " +
           " | ".join(f"{a} / {b}, paired (range)" for a, b in ratios) + " |")
     print("|" + "---|" * (len(names) + 1 + len(ratios)))
@@ -269,6 +303,11 @@ def main() -> int:
                  for n in names]
         cells += [paired(a, b, "inf", bs) for a, b in ratios]
         print(f"| {bs} | " + " | ".join(cells) + " |")
+    print(f"\nint8: {q['method']}  Calibrated on {q['calibration_images']} of the {len(bins)} "
+          f"demo images (quantize.select_calibration: evenly spaced over the sorted names); "
+          f"built in {q['seconds']:.1f} s.  Top-1 on the {len(bins)} demo images: fp32 "
+          f"{accuracy['zoorepro']:.1f} %, int8 {accuracy['zoorepro-int8']:.1f} % "
+          f"({accuracy['zoorepro-int8'] - accuracy['zoorepro']:+.1f} pt).")
     print(f"\nPreprocessing, {len(images)} images (bytes identical across all three):\n")
     print("| contender | img/s median (best) | zoorepro / contender, paired (range) |")
     print("|---|---|---|")
