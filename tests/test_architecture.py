@@ -20,7 +20,8 @@ BASE = {"errors", "files", "names", "addresses", "outputs", "host", "hostload", 
         "recipebook.code"}
 ASCEND_CONTRACT = {"ascend", "ascend.aisformat", "ascend.aiscommands", "ascend.aisclues",
                    "ascend.atc", "ascend.shell"}
-ASCEND_WORKFLOWS = {"ascend.kit", "ascend.ingest", "ascend.ingestchecks", "ascend.ingesthost"}
+ASCEND_WORKFLOWS = {"ascend.kit", "ascend.ingest", "ascend.ingestchecks", "ascend.ingesthost",
+                    "ascend.ingestladder"}
 APP = {"lab", "cli", "cli.commands", "__main__", ""}
 LAYERS = (
     ("base", lambda m: m in BASE),

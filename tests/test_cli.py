@@ -96,7 +96,7 @@ def test_quiet_prints_only_the_run_folder(tmp_path):
     assert not re.search(r"\d+%\|", r.stderr), r.stderr[-2000:]           # no bar
     r = zoorepro("run", str(p), env=env)
     assert "01_preprocess.ipynb: done in" in r.stderr
-    assert "05_report.ipynb: report written" in r.stderr
+    assert "06_report.ipynb: report written" in r.stderr
     assert r.stderr.startswith("run folder: ") and "01_preprocess.ipynb: running\n" in r.stderr
     assert re.search(r"preprocess: +\d+%\|", r.stderr), r.stderr[-2000:]   # the kernels' bars
     assert "running over TCP" not in r.stderr

@@ -418,7 +418,8 @@ def test_choices_come_from_their_single_sources(tmp_path):
     assert config.SPECS["backends"].allowed() == registry.names()
     for key, value, needle in (
             ("outfmt", "csv", "outfmt: must be one of TXT, NPY, BIN, got 'csv'"),
-            ("precision", "fp64", "precision: must be '' (the recipe's), fp32, fp16 or int8, got 'fp64'"),
+            ("precision", "fp64",
+             "precision: must be '' (the recipe's), fp32, fp16 or int8, got 'fp64'"),
             ("device", "tpu", "device: must be auto, cpu or cuda, got 'tpu'"),
             ("timing", "wall", "timing: must be device (compute only, as ais_bench) or call "
                                "(around each synchronous call), got 'wall'")):

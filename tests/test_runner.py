@@ -20,7 +20,7 @@ def test_run_folder_layout(finished_run):
     for name in ("report.html", "result.json", "metrics.json", "params.yaml"):
         assert (root / name).is_file(), name
     assert not (root / ".lock").exists()          # held while its own kernels ran, then released
-    for nb in ("01_preprocess", "02_export", "03_infer", "04_evaluate", "05_report"):
+    for nb in ("01_preprocess", "02_export", "03_infer", "04_evaluate", "05_ladder", "06_report"):
         assert (root / "notebooks" / f"{nb}.ipynb").is_file()
     assert json.loads((root / "metrics.json").read_text())["backend"] == "onnxruntime"
     assert (root / "results" / "torch" / "metrics.json").is_file()
@@ -198,7 +198,7 @@ def test_run_all_holds_the_lock_throughout_and_releases_it(tmp_path, monkeypatch
     seen = []
     _fake_notebooks(monkeypatch, seen)
     out = runner.run_all(config.from_mapping(small_params(tmp_path)))
-    assert [nb for nb, _, _ in seen][-1] == "05_report.ipynb" and len(seen) == 5
+    assert [nb for nb, _, _ in seen][-1] == "06_report.ipynb" and len(seen) == 6
     assert all(pid == os.getpid() and env for _, pid, env in seen)   # held; token for kernels
     assert not (out.run_dir / ".lock").exists()
 
@@ -326,7 +326,7 @@ def test_notebooks_opened_alone_from_one_folder_agree_on_paths(tmp_path, monkeyp
     used = {}
     for nb, stage in (("01_preprocess.ipynb", "preprocess"), ("02_export.ipynb", "export"),
                       ("03_infer.ipynb", "infer"), ("04_evaluate.ipynb", "evaluate"),
-                      ("05_report.ipynb", None)):
+                      ("06_report.ipynb", None)):
         run = runner.open_from_notebook(_notebook_namespace(nb), stage)
         used[nb] = {k: getattr(run.config, k) for k in PATH_KEYS if k != "run_dir"}
     assert all(u == used["01_preprocess.ipynb"] for u in used.values()), used
@@ -347,7 +347,7 @@ def test_notebooks_get_an_absolute_run_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(pm, "execute_notebook",
                         lambda src, dst, parameters, **kw: seen.update(parameters))
     monkeypatch.chdir(tmp_path)
-    runner.execute("05_report.ipynb", Run("reports/my-run"))
+    runner.execute("06_report.ipynb", Run("reports/my-run"))
     assert seen["run_dir"] == str(tmp_path / "reports" / "my-run")
 
 
@@ -373,7 +373,7 @@ def test_the_report_notebook_opened_alone_says_which_command_finishes_the_run(
     monkeypatch.setenv(runlock.TOKEN_ENV, "the runner's kernel")    # zoorepro's own route
     runner.finish_hint(run)
     assert capsys.readouterr().out == ""
-    nb = (runner.notebooks_dir() / "05_report.ipynb").read_text()
+    nb = (runner.notebooks_dir() / "06_report.ipynb").read_text()
     assert "runner.finish_hint(run)" in nb
 
 
@@ -398,8 +398,8 @@ def test_each_kernel_gets_its_own_environment_and_ours_is_left_alone(tmp_path, m
     run = _small_run(tmp_path)
     before = dict(os.environ)
     with runlock.hold(run.root):
-        runner.execute("05_report.ipynb", run, progress=False)
-        runner.execute("05_report.ipynb", run)
+        runner.execute("06_report.ipynb", run, progress=False)
+        runner.execute("06_report.ipynb", run)
         token = runlock.kernel_env(run.root)[runlock.TOKEN_ENV]
     assert dict(os.environ) == before and during == [before, before]
     quiet, loud = launched

@@ -22,7 +22,7 @@ def test_wheel_installs_and_runs(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     (wheel,) = dist.glob("zoorepro-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for want in ("zoorepro/notebooks/01_preprocess.ipynb", "zoorepro/notebooks/05_report.ipynb",
+    for want in ("zoorepro/notebooks/01_preprocess.ipynb", "zoorepro/notebooks/06_report.ipynb",
                  "zoorepro/ascend/templates/run_on_npu.sh.j2",
                  "zoorepro/report/templates/zoorepro.css",
                  "zoorepro/report/templates/report/verdict.html.j2",

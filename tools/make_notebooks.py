@@ -141,7 +141,33 @@ BODY = {
         "& (preds['correct@1'] == 0)]\n"
         "wrong[['image', 'label', 'top1', 'top2', 'top3', 'correct@5']]",
     ]),
-    "05_report.ipynb": (None, [
+    "05_ladder.ipynb": ("ladder", [
+        md("# 5 · Where accuracy goes: the precision ladder\n"
+        "The recipe publishes its accuracy on the NPU; the framework publishes the same "
+        "weights' fp32 accuracy; they differ. This notebook measures each step between the "
+        "two on this run's images, with the same weights: (a) the framework's own float "
+        "pipeline, (b) the recipe's uint8 `.bin` + AIPP in fp32 (the result scored in step 4), "
+        "(c) AIPP's output rounded to fp16, (d) the network in fp16 as ATC's default "
+        "`force_fp16` compiles it, (e) int8 (ONNX Runtime QDQ static quantization, calibrated "
+        "on images named below), and (f) the NPU itself when its results are ingested. Every "
+        "row is compared with row b image by image."),
+        stage("ladder") + "data = report.load(run)\n"
+        "display(HTML(report.ladder_section(data)))",
+        md("## Per image\nEach image's top-1 class on every row, and whether it differs from "
+        "row b (`ladder.csv` in the run folder)."),
+        "per_image = tables.ladder(run)\nper_image[per_image.filter(like='differs').any(axis=1)]"
+        ".head(20)",
+        md("## On other images\nThe same ladder (this run's recipe, weights and settings) on "
+        "another folder of JPEGs with its `val_label.txt`: set the two paths and rerun this "
+        "cell. It makes a new run folder beside this one (a finished run is never changed)."),
+        "other_images = ''   # e.g. '/data/imagenet/val'\n"
+        "other_labels = ''   # its val_label.txt\n"
+        "if other_images:\n"
+        "    other = stages.ladder_on_images(run, other_images, other_labels, max_images=500)\n"
+        "    print('ladder on other images:', other.root)\n"
+        "    display(HTML(report.ladder_section(report.load(other))))",
+    ]),
+    "06_report.ipynb": (None, [
         md("*A zoorepro reproducibility report: one run of one recipe, what it measured against "
         "what the recipe publishes. Its title and every figure below come from the run's "
         "records.*"),
@@ -159,6 +185,10 @@ BODY = {
         md("### Against the recipe's published throughput\nOur compute img/s beside the recipe's "
         "NPU figures at each of its batch sizes, with the ratio."),
         "display(HTML(report.recipe_ratio_table(data)))",
+        md("## Where accuracy goes\nThe precision ladder: each step from the framework's "
+        "float pipeline to the NPU on this run's images, compared with the recipe's fp32 "
+        "path image by image, with what produced each row."),
+        "display(HTML(report.ladder_section(data)))",
         md("## Ascend NPU path\nWhat ran on an NPU (ATC, ais_bench), or why it did not."),
         "display(HTML(report.npu_section(data)))",
         md("## Warnings and unusual inputs\nImages converted or decoded by content, stray files, "

@@ -56,7 +56,7 @@ def packaged_dir() -> Path:
 
 
 def packaged_notebooks() -> list[str]:
-    """The notebooks' file names (01_preprocess.ipynb .. 05_report.ipynb)."""
+    """The notebooks' file names (01_preprocess.ipynb .. 06_report.ipynb)."""
     return sorted(p.name for p in packaged_dir().glob(NOTEBOOK_GLOB))
 
 

@@ -16,12 +16,14 @@ from zoorepro.report.core import (RunData, esc, figure_html, fmt, load,  # noqa:
 from zoorepro.report.throughput import (THROUGHPUT_HEADERS, throughput_notes,  # noqa: F401
                                         throughput_rows)
 from zoorepro.report.sections import *  # noqa: F401,F403
+from zoorepro.report.ladder import ladder_section  # noqa: F401
 from zoorepro.report.recipetext import (recipe_section, step_markdown,  # noqa: F401
                                         title_markdown)
 
 # the section renderers, in report order
 SECTIONS = ("failure_banner", "mismatch_banner", "verdict", "accuracy_table", "predictions_sample",
             "throughput_table", "recipe_ratio_table", "e2e_table", "throughput_plot",
+            "ladder_section",
             "preprocess_section", "parity_section", "export_section", "atc_section", "npu_section",
             "warnings_section", "recipe_section", "environment_section", "provenance_section",
             "notebook_links")

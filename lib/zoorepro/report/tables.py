@@ -85,6 +85,16 @@ class RunTables:
         return pd.DataFrame({"definition_key": list(texts), "definition": list(texts.values())})
 
     @property
+    def ladder(self):
+        """The ladder's per-image table (``ladder.csv``): each image's top-1 class per row
+        and whether it differs from row b; the rows' summary is ``records.ladder``."""
+        pd = _pandas()
+        path = self.run / "ladder.csv"
+        if not path.is_file():
+            return pd.DataFrame(columns=["image", "label"])
+        return pd.read_csv(path)
+
+    @property
     def images(self):
         pd = _pandas()
         if not self.run.has(records.DatasetRecord):
@@ -102,6 +112,11 @@ class RunTables:
 def load_run(path: str | os.PathLike | Run) -> RunTables:
     """The tables of a run folder (see the module's docstring)."""
     return RunTables(path if isinstance(path, Run) else Run.open(path))
+
+
+def ladder(run: Run):
+    """The ladder's per-image table of ``run`` (:attr:`RunTables.ladder`)."""
+    return load_run(run).ladder
 
 
 # ------------------------------------------------------------------ figures

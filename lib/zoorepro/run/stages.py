@@ -18,6 +18,7 @@ from zoorepro.recipe import aipp as aipp_mod
 from zoorepro.ascend import atc
 from zoorepro.backends import bench
 from zoorepro.recipe import data, evaluate, export, preprocess, weights
+from zoorepro.run import precision as precision_mod
 from zoorepro.run import records
 from zoorepro import backends as backends_mod
 from zoorepro.ascend.aisformat import AIS_BENCH_DEFINITION, result_dirname, summary_path
@@ -188,7 +189,16 @@ def artifacts(run: Run) -> backends_mod.Artifacts:
         om_models = {m["batch_size"]: m["om"] for m in a.models or []}
     return backends_mod.Artifacts(aipp_onnx=exp.aipp_onnx, weights=cfg.weights,
                                   aipp_config=cfg.aipp_config, om_models=om_models,
-                                  recipe=cfg.recipe_spec)
+                                  recipe=cfg.recipe_spec, atc_extra_args=cfg.atc_extra_args,
+                                  int8_onnx=int8_model(run, exp).model
+                                  if cfg.precision == "int8" else "")
+
+
+def int8_model(run: Run, exp: records.ExportRecord | None = None) -> records.QuantizeRecord:
+    """The run's int8 AIPP model (built on first use, then kept while its calibration hash
+    holds: :func:`zoorepro.run.precision.int8_model`)."""
+    exp = exp or ensure_record(run, "export")
+    return precision_mod.int8_model(run, run_inputs(run), exp.aipp_onnx)
 
 
 def create_backends(run: Run) -> tuple[dict, dict]:
@@ -197,6 +207,10 @@ def create_backends(run: Run) -> tuple[dict, dict]:
     arts = artifacts(run)
     made, skipped = {}, {}
     for name in cfg.backends:
+        refused = backends_mod.refuses(name, cfg.precision)
+        if refused:
+            skipped[name] = records.InferEntry(status="not run", reason=refused)
+            continue
         try:
             made[name] = backends_mod.create(name, arts, cfg.device, cfg.threads,
                                              device_id=cfg.device_id, precision=cfg.precision)
@@ -345,6 +359,34 @@ def run_evaluate(run: Run, executor: Executor | None = None) -> records.Accuracy
     return record
 
 
+# ------------------------------------------------------------------ 5. ladder
+def run_ladder(run: Run, executor: Executor | None = None) -> records.LadderRecord:
+    """Where accuracy goes (:func:`zoorepro.run.precision.measure`) on the run's images,
+    after scoring: row b is the accuracy result the evaluate stage scored."""
+    ensure(run, "evaluate", executor)
+    files = run_inputs(run)
+    images = None
+    if run.config.ladder:
+        by_key = {data.image_key(p.name): p for p in run_images(run.config)[0]}
+        images = [by_key.get(data.image_key(f.name)) for f in files]
+        images = images if all(images) else None
+    return precision_mod.measure(run, files, artifacts(run), images)
+
+
+def ladder_on_images(run: Run, data_dir: str, label_file: str, max_images: int = 0,
+                     output_root: str | None = None) -> Run:
+    """The ladder of ``run``'s recipe, weights and settings on other images: a NEW run (a
+    finished run is never changed) in ``output_root`` (by default the run's own), taken
+    through every stage up to the ladder; returns it."""
+    cfg = run.config.replace(data_dir=str(data_dir), label_file=str(label_file),
+                             max_images=max_images, run_dir="", bin_dir="", ladder=True,
+                             name=f"{run.config.name}-ladder",
+                             output_root=str(output_root or run.root.parent))
+    other = Run.create(cfg)
+    ensure(other, "ladder")
+    return other
+
+
 # ------------------------------------------------------------------ the stages
 STAGES = {s.name: s for s in (
     Stage("preprocess", "01_preprocess.ipynb", records.DatasetRecord, (), run_preprocess,
@@ -359,8 +401,11 @@ STAGES = {s.name: s for s in (
            "infer_streams", "device_id")),
     Stage("evaluate", "04_evaluate.ipynb", records.AccuracyRecord, ("infer",), run_evaluate,
           ("label_file", "workers")),
+    Stage("ladder", "05_ladder.ipynb", records.LadderRecord, ("evaluate",), run_ladder,
+          ("ladder", "ladder_batch_size", "calibration_images", "calibration_dir", "threads",
+           "bench_iterations", "bench_min_seconds", "warmup", "timing")),
 )}
-REPORT_NOTEBOOK = "05_report.ipynb"
+REPORT_NOTEBOOK = "06_report.ipynb"
 REPORT_KEYS = ("reference_tolerance_pct",)
 NOTEBOOKS = tuple(s.notebook for s in STAGES.values()) + (REPORT_NOTEBOOK,)
 
@@ -397,4 +442,4 @@ def ensure_for_report(run: Run, executor: Executor | None = None) -> list[str]:
     then the report shows what there is."""
     if run.has(records.FailureRecord) or run.origin != "run":
         return []
-    return ensure(run, "evaluate", executor)
+    return ensure(run, "ladder", executor)

@@ -64,7 +64,8 @@ class LadderRow:
     throughput: float | None = rate()     # compute img/s here (None: not measured here)
     throughput_batch: int | None = positive()
     throughput_definition: str | None = None
-    seconds: float | None = rate()        # wall time of this row's inference on the images
+    seconds: float | None = rate()        # this row's inference over the images (decoding
+    #                                       too for row a), without loading or timing points
     RELATIONS: ClassVar[tuple] = (
         non_decreasing("top1", "top2", "top3", "top4", "top5"),
         at_most("images", "compared"), at_most("compared", "changed"),
