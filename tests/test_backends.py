@@ -113,3 +113,26 @@ def test_a_run_asking_fp16_of_onnxruntime_records_it_not_run(tmp_path):
     assert not made and skipped["onnxruntime"].status == "not run"
     assert "precision fp16" in skipped["onnxruntime"].reason
     assert isinstance(skipped["onnxruntime"], records.InferEntry)
+
+
+def test_precision_fp16_runs_on_torch_and_is_refused_by_onnxruntime(arts, demo_batch):
+    """Both sides of "honoured or refused": torch runs fp16 on the CPU (torch's float16
+    kernels) and records fp16; its logits are fp32's within fp16's resolution at their size;
+    onnxruntime refuses it by name; and the registry says which backend runs what."""
+    fp32 = backends.create("torch", arts, device="cpu", precision="")
+    fp16 = backends.create("torch", arts, device="cpu", precision="fp16")
+    assert (fp32.info()["precision"], fp16.info()["precision"]) == ("fp32", "fp16")
+    x = demo_batch[:4]
+    a, b = fp32.infer(x), fp16.infer(x)
+    assert b.dtype == np.float32 and not np.array_equal(a, b)       # it really ran fp16
+    # an fp16 value near the logits' size (|x| < 64) is 1/32 apart from the next; a few
+    # rounded layers stay within a few steps
+    assert np.abs(a - b).max() < 8 / 32
+    assert (a.argmax(1) == b.argmax(1)).all()
+    with pytest.raises(backends.BackendUnavailable, match="precision fp16: the onnxruntime"):
+        backends.create("onnxruntime", arts, device="cpu", precision="fp16")
+    assert backends.precisions("onnxruntime") == ("fp32", "int8")
+    assert backends.precisions("torch") == ("fp32", "fp16")
+    assert backends.refuses("torch", "int8") == "precision int8: the torch backend runs fp32, " \
+                                                "fp16 only"
+    assert backends.refuses("onnxruntime", "") is None

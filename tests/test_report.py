@@ -325,6 +325,16 @@ def _hostile_records(bad: str) -> dict:
         "environment": {"cpu": bad, "gpu": bad, "zoorepro_git_commit": bad,
                         "packages": {bad: bad}},
         "ingest": {"soc_version": bad, "cann": bad, "notes": [bad], "source": bad},
+        "ladder": {"status": "ok", "images": 100, "csv": bad, "notes": [bad], "rows": [
+            {"step": "b", "name": bad, "how": bad, "status": "ok", "engine": bad, "images": 100,
+             "top1": 50.0, "top5": 60.0, "compared": 100, "changed": 0, "fixed": 0, "broken": 0},
+            {"step": "e", "name": bad, "how": bad, "status": "ok", "engine": bad, "images": 100,
+             "top1": 49.0, "top5": 60.0, "compared": 100, "changed": 1, "fixed": 0, "broken": 1,
+             "agreement_pct": 99.0, "max_abs_logit_delta": 1.0, "changed_examples": [bad]},
+            {"step": "f", "name": bad, "how": bad, "status": "not run", "reason": bad}]},
+        "quantize": {"model": bad, "model_sha256": bad, "source_model": bad,
+                     "source_model_sha256": bad, "method": bad, "calibration_set": bad,
+                     "calibration_images": 4, "calibration_sha256": bad},
         "params_text": f"name: '{bad}'\n",
     }
 

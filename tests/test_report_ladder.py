@@ -67,7 +67,7 @@ def test_the_section_shows_the_table_the_hows_and_the_calibration(tmp_path):
                                calibration_sha256="c" * 64, version="onnxruntime x")
     html = ladder.ladder_section(RunData(tmp_path, {"ladder": rec, "quantize": q}))
     assert "<th>top-1 agreement with b</th>" in html and "-1.00 pt" in html
-    assert "<dt>e</dt><dd>how e</dd>" in html
+    assert "<li><b>e</b>: how e</li>" in html
     assert "row e: ILSVRC2012_val_00000001: 65 -&gt; 66 (label 65)" in html
     assert 'href="ladder.csv"' in html
     assert "QDQ &lt;int8&gt;. Calibrated on 32 of the run&#x27;s 100 images" in html

@@ -58,7 +58,8 @@ def rows_of(rec) -> list[list]:
                     "—" if r.step == rec.base or d is None else f"{d:+.2f} pt",
                     "—" if r.step == rec.base else fmt(r.agreement_pct, 2, " %"),
                     "—" if r.step == rec.base else f"{r.changed} ({r.fixed} / {r.broken})",
-                    "—" if r.step == rec.base else fmt(r.max_abs_logit_delta, 4),
+                    "—" if r.step == rec.base or r.max_abs_logit_delta is None
+                    else f"{r.max_abs_logit_delta:.3g}",
                     _throughput(r)])
     return out
 

@@ -206,8 +206,6 @@ def measure(run: Run, files: Sequence[Path], arts: "backends_mod.Artifacts",
     lad = _Ladder(run, keys, labels, batch)
     samples = np.stack([bench.load_input(f, shape) for f in files[:bench_samples(batch)]])
     recipe = cfg.recipe_spec
-    notes = lad.notes
-
     def ort(model_arts, precision="fp32"):
         return backends_mod.create("onnxruntime", model_arts, device="cpu",
                                    threads=cfg.threads, precision=precision)
@@ -262,10 +260,8 @@ def measure(run: Run, files: Sequence[Path], arts: "backends_mod.Artifacts",
     lad.add("d", ladder.FP16_HOW, on_backend(lambda: ort(backends_mod.Artifacts(
         aipp_onnx=str(ladder.fp16_network_model(arts.aipp_onnx, d_model))))))
 
-    def int8_arts():
+    def int8_arts():         # the report shows its calibration (records/quantize.json)
         q = int8_model(run, files, arts.aipp_onnx)
-        notes.append(f"int8 calibration: {q.calibration_set} (sha256 "
-                     f"{q.calibration_sha256[:12]})")
         return backends_mod.Artifacts(aipp_onnx=arts.aipp_onnx, int8_onnx=q.model)
     lad.add("e", quantize.method_sentence(), on_backend(lambda: ort(int8_arts(), "int8")))
     csv_text = ladder.ladder_csv(keys, labels, lad.top1, base="b")
@@ -273,7 +269,7 @@ def measure(run: Run, files: Sequence[Path], arts: "backends_mod.Artifacts",
     rows = sorted(lad.rows, key=lambda r: STEPS.index(r.step))
     rec = records.LadderRecord(status="ok", images=len(keys), batch_size=batch, rows=rows,
                                csv=LADDER_CSV, accuracy_seconds=_accuracy_seconds(run, base),
-                               notes=notes)
+                               notes=lad.notes)
     run.write(rec)
     return rec
 
