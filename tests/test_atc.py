@@ -117,7 +117,7 @@ def test_an_input_shape_the_shell_would_expand_is_quoted_whole():
     (("--precision_mode=allow_fp32_to_fp16",), ("mixed", "allow_fp32_to_fp16")),
     (("--precision_mode_v2=origin",), ("fp32", "origin")),
     (("--precision_mode_v2=fp16",), ("fp16", "fp16")),
-    (("--precision_mode=something_new",), ("mixed", "something_new")),
+    (("--precision_mode=something_new",), ("unknown", "something_new")),
 ])
 def test_the_om_precision_is_read_from_atc_s_options(extra, want):
     argv = atc.atc_command(SQUEEZENET, "m.onnx", 1, "310P3", "aipp.config", "", extra)

@@ -71,8 +71,10 @@ def test_row_b_is_the_runs_accuracy_result_exactly(laddered):
 
 def test_every_row_is_measured_and_compared_with_row_b(laddered):
     rec = laddered.read(records.LadderRecord)
-    assert [r.step for r in rec.rows] == ["a", "b", "c", "d", "e"]
-    for r in rec.rows:
+    assert [r.step for r in rec.rows] == ["a", "b", "c", "d", "e", "f"]
+    f = rec.row("f")        # no NPU here: said, with how to add it
+    assert f.status == "not run" and "--ladder-from" in f.reason
+    for r in rec.rows[:-1]:
         assert r.status == "ok", (r.step, r.reason)
         assert r.compared == 8 and r.changed == round(8 * (100 - r.agreement_pct) / 100)
         assert r.fixed + r.broken <= r.changed
@@ -103,3 +105,39 @@ def test_precision_int8_runs_the_int8_model_and_the_ladder_computes_row_b(tmp_pa
     e = rec.row("e")   # the same int8 model as the run's accuracy result: the same top-k
     acc = run.read(records.AccuracyRecord).entries["onnxruntime"]
     assert (e.top1, e.top5) == (acc.top1, acc.top5)
+
+
+def test_row_b_from_another_engine_says_how_far_rows_c_to_e_s_engine_is(tmp_path):
+    run = new_run(tmp_path, backends=["torch"], calibration_images=4, bench_min_seconds=0.05)
+    rec = stages.ensure_record(run, "ladder")
+    assert rec.row("b").engine.startswith("torch ") and rec.row("b").source.endswith(
+        "results/torch/result_bs1")
+    note = next(n for n in rec.notes if n.startswith("row b is torch's result"))
+    assert "rows c-e run ONNX Runtime on the CPU" in note and "of 8 images" in note
+
+
+def test_a_result_changed_after_scoring_stops_the_ladder(tmp_path):
+    from zoorepro.errors import ZooreproError
+    run = new_run(tmp_path)
+    stages.ensure(run, "evaluate")
+    folder = run.results / "onnxruntime" / "result_bs1"
+    first = sorted(folder.glob("*_0.txt"))[0]
+    values = first.read_text().split()
+    best = max(range(len(values)), key=lambda i: float(values[i]))
+    values[(best + 1) % len(values)] = "1000.0"          # another class wins this image
+    first.write_text(" ".join(values) + "\n")
+    with pytest.raises(ZooreproError, match="differs from the accuracy record's onnxruntime"):
+        stages.ensure(run, "ladder")
+    assert not run.has(records.LadderRecord)
+
+
+def test_the_int8_model_of_an_int8_run_is_never_swapped_under_its_results(tmp_path):
+    from zoorepro.errors import ZooreproError
+    run = new_run(tmp_path, precision="int8", calibration_images=4)
+    stages.ensure(run, "infer")
+    q = run.read(records.QuantizeRecord)
+    with open(q.model, "ab") as fh:                      # the model file changes
+        fh.write(b"\0")
+    with pytest.raises(ZooreproError, match="this run's int8 results came from"):
+        stages.int8_model(run)
+    assert run.read(records.QuantizeRecord) == q

@@ -417,5 +417,5 @@ def test_run_all_hands_progress_to_every_notebook(tmp_path, monkeypatch):
                         lambda nb, run, kernel, progress=True: got.append((nb, progress)))
     runner.run_all(config.from_mapping(small_params(tmp_path)), say=lines.append,
                    progress=False)
-    assert len(got) == 5 and not any(progress for _, progress in got)
+    assert len(got) == 6 and not any(progress for _, progress in got)
     assert lines[0].startswith("run folder: ") and "01_preprocess.ipynb: running" in lines

@@ -69,7 +69,8 @@ ATC_ASK = {"fp32": "--precision_mode=must_keep_origin_dtype", "fp16": "--precisi
 
 def precision_of(argv: Sequence[str]) -> tuple[str, str]:
     """(precision, ATC's mode in words) of an ATC command (the recipe's argv and the params'
-    extra args): ``fp16``, ``fp32`` or ``mixed``; no precision option is ATC's default."""
+    extra args): ``fp16``, ``fp32``, ``mixed`` or ``unknown`` (a mode not in
+    :data:`ATC_PRECISIONS`); no precision option is ATC's default."""
     mode = None
     for a in argv:
         for opt in ("--precision_mode=", "--precision_mode_v2="):
@@ -77,7 +78,7 @@ def precision_of(argv: Sequence[str]) -> tuple[str, str]:
                 mode = a[len(opt):]
     if mode is None:
         return ATC_DEFAULT_PRECISION
-    return ATC_PRECISIONS.get(mode, "mixed"), mode
+    return ATC_PRECISIONS.get(mode, "unknown"), mode
 
 
 def shell_line(argv: Sequence[str]) -> str:

@@ -143,7 +143,7 @@ def check_ladder(local: Run) -> records.LadderRecord:
         raise IngestError(f"{where}: row b names no result folder (it was computed during "
                           f"the ladder, not read from one), so its logits cannot be read back "
                           f"for row f; {FRESH} with an fp32 CPU backend (onnxruntime)")
-    if rec.row("f") is not None:
+    if rec.row("f") is not None and rec.row("f").status == "ok":   # "not run": none ran there
         raise IngestError(f"{where}: already holds a row f; give the local run's folder, not an "
                           f"ingested one's copy")
     return rec
@@ -255,21 +255,23 @@ def prepare(ladder_from, *, recipe, man: dict, manifest, pred, labels: dict, lab
         "f", NAMES["f"], _how(soc, man), "ok", engine=engine, source=str(result_dir), **metrics,
         throughput=point["throughput"] if point else None,
         throughput_batch=rec.batch_size if point else None,
-        throughput_definition=point["throughput_definition"] if point else None)
+        throughput_definition=point["throughput_definition"] if point else None,
+        throughput_validity=point.get("validity") if point else None)
     if point is None:
         notes.append(f"row f: no img/s (the ingested sweep has no batch size {rec.batch_size}, "
                      f"the ladder's)")
     if len(keys) != rec.images:
         notes.append(f"row f's Acc@1 is on its {len(keys)} images, rows a–e's on "
-                     f"{rec.images}: its Δ Acc@1 against row b compares two image sets; its "
-                     f"agreement and changed counts are image by image with row b on the "
-                     f"{len(keys)}")
+                     f"{rec.images}: its Δ Acc@1, agreement and changed counts are image by "
+                     f"image with row b on its {len(keys)}")
     notes.insert(0, f"rows a–e: measured in run {local.root.name} on {rec.images} images "
                     f"(this run's {len(keys)} among them), copied unchanged; row f: the NPU's "
                     f"results ingested here, compared with that run's row b image by image")
     top1["f"] = ladder_mod.top1(npu)
     csv_text = ladder_mod.ladder_csv(keys, y, top1, base="b")
-    rows = sorted([*rec.rows, row_f], key=lambda r: STEPS.index(r.step))
+    # the local run's own row f says no NPU ran there: the ingested NPU replaces it
+    rows = sorted([*(r for r in rec.rows if r.step != "f"), row_f],
+                  key=lambda r: STEPS.index(r.step))
     new = dataclasses.replace(rec, rows=rows, csv=LADDER_CSV, notes=[*rec.notes, *notes])
     new.check(writing=True)
     quant = (_read(local, records.QuantizeRecord, "row e's int8 model")

@@ -42,7 +42,13 @@ def _delta(row, base) -> float | None:
 def _throughput(row) -> str:
     if row.throughput is None:
         return "—"
-    return f"{row.throughput:,.1f} (bs {row.throughput_batch})"
+    shaky = row.throughput_validity not in (None, "ok")
+    return (f"{row.throughput:,.1f} (bs {row.throughput_batch})"
+            + (f" INVALID: {row.throughput_validity}" if shaky else ""))
+
+
+def _g(value) -> str:
+    return "—" if value is None else f"{value:.3g}"
 
 
 def rows_of(rec) -> list[list]:
@@ -58,8 +64,7 @@ def rows_of(rec) -> list[list]:
                     "—" if r.step == rec.base or d is None else f"{d:+.2f} pt",
                     "—" if r.step == rec.base else fmt(r.agreement_pct, 2, " %"),
                     "—" if r.step == rec.base else f"{r.changed} ({r.fixed} / {r.broken})",
-                    "—" if r.step == rec.base or r.max_abs_logit_delta is None
-                    else f"{r.max_abs_logit_delta:.3g}",
+                    "—" if r.step == rec.base else _g(r.max_abs_logit_delta),
                     _throughput(r)])
     return out
 
@@ -111,7 +116,7 @@ def sentences(rec) -> list[str]:
             extra = (f"; it runs at {r.throughput / base.throughput:.2f}× row b's img/s at "
                      f"batch {r.throughput_batch}")
         out.append(f"{what} (row {r.step}) moves Acc@1 by {d:+.2f} pt: {_verdict(r)}; "
-                   f"max |Δ logit| {r.max_abs_logit_delta:.3g}{extra}.")
+                   f"max |Δ logit| {_g(r.max_abs_logit_delta)}{extra}.")
     return out
 
 

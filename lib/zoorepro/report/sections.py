@@ -63,7 +63,20 @@ def accuracy_table(data: RunData) -> str:
     for label, images, a1, a5, source in published_accuracy(data.recipe):
         rows.append([label + " (published)", "", f"{images:,}", f"{a1:.2f}",
                      "", "", "", "" if a5 is None else f"{a5:.2f}", source])
-    return _section("accuracy_table", rows=rows)
+    return _section("accuracy_table", rows=rows, int8=_int8_note(data))
+
+
+def _int8_note(data: RunData) -> str | None:
+    """Where an accuracy figure came from the int8 model: what it was calibrated on."""
+    ran = [n for n, e in data.infer_entries.items() if e.status == "ok" and e.precision == "int8"]
+    q = data.quantize
+    if not ran:
+        return None
+    if q is None:
+        return (f"{', '.join(ran)} ran the int8 model, but the run has no quantize record: "
+                f"its calibration is unknown")
+    return (f"{', '.join(ran)} ran the int8 model ({q.method} sha256 {q.model_sha256[:12]}), "
+            f"calibrated on {q.calibration_set}.")
 
 
 def predictions_sample(data: RunData, limit: int = 12) -> str:

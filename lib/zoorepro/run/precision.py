@@ -88,9 +88,17 @@ def int8_model(run: Run, files: Sequence[Path], aipp_onnx: str) -> records.Quant
     shape = aipp_mod.load(run.config.aipp_config).input_shape
     if run.has(records.QuantizeRecord):
         rec = run.read(records.QuantizeRecord)
-        if (rec.calibration_sha256 == quantize.calibration_hash(aipp_onnx, inputs)
-                and Path(rec.model).is_file()):
+        digest = quantize.calibration_hash(aipp_onnx, inputs)
+        if (rec.calibration_sha256 == digest and Path(rec.model).is_file()
+                and data.sha256_file(rec.model) == rec.model_sha256):
             return rec
+        if _ran_int8(run):      # the results came from that model: never swap it under them
+            raise ZooreproError(
+                f"{run.root}: this run's int8 results came from {rec.model} (calibration "
+                f"sha256 {rec.calibration_sha256[:12]}, model sha256 {rec.model_sha256[:12]}), "
+                f"which no longer matches (calibration now {digest[:12]}; the model file "
+                f"changed, or its inputs or ONNX Runtime did): start a new run (leave run_dir "
+                f"empty)")
     built = quantize.build_int8(aipp_onnx, inputs, shape, run.models,
                                 Path(aipp_onnx).stem)
     built.pop("reused", None)
@@ -109,7 +117,15 @@ def _base_backend(run: Run) -> str | None:
     entries = run.read(records.InferRecord).entries
     fp32 = [name for name, e in entries.items() if e.status == "ok"
             and (e.precision or "fp32") == "fp32" and not backends_mod.runs_on_npu(name)]
-    return fp32[0] if fp32 else None
+    # rows c-e run ONNX Runtime on the CPU: row b from the same engine when the run has it
+    same = [n for n in fp32 if n == "onnxruntime" and str(entries[n].device).startswith("cpu")]
+    return (same or fp32 or [None])[0]
+
+
+def _ran_int8(run: Run) -> bool:
+    return run.has(records.InferRecord) and any(
+        e.status == "ok" and e.precision == "int8"
+        for e in run.read(records.InferRecord).entries.values())
 
 
 def result_logits(folder: str | Path, keys: Sequence[str]) -> np.ndarray:
@@ -158,9 +174,12 @@ class _Ladder:
         is the row's reason, the others still run."""
         try:
             logits, engine, point, seconds = compute()
-        except (ZooreproError, ImportError, RuntimeError, ValueError, OSError) as exc:
+        except Exception as exc:     # noqa: BLE001 - onnx/onnxruntime raise their own types
+            if step == "b":
+                raise
+            why = str(exc) if isinstance(exc, ZooreproError) else f"{type(exc).__name__}: {exc}"
             self.rows.append(records.LadderRow(step, NAMES[step], how, "not run",
-                                               reason=str(exc), engine=engine or None))
+                                               reason=why, engine=engine or None))
             return
         if step == "b":
             self.base = logits
@@ -175,6 +194,7 @@ class _Ladder:
             throughput=point["throughput"] if point else None,
             throughput_batch=point["batch_size"] if point else None,
             throughput_definition=point["throughput_definition"] if point else None,
+            throughput_validity=point["validity"] if point else None,
             seconds=None if seconds is None else round(seconds, 3)))
 
     def skip(self, step: str, how: str, reason: str) -> None:
@@ -226,10 +246,15 @@ def measure(run: Run, files: Sequence[Path], arts: "backends_mod.Artifacts",
     base = _base_backend(run)
     if base is not None:
         entry = run.read(records.InferRecord).entries[base]
+        cpu_ort = base == "onnxruntime" and str(entry.device).startswith("cpu")
+
         def row_b():
             logits = result_logits(entry.result_dir, keys)
             be = ort(arts)       # its img/s: the fp32 AIPP model beside rows c-e's
             try:
+                if not cpu_ort:  # rows c-e run here: how far this engine is from row b's
+                    lad.notes.append(engine_note(base, entry.device, logits,
+                                                 backend_logits(be, files, shape, batch)))
                 return logits, _engine(entry.__dict__), lad.point(be, samples), None
             finally:
                 be.close()
@@ -237,6 +262,7 @@ def measure(run: Run, files: Sequence[Path], arts: "backends_mod.Artifacts",
                      f"uint8 .bin and AIPP in fp32, as scored above; its img/s: the fp32 AIPP "
                      f"model on ONNX Runtime, timed as rows c-e", row_b,
                 source=entry.result_dir)
+        check_row_b(run, base, lad.rows[-1])
     else:
         lad.add("b", "the recipe's uint8 .bin and AIPP in fp32 on ONNX Runtime (no backend "
                      "of the run ran fp32: computed here)", on_backend(lambda: ort(arts)))
@@ -244,9 +270,11 @@ def measure(run: Run, files: Sequence[Path], arts: "backends_mod.Artifacts",
         raise ZooreproError("the ladder needs row b (the recipe's fp32 path): "
                             + (lad.rows[-1].reason or "not run"))
     if images is None or not cfg.weights:
-        lad.skip("a", ladder.framework_how(recipe), "no weights file (.pth) or images: the "
-                                                    "framework's pipeline runs the weights in "
-                                                    "torch from the JPEGs")
+        lad.skip("a", ladder.framework_how(recipe),
+                 "no weights file (.pth): the run was given onnx_model, and the framework's "
+                 "pipeline runs the weights in torch" if not cfg.weights else
+                 "the run's JPEGs are not where its dataset record says (or have changed "
+                 "since preprocessing): row a reads them")
     else:
         def row_a():
             t0 = time.perf_counter()
@@ -264,6 +292,19 @@ def measure(run: Run, files: Sequence[Path], arts: "backends_mod.Artifacts",
         q = int8_model(run, files, arts.aipp_onnx)
         return backends_mod.Artifacts(aipp_onnx=arts.aipp_onnx, int8_onnx=q.model)
     lad.add("e", quantize.method_sentence(), on_backend(lambda: ort(int8_arts(), "int8")))
+    check_row_e(run, lad.rows[-1], lad.notes)
+    npu = [n for n, e in (run.read(records.InferRecord).entries.items()
+                          if run.has(records.InferRecord) else ())
+           if e.status == "ok" and backends_mod.runs_on_npu(n)]
+    if npu:
+        entry_f = run.read(records.InferRecord).entries[npu[0]]
+        lad.add("f", f"the run's own {npu[0]} accuracy result on the NPU (results/{npu[0]}): "
+                     f"the .om models ATC built, precision {entry_f.precision or '?'}",
+                lambda: (result_logits(entry_f.result_dir, keys), _engine(entry_f.__dict__),
+                         _bench_point(run, npu[0], batch), None), source=entry_f.result_dir)
+    else:
+        lad.skip("f", "the NPU's outputs of the same images", "no NPU ran in this run: "
+                 "zoorepro ingest ... --ladder-from <this run> adds the NPU's results as row f")
     csv_text = ladder.ladder_csv(keys, labels, lad.top1, base="b")
     atomic_write_text(run.root / LADDER_CSV, csv_text)
     rows = sorted(lad.rows, key=lambda r: STEPS.index(r.step))
@@ -272,6 +313,61 @@ def measure(run: Run, files: Sequence[Path], arts: "backends_mod.Artifacts",
                                notes=lad.notes)
     run.write(rec)
     return rec
+
+
+def engine_note(base: str, device, theirs: np.ndarray, ours: np.ndarray) -> str:
+    """How far ONNX Runtime on the CPU (rows c-e's engine) is from row b's backend."""
+    same = int((ladder.top1(theirs) == ladder.top1(ours)).sum())
+    return (f"row b is {base}'s result ({device}); rows c-e run ONNX Runtime on the CPU, whose "
+            f"fp32 AIPP model agrees with it on the top-1 of {same} of {len(ours)} images (max "
+            f"|Δ logit| {float(np.abs(theirs - ours).max()):.3g}): their differences from "
+            f"row b include that engine difference")
+
+
+def check_row_b(run: Run, base: str, row: records.LadderRow) -> None:
+    """Row b is the run's scored result: its top-1..top-5 equal the accuracy record's, or
+    the ladder stops (read from another folder, or the results changed since scoring)."""
+    acc = run.read(records.AccuracyRecord).entries.get(base) \
+        if run.has(records.AccuracyRecord) else None
+    if row.status != "ok" or acc is None or acc.status != "ok":
+        return
+    ours = [getattr(row, f"top{k}") for k in range(1, 6)]
+    scored = [getattr(acc, f"top{k}") for k in range(1, 6)]
+    if ours != scored or row.images != acc.images:
+        raise ZooreproError(
+            f"{row.source}: row b (top-1..5 {ours} on {row.images} images) differs from the "
+            f"accuracy record's {base} ({scored} on {acc.images}): the result folder changed "
+            f"after scoring; start a new run (leave run_dir empty)")
+
+
+def check_row_e(run: Run, row: records.LadderRow, notes: list) -> None:
+    """A run whose accuracy result is the int8 model's: row e, the same model on the same
+    images, must score the same (a difference is named, it is batch-dependent kernels)."""
+    if row.status != "ok" or not run.has(records.AccuracyRecord) or not _ran_int8(run):
+        return
+    for name, e in run.read(records.InferRecord).entries.items():
+        acc = run.read(records.AccuracyRecord).entries.get(name)
+        if e.precision == "int8" and acc is not None and acc.status == "ok":
+            ours = [getattr(row, f"top{k}") for k in range(1, 6)]
+            scored = [getattr(acc, f"top{k}") for k in range(1, 6)]
+            if ours != scored:
+                notes.append(f"row e (top-1..5 {ours}, batch {row.throughput_batch}) differs "
+                             f"from the run's int8 accuracy result ({name}: {scored}, batch "
+                             f"{acc.batch_size}): the same model gives other scores at "
+                             f"another batch size")
+
+
+def _bench_point(run: Run, backend: str, batch: int) -> dict | None:
+    """The run's own sweep point of ``backend`` at ``batch`` (an NPU's, from ais_bench)."""
+    if not run.has(records.BenchRecord):
+        return None
+    rows = [r for r in run.read(records.BenchRecord).records
+            if r.backend == backend and r.batch_size == batch]
+    if not rows:
+        return None
+    r = rows[0]
+    return {"throughput": r.throughput, "batch_size": r.batch_size,
+            "throughput_definition": r.throughput_definition, "validity": r.validity}
 
 
 def bench_samples(batch: int) -> int:

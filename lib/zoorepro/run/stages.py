@@ -366,10 +366,12 @@ def run_ladder(run: Run, executor: Executor | None = None) -> records.LadderReco
     ensure(run, "evaluate", executor)
     files = run_inputs(run)
     images = None
-    if run.config.ladder:
-        by_key = {data.image_key(p.name): p for p in run_images(run.config)[0]}
+    if run.config.ladder:   # row a reads the JPEGs: the very ones preprocessed, or none
+        found = run_images(run.config)[0]
+        by_key = {data.image_key(p.name): p for p in found}
         images = [by_key.get(data.image_key(f.name)) for f in files]
-        images = images if all(images) else None
+        same = data.image_list_hash(found) == run.read(records.DatasetRecord).image_list_sha256
+        images = images if all(images) and same else None
     return precision_mod.measure(run, files, artifacts(run), images)
 
 
@@ -380,6 +382,7 @@ def ladder_on_images(run: Run, data_dir: str, label_file: str, max_images: int =
     through every stage up to the ladder; returns it."""
     cfg = run.config.replace(data_dir=str(data_dir), label_file=str(label_file),
                              max_images=max_images, run_dir="", bin_dir="", ladder=True,
+                             shards=1,     # here, in this process: no Dask executor
                              name=f"{run.config.name}-ladder",
                              output_root=str(output_root or run.root.parent))
     other = Run.create(cfg)
@@ -440,6 +443,6 @@ def ensure_record(run: Run, name: str):
 def ensure_for_report(run: Run, executor: Executor | None = None) -> list[str]:
     """Run missing stages (standalone use) unless the run already failed or was ingested:
     then the report shows what there is."""
-    if run.has(records.FailureRecord) or run.origin != "run":
-        return []
+    if run.has(records.FailureRecord) or run.origin != "run" or run.finished:
+        return []             # a finished run (one from before the ladder too) stays as it is
     return ensure(run, "ladder", executor)

@@ -37,6 +37,13 @@ class QuantizeRecord(Record):
     RELATIONS: ClassVar[tuple] = (at_most("calibration_images", "calibration_scored"),)
 
 
+def _fixed_and_broken(row):
+    """Fixed and broken images are two kinds of changed ones: together at most ``changed``."""
+    if None not in (row.fixed, row.broken, row.changed) and row.fixed + row.broken > row.changed:
+        return "fixed", row.fixed, f"with broken ({row.broken}) more than changed ({row.changed})"
+    return None
+
+
 @dataclass
 class LadderRow:
     """One step of the ladder: what produced it (``how``, ``engine``) and, on the images it
@@ -64,12 +71,13 @@ class LadderRow:
     throughput: float | None = rate()     # compute img/s here (None: not measured here)
     throughput_batch: int | None = positive()
     throughput_definition: str | None = None
+    throughput_validity: str | None = None   # "ok", or why the timing is not to be trusted
     seconds: float | None = rate()        # this row's inference over the images (decoding
     #                                       too for row a), without loading or timing points
     RELATIONS: ClassVar[tuple] = (
         non_decreasing("top1", "top2", "top3", "top4", "top5"),
         at_most("images", "compared"), at_most("compared", "changed"),
-        at_most("changed", "fixed", "broken"))
+        at_most("changed", "fixed", "broken"), _fixed_and_broken)
 
 
 @dataclass
