@@ -186,23 +186,6 @@ def test_fp16_network_emulation_is_fp16_storage_with_one_rounding_per_op(tmp_pat
     assert ops.count("Cast") == 1 + 2 * 5                   # AIPP's, then a pair per output
 
 
-def test_onnx_logits_batches_and_read_bins(tmp_path):
-    x = pixels(5, seed=2)
-    fp32 = save(tiny_network("net"), tmp_path / "fp32.onnx")
-    whole = ladder.onnx_logits(fp32, x, batch_size=5, threads=1)
-    np.testing.assert_allclose(ladder.onnx_logits(fp32, x, batch_size=2, threads=1), whole,
-                               rtol=0, atol=1e-6)
-    assert whole.shape == (5, 4) and whole.dtype == np.float32
-    paths = []
-    for i, img in enumerate(x):
-        paths.append(tmp_path / f"k{i}.bin")
-        img.tofile(paths[-1])
-    np.testing.assert_array_equal(ladder.read_bins(paths, (H, W, 3)), x)
-    (tmp_path / "short.bin").write_bytes(b"\0" * 7)
-    with pytest.raises(Exception, match=r"short\.bin: 7 bytes, but the AIPP model takes 60"):
-        ladder.read_bins([tmp_path / "short.bin"], (H, W, 3))
-
-
 # ----------------------------------------------------------------- row a
 @pytest.fixture(scope="module")
 def recipe():
@@ -349,6 +332,14 @@ def test_ladder_csv_exact_text():
 
 
 # ----------------------------------------------------------------- the demo (e2e)
+def backend_logits(model, bins, batch=8):
+    """The rows' logits as the ladder gets them: the onnxruntime backend on the CPU."""
+    from zoorepro import backends
+    be = backends.create("onnxruntime", backends.Artifacts(aipp_onnx=str(model)), device="cpu")
+    return np.concatenate([be.infer(bins[i:i + batch]) for i in range(0, len(bins), batch)])
+
+
+
 @pytest.mark.e2e
 def test_demo_rows_a_to_d(tmp_path, recipe, onnx_models, demo_images):
     """The 100 demo images with the demo weights: row b is the recipe's expected 65 / 87;
@@ -362,11 +353,10 @@ def test_demo_rows_a_to_d(tmp_path, recipe, onnx_models, demo_images):
     keys = [data.image_key(p.name) for p in demo_images]
     labels = np.array([labels_by_key[k] for k in keys])
     bins = np.stack([preprocess.preprocess_array(p, recipe.preprocess) for p in demo_images])
-    b = ladder.onnx_logits(fused, bins, 8)
+    b = backend_logits(fused, bins)
     rows = {"a": ladder.framework_logits(recipe, DEMO_WEIGHTS, demo_images, 8),
-            "c": ladder.onnx_logits(ladder.fp16_aipp_model(fused, tmp_path / "c.onnx"), bins, 8),
-            "d": ladder.onnx_logits(ladder.fp16_network_model(fused, tmp_path / "d.onnx"),
-                                    bins, 8)}
+            "c": backend_logits(ladder.fp16_aipp_model(fused, tmp_path / "c.onnx"), bins),
+            "d": backend_logits(ladder.fp16_network_model(fused, tmp_path / "d.onnx"), bins)}
     mb = ladder.compare(b, b, labels, keys)
     assert (mb["images"], mb["top1"], mb["top5"]) == (100, 65.0, 87.0)
     for step, tol in (("a", 1e-3), ("c", 0.25), ("d", 0.25)):

@@ -7,7 +7,8 @@ AIPP model): the run's own result, only compared with here.  c. :func:`fp16_aipp
 output rounded to fp16 (the device hands it to the network in fp16), the network float32.
 d. :func:`fp16_network_model`: ATC's ``force_fp16`` emulated as fp16 *storage* with float32
 arithmetic inside each op (:data:`FP16_HOW`: what it models and what it cannot).  Rows e
-(int8) and f (the NPU) are made elsewhere.  :func:`onnx_logits` runs rows b to d.
+(int8) and f (the NPU) are made elsewhere; every ONNX row runs on the onnxruntime backend
+(:mod:`zoorepro.run.precision`).
 
 Row d is an ONNX model, not torch's ``.half()`` on the CPU.  On the demo (100 images, batch
 8) the two agree (the same top-1 everywhere, logits within 1/32, one fp16 step), but torch's
@@ -23,18 +24,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from zoorepro.errors import AippError, DataError, EvaluationError
+from zoorepro.errors import AippError, EvaluationError
 from zoorepro.files import atomic_write_bytes
-from zoorepro.host import physical_cores
 from zoorepro.recipe.evaluate import TOPK, percent
-from zoorepro.recipe.framework import (INTERPOLATION_MODES, _check_batch,  # noqa: F401
-                                       _need, framework_crop, framework_engine,
-                                       framework_how, framework_inputs, framework_logits,
-                                       framework_transform)
+from zoorepro.recipe.framework import _need
+from zoorepro.recipe.framework import (INTERPOLATION_MODES, framework_crop,  # noqa: F401
+                                       framework_engine, framework_how, framework_inputs,
+                                       framework_logits, framework_transform)
 
 AIPP_OUTPUT = "aipp_output"          # the AIPP nodes' output, the network's input
 AIPP_PREFIX = "aipp_"                # the AIPP nodes' (and their initialisers') names
@@ -156,38 +155,6 @@ FP16_HOW = (
     "rounding), ops ATC keeps in fp32 or computes its own way (GlobalAveragePool's sum and "
     "division are float32 here, rounded once), a bias the device keeps in fp32, nor the "
     "device AIPP's own fp16 arithmetic (row c's limits)")
-
-
-# ----------------------------------------------------------------- running the ONNX rows
-def onnx_logits(model_path: str | os.PathLike, inputs: np.ndarray, batch_size: int,
-                threads: int = 0) -> np.ndarray:
-    """Logits of an AIPP model (rows b, c, d) on uint8 ``[N, H, W, 3]`` (:func:`read_bins`),
-    ``batch_size`` at a time, on ONNX Runtime's CPU as the onnxruntime backend runs it
-    (ORT_ENABLE_ALL, sequential, ``threads`` intra-op threads, 0: the physical cores)."""
-    ort = _need("onnxruntime", "ONNX rows (b, c, d)", "onnxruntime")
-    _check_batch(len(inputs), batch_size, f"model {model_path}")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or physical_cores()     # sequential: the default
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    out = [session.run(None, {name: np.ascontiguousarray(inputs[i:i + batch_size])})[0]
-           for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(out).astype(np.float32, copy=False)
-
-
-def read_bins(paths: Sequence[str | os.PathLike], input_shape: tuple) -> np.ndarray:
-    """The ``.bin`` files as uint8 ``[N, *input_shape]`` (H, W, 3); another size is refused."""
-    want = int(np.prod(input_shape))
-    out = np.empty((len(paths), *input_shape), np.uint8)
-    for i, p in enumerate(paths):
-        raw = np.fromfile(p, np.uint8)
-        if raw.size != want:
-            raise DataError(f"{p}: {raw.size} bytes, but the AIPP model takes {want} (uint8 "
-                            f"{input_shape}): another preprocessing made it; rerun preprocess")
-        out[i] = raw.reshape(input_shape)
-    return out
 
 
 # ----------------------------------------------------------------- comparing rows

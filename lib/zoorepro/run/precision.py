@@ -110,8 +110,8 @@ def int8_model(run: Run, files: Sequence[Path], aipp_onnx: str) -> records.Quant
 
 # ------------------------------------------------------------------ the ladder
 def _base_backend(run: Run) -> str | None:
-    """The backend whose accuracy result is row b: the headline one when it ran the
-    recipe's fp32 path, else the first portable backend that did."""
+    """The backend whose accuracy result is row b: onnxruntime on the CPU (rows c-e's
+    engine) when it ran the recipe's fp32 path, else the first portable backend that did."""
     if not run.has(records.InferRecord):
         return None
     entries = run.read(records.InferRecord).entries
